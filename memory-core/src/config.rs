@@ -1,0 +1,219 @@
+//! Engine configuration: one plain struct with documented defaults, one `validate()`, and the
+//! only reader of `MEMORY_*` environment variables in the project.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::id::truncate_for_message;
+use crate::limits::Limits;
+
+/// Everything the engine can be configured with. Every default is documented here and in
+/// `docs/configuration.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryConfig {
+    /// Input limits (see [`Limits`] for each default).
+    pub limits: Limits,
+    /// How long `shutdown()` waits for in-flight work before giving up. Default 10 s.
+    pub shutdown_timeout: Duration,
+    /// Where the embedded default keeps its files (`memory.db`, `cache.redb`). Default `data`.
+    /// The core never touches it; the binaries that open backends read it from here.
+    pub data_dir: PathBuf,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            shutdown_timeout: Duration::from_secs(10),
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+type Setter = fn(&mut MemoryConfig, &str, &str) -> Result<()>;
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid(name, what, truncate_for_message(value)))
+}
+
+fn usize_var(name: &str, value: &str) -> Result<usize> {
+    parse(name, value, "a non-negative integer")
+}
+
+/// Every variable `from_env` reads, with how it sets the config.
+const VARS: &[(&str, Setter)] = &[
+    ("MEMORY_MAX_DESCRIPTION_CHARS", |c, n, v| {
+        c.limits.max_description_chars = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_MAX_STEPS", |c, n, v| {
+        c.limits.max_steps = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_MAX_TAGS", |c, n, v| {
+        c.limits.max_tags = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_MAX_TAG_CHARS", |c, n, v| {
+        c.limits.max_tag_chars = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_MAX_NAME_CHARS", |c, n, v| {
+        c.limits.max_name_chars = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_MAX_STEP_PAYLOAD_BYTES", |c, n, v| {
+        c.limits.max_step_payload_bytes = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_MAX_TEXT_CHARS", |c, n, v| {
+        c.limits.max_text_chars = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_EMBEDDING_DIMENSION", |c, n, v| {
+        c.limits.embedding_dimension = match v.trim() {
+            "" | "none" => None,
+            _ => Some(usize_var(n, v)?),
+        };
+        Ok(())
+    }),
+    ("MEMORY_MAX_PAGE_SIZE", |c, n, v| {
+        c.limits.max_page_size = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_SHUTDOWN_TIMEOUT_MS", |c, n, v| {
+        c.shutdown_timeout = Duration::from_millis(parse(n, v, "milliseconds")?);
+        Ok(())
+    }),
+    ("MEMORY_DATA_DIR", |c, _, v| {
+        c.data_dir = PathBuf::from(v);
+        Ok(())
+    }),
+];
+
+/// Prefix of variables reserved for the test suites (e.g. `MEMORY_TEST_LIBSQL_URL`), which
+/// `from_env` ignores.
+const TEST_PREFIX: &str = "MEMORY_TEST_";
+
+impl MemoryConfig {
+    /// Check every field; the first problem is returned as `InvalidInput` naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.limits.validate()?;
+        if self.shutdown_timeout.is_zero() {
+            return Err(Error::invalid("shutdown_timeout", "more than 0", "0"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
+        }
+        Ok(())
+    }
+
+    /// The defaults overridden by the process's `MEMORY_*` environment variables, validated.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// The defaults overridden by `MEMORY_*` pairs from `vars`, validated. An unknown
+    /// `MEMORY_*` name is an error (a typo must not silently fall back to a default);
+    /// `MEMORY_TEST_*` names are left to the test suites.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = Self::default();
+        for (name, value) in vars {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            if !name.starts_with("MEMORY_") || name.starts_with(TEST_PREFIX) {
+                continue;
+            }
+            let Some((_, set)) = VARS.iter().find(|(n, _)| *n == name) else {
+                return Err(Error::invalid(
+                    name,
+                    format!("one of {}", Self::variable_names().join(", ")),
+                    "an unknown MEMORY_ variable",
+                ));
+            };
+            set(&mut config, name, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The names of every variable `from_env` reads.
+    pub fn variable_names() -> Vec<&'static str> {
+        VARS.iter().map(|(n, _)| *n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn defaults_validate() {
+        MemoryConfig::default().validate().unwrap();
+        assert_eq!(
+            MemoryConfig::from_vars::<_, &str, &str>([]).unwrap(),
+            MemoryConfig::default()
+        );
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let vars = [
+            ("MEMORY_MAX_DESCRIPTION_CHARS", "11"),
+            ("MEMORY_MAX_STEPS", "12"),
+            ("MEMORY_MAX_TAGS", "13"),
+            ("MEMORY_MAX_TAG_CHARS", "14"),
+            ("MEMORY_MAX_NAME_CHARS", "15"),
+            ("MEMORY_MAX_STEP_PAYLOAD_BYTES", "16"),
+            ("MEMORY_MAX_TEXT_CHARS", "17"),
+            ("MEMORY_EMBEDDING_DIMENSION", "18"),
+            ("MEMORY_MAX_PAGE_SIZE", "19"),
+            ("MEMORY_SHUTDOWN_TIMEOUT_MS", "20"),
+            ("MEMORY_DATA_DIR", "/tmp/x"),
+            ("MEMORY_TEST_LIBSQL_URL", "ignored"),
+            ("PATH", "ignored"),
+        ];
+        assert_eq!(
+            vars.len() - 2,
+            VARS.len(),
+            "a variable is missing from this test"
+        );
+        let c = MemoryConfig::from_vars(vars).unwrap();
+        let l = &c.limits;
+        assert_eq!(
+            (
+                l.max_description_chars,
+                l.max_steps,
+                l.max_tags,
+                l.max_tag_chars
+            ),
+            (11, 12, 13, 14)
+        );
+        assert_eq!(
+            (l.max_name_chars, l.max_step_payload_bytes, l.max_text_chars),
+            (15, 16, 17)
+        );
+        assert_eq!((l.embedding_dimension, l.max_page_size), (Some(18), 19));
+        assert_eq!(c.shutdown_timeout, Duration::from_millis(20));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let e = MemoryConfig::from_vars([("MEMORY_MAX_STEP", "5")]).unwrap_err();
+        assert_eq!(e.violation().unwrap().field, "MEMORY_MAX_STEP");
+        let e = MemoryConfig::from_vars([("MEMORY_MAX_STEPS", "many")]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let e = MemoryConfig::from_vars([("MEMORY_MAX_STEPS", "0")]).unwrap_err();
+        assert_eq!(e.violation().unwrap().field, "limits.max_steps");
+    }
+}

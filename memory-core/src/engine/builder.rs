@@ -1,0 +1,61 @@
+//! Building a [`SelfLearningMemory`]: pick the stores and the config, then `open`.
+
+use std::sync::Arc;
+
+use crate::config::MemoryConfig;
+use crate::engine::facade::SelfLearningMemory;
+use crate::error::{Error, Result};
+use crate::store::{CacheStore, DurableStore, InMemoryCache};
+
+/// Collects the parts of an engine instance. Nothing is shared between instances: two engines
+/// built from separate stores never see each other's data.
+#[derive(Default)]
+pub struct MemoryBuilder {
+    durable: Option<Arc<dyn DurableStore>>,
+    cache: Option<Arc<dyn CacheStore>>,
+    config: MemoryConfig,
+}
+
+impl std::fmt::Debug for MemoryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBuilder")
+            .field("durable", &self.durable.is_some())
+            .field("cache", &self.cache.is_some())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl MemoryBuilder {
+    /// The durable store (the source of truth). Required.
+    pub fn durable(mut self, store: impl DurableStore) -> Self {
+        self.durable = Some(Arc::new(store));
+        self
+    }
+
+    /// The cache. Optional: without one, an unbounded [`InMemoryCache`] is used.
+    pub fn cache(mut self, cache: impl CacheStore) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// The configuration (default: [`MemoryConfig::default`]).
+    pub fn config(mut self, config: MemoryConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Validate the configuration and start the engine.
+    pub async fn open(self) -> Result<SelfLearningMemory> {
+        self.config.validate()?;
+        let durable = self.durable.ok_or_else(|| {
+            Error::invalid(
+                "durable",
+                "a durable store (MemoryBuilder::durable)",
+                "none",
+            )
+        })?;
+        let cache = self.cache.unwrap_or_else(|| Arc::new(InMemoryCache::new()));
+        Ok(SelfLearningMemory::from_parts(durable, cache, self.config))
+    }
+}

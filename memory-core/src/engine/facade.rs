@@ -1,0 +1,278 @@
+//! [`SelfLearningMemory`]: the public API and the order of work inside each call.
+//!
+//! Writes go to the durable store first and are acknowledged only when it has them; the cache
+//! is filled afterwards and a cache failure never fails a write (the entry is invalidated
+//! instead). This file never holds a lock across `.await`; in-progress state lives in
+//! `live`.
+
+use std::sync::Arc;
+
+use tracing::{Instrument, warn};
+
+use crate::config::MemoryConfig;
+use crate::engine::builder::MemoryBuilder;
+use crate::engine::gate::Gate;
+use crate::engine::live::{self, LiveEpisodes};
+use crate::episode::{Completion, Episode, NewStep, TaskContext};
+use crate::error::{ErrorKind, Result};
+use crate::id::EpisodeId;
+use crate::store::{CacheStore, DurableStore, ListRequest, Page};
+use crate::time;
+
+struct Inner {
+    durable: Arc<dyn DurableStore>,
+    cache: Arc<dyn CacheStore>,
+    config: MemoryConfig,
+    live: LiveEpisodes,
+    gate: Gate,
+}
+
+/// An episodic memory: record task attempts, read them back, list them.
+///
+/// Cheap to clone; clones share one engine. Every method is safe to call concurrently.
+/// See the crate docs for an example.
+#[derive(Clone)]
+pub struct SelfLearningMemory {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SelfLearningMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfLearningMemory")
+            .field("in_progress", &self.inner.live.len())
+            .field("closed", &self.inner.gate.is_closed())
+            .finish()
+    }
+}
+
+impl SelfLearningMemory {
+    /// Start building an engine.
+    pub fn builder() -> MemoryBuilder {
+        MemoryBuilder::default()
+    }
+
+    pub(crate) fn from_parts(
+        durable: Arc<dyn DurableStore>,
+        cache: Arc<dyn CacheStore>,
+        config: MemoryConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                durable,
+                cache,
+                config,
+                live: LiveEpisodes::default(),
+                gate: Gate::default(),
+            }),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &MemoryConfig {
+        &self.inner.config
+    }
+
+    /// Start a new episode; durable when this returns.
+    pub async fn start_episode(
+        &self,
+        description: impl Into<String>,
+        context: TaskContext,
+    ) -> Result<EpisodeId> {
+        let _pass = self.inner.gate.enter()?;
+        let description = description.into();
+        let span = tracing::info_span!(
+            "start_episode",
+            namespace = %context.namespace,
+            domain = %context.domain,
+            episode_id = tracing::field::Empty,
+        );
+        async {
+            self.inner
+                .config
+                .limits
+                .check_new_episode(&description, &context)?;
+            let episode = Episode::new(EpisodeId::new(), description, context, time::now());
+            tracing::Span::current().record("episode_id", tracing::field::display(episode.id));
+            self.inner.durable.create_episode(&episode).await?;
+            let id = episode.id;
+            self.inner.live.insert(episode)?;
+            Ok(id)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Append one step; returns its sequence number once it is durable.
+    ///
+    /// Concurrent calls on one episode all land, numbered 0, 1, 2… in acceptance order, each
+    /// number once. A step for an unknown episode is `NotFound`; for a completed (or completing)
+    /// one, `AlreadyCompleted`.
+    #[tracing::instrument(name = "log_step", skip_all, fields(episode_id = %id))]
+    pub async fn log_step(&self, id: EpisodeId, step: NewStep) -> Result<u32> {
+        let _pass = self.inner.gate.enter()?;
+        let limits = &self.inner.config.limits;
+        limits.check_step("step", &step)?;
+        let live = self
+            .inner
+            .live
+            .get_or_load(self.inner.durable.as_ref(), id)
+            .await?;
+        let seqs = live::append(&live, &self.inner.durable, limits.max_steps, vec![step]).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| crate::Error::storage("step flusher returned no sequence number"))
+    }
+
+    /// Append several steps atomically (one durable write, consecutive numbers); all are
+    /// validated before any is queued. Returns their sequence numbers.
+    #[tracing::instrument(name = "log_steps", skip_all, fields(episode_id = %id, steps = steps.len()))]
+    pub async fn log_steps(&self, id: EpisodeId, steps: Vec<NewStep>) -> Result<Vec<u32>> {
+        let _pass = self.inner.gate.enter()?;
+        let limits = &self.inner.config.limits;
+        for (i, s) in steps.iter().enumerate() {
+            limits.check_step(&format!("steps[{i}]"), s)?;
+        }
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let live = self
+            .inner
+            .live
+            .get_or_load(self.inner.durable.as_ref(), id)
+            .await?;
+        live::append(&live, &self.inner.durable, limits.max_steps, steps).await
+    }
+
+    /// Complete an episode: outcome, reward (default from the outcome kind), reflection,
+    /// embedding. Steps accepted before this call are all included; steps arriving after it
+    /// are refused. One durable transaction; returns the completed episode.
+    #[tracing::instrument(name = "complete_episode", skip_all, fields(episode_id = %id))]
+    pub async fn complete_episode(
+        &self,
+        id: EpisodeId,
+        completion: impl Into<Completion>,
+    ) -> Result<Episode> {
+        let _pass = self.inner.gate.enter()?;
+        let completion = completion.into();
+        self.inner.config.limits.check_completion(&completion)?;
+        let live = self
+            .inner
+            .live
+            .get_or_load(self.inner.durable.as_ref(), id)
+            .await?;
+        let mut episode = live::begin_completion(&live, self.inner.durable.as_ref()).await?;
+        episode.reward = completion
+            .reward
+            .unwrap_or_else(|| completion.outcome.kind.default_reward());
+        episode.outcome = Some(completion.outcome);
+        episode.reflection = completion.reflection;
+        episode.embedding = completion.embedding;
+        episode.completed_at = Some(time::now());
+        episode.version += 1;
+        let result = self.inner.durable.complete_episode(&episode).await;
+        live::end_completion(&live, result.is_ok());
+        result?;
+        self.inner.live.remove(id)?;
+        self.fill_cache(&episode).await;
+        Ok(episode)
+    }
+
+    /// The episode with all acknowledged steps, or `NotFound`.
+    ///
+    /// In-progress episodes come from memory, completed ones from the cache, else from the
+    /// durable store (which then refills the cache). A damaged cache record is never returned:
+    /// it is invalidated and the durable copy served.
+    #[tracing::instrument(name = "get_episode", skip_all, fields(episode_id = %id))]
+    pub async fn get_episode(&self, id: EpisodeId) -> Result<Episode> {
+        let _pass = self.inner.gate.enter()?;
+        if let Some(live) = self.inner.live.get(id)? {
+            let st = live.lock()?;
+            if !st.stale && st.phase != live::Phase::Closed {
+                return Ok(st.episode.clone());
+            }
+        }
+        match self.inner.cache.get(id).await {
+            Ok(Some(e)) => return Ok(e),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "cache read failed; serving from the durable store");
+                if e.kind() == ErrorKind::Corrupt
+                    && let Err(e) = self.inner.cache.invalidate(id).await
+                {
+                    warn!(error = %e, "could not invalidate a corrupt cache entry");
+                }
+            }
+        }
+        let episode = self
+            .inner
+            .durable
+            .get_episode(id)
+            .await?
+            .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))?;
+        if episode.is_completed() {
+            self.fill_cache(&episode).await;
+        }
+        Ok(episode)
+    }
+
+    /// One page of a namespace's episodes, oldest first. `limit` must be 1..=`max_page_size`
+    /// (an error otherwise, never a silent cap); follow `next_after` for the rest.
+    #[tracing::instrument(name = "list_episodes", skip_all, fields(namespace = %namespace))]
+    pub async fn list_episodes(
+        &self,
+        namespace: &str,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<Episode>> {
+        let _pass = self.inner.gate.enter()?;
+        let limits = &self.inner.config.limits;
+        limits.check_name("namespace", namespace)?;
+        if limit == 0 || limit > limits.max_page_size {
+            return Err(crate::Error::invalid(
+                "limit",
+                format!("1 to {} (max_page_size)", limits.max_page_size),
+                limit.to_string(),
+            ));
+        }
+        self.inner
+            .durable
+            .list_episodes(&ListRequest {
+                namespace: namespace.to_owned(),
+                after,
+                limit,
+            })
+            .await
+    }
+
+    /// Delete an episode everywhere. `Ok(false)` if it did not exist.
+    #[tracing::instrument(name = "delete_episode", skip_all, fields(episode_id = %id))]
+    pub async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
+        let _pass = self.inner.gate.enter()?;
+        let existed = self.inner.durable.delete_episode(id).await?;
+        self.inner.live.remove(id)?;
+        if let Err(e) = self.inner.cache.invalidate(id).await {
+            warn!(error = %e, "could not invalidate the cache entry of a deleted episode");
+        }
+        Ok(existed)
+    }
+
+    /// Stop accepting work and wait (at most `shutdown_timeout`) for running operations to
+    /// finish. Everything acknowledged before is durable whether or not this is called.
+    #[tracing::instrument(name = "shutdown", skip_all)]
+    pub async fn shutdown(&self) -> Result<()> {
+        self.inner
+            .gate
+            .close(self.inner.config.shutdown_timeout)
+            .await
+    }
+
+    /// Put a completed episode in the cache; on failure make sure no stale entry remains.
+    async fn fill_cache(&self, episode: &Episode) {
+        if let Err(e) = self.inner.cache.put(episode).await {
+            warn!(error = %e, episode_id = %episode.id, "cache write failed; invalidating");
+            if let Err(e) = self.inner.cache.invalidate(episode.id).await {
+                warn!(error = %e, episode_id = %episode.id, "cache invalidation failed too");
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Episode identifiers: UUID v7 newtypes, time-ordered, checked on construction.
+//!
+//! This module owns the only way to make an [`EpisodeId`]; no API takes a bare `Uuid` or
+//! `String` for an episode.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// The id of one episode: a UUID version 7, so ids sort by creation time.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Uuid", into = "Uuid")]
+pub struct EpisodeId(Uuid);
+
+impl EpisodeId {
+    /// A fresh id for an episode starting now.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Wrap an existing UUID; fails unless it is version 7.
+    pub fn from_uuid(uuid: Uuid) -> Result<Self> {
+        if uuid.get_version_num() == 7 {
+            Ok(Self(uuid))
+        } else {
+            Err(Error::invalid(
+                "episode_id",
+                "a UUID version 7",
+                format!("version {} ({uuid})", uuid.get_version_num()),
+            ))
+        }
+    }
+
+    /// Rebuild from the 16 bytes of [`EpisodeId::to_bytes`]; fails unless version 7.
+    pub fn from_bytes(bytes: [u8; 16]) -> Result<Self> {
+        Self::from_uuid(Uuid::from_bytes(bytes))
+    }
+
+    /// The 16 big-endian bytes; their byte order is the id order.
+    pub fn to_bytes(self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl Default for EpisodeId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TryFrom<Uuid> for EpisodeId {
+    type Error = Error;
+    fn try_from(uuid: Uuid) -> Result<Self> {
+        Self::from_uuid(uuid)
+    }
+}
+
+impl From<EpisodeId> for Uuid {
+    fn from(id: EpisodeId) -> Uuid {
+        id.0
+    }
+}
+
+impl FromStr for EpisodeId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let uuid = Uuid::parse_str(s).map_err(|e| {
+            Error::invalid("episode_id", "a UUID string", truncate_for_message(s)).with_source(e)
+        })?;
+        Self::from_uuid(uuid)
+    }
+}
+
+impl fmt::Display for EpisodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for EpisodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EpisodeId({})", self.0)
+    }
+}
+
+/// At most 64 chars of `s`, for quoting caller input inside an error message.
+pub(crate) fn truncate_for_message(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(MAX).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_v7_and_time_ordered() {
+        let a = EpisodeId::new();
+        let b = EpisodeId::new();
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        assert!(a < b, "{a} !< {b}");
+        assert!(a.to_bytes() < b.to_bytes());
+    }
+
+    #[test]
+    fn rejects_other_versions() {
+        let v4 = Uuid::from_bytes([0x11; 16]);
+        assert!(EpisodeId::from_uuid(v4).is_err());
+        assert!("not-a-uuid".parse::<EpisodeId>().is_err());
+        let a = EpisodeId::new();
+        assert_eq!(a.to_string().parse::<EpisodeId>().unwrap(), a);
+        assert_eq!(EpisodeId::from_bytes(a.to_bytes()).unwrap(), a);
+    }
+}

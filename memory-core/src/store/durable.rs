@@ -1,0 +1,85 @@
+//! The durable store contract: the source of truth for episodes.
+
+use async_trait::async_trait;
+
+use crate::episode::{Episode, EpisodeSummary, Step};
+use crate::error::Result;
+use crate::id::EpisodeId;
+
+/// A page request for [`DurableStore::list_episodes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    /// Only episodes of this namespace are listed.
+    pub namespace: String,
+    /// Resume after this id (the previous page's [`Page::next_after`]); `None` starts at the
+    /// oldest episode.
+    pub after: Option<EpisodeId>,
+    /// Page size; the caller has already checked it against `Limits::max_page_size`.
+    pub limit: usize,
+}
+
+/// One page of a listing, in ascending id (creation time) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// `Some(cursor)` exactly when more items exist after this page; pass it as
+    /// [`ListRequest::after`] to continue. `None` means the listing is complete.
+    pub next_after: Option<EpisodeId>,
+}
+
+/// The source of truth. Every method is atomic: it either takes full effect or none.
+///
+/// **Durability.** When a write method returns `Ok`, its effect survives a process crash, and
+/// (unless the backend documents a relaxed setting that the user chose) a power loss.
+/// When it returns `Err`, the effect either did not happen or, for errors that leave the
+/// outcome unknown (a lost connection mid-commit), the caller must re-read before retrying.
+///
+/// **Versions.** An episode is created at the version it carries (1 for a new episode).
+/// `complete_episode` and `update_episode` carry the *next* version: the store applies them only
+/// if the stored version is exactly one less, else `Conflict`. Step appends leave the version
+/// alone.
+///
+/// **Summaries.** Every write that changes an episode also writes its
+/// [`EpisodeSummary`] in the same transaction, so [`DurableStore::scan_summaries`] always agrees
+/// with [`DurableStore::get_episode`].
+#[async_trait]
+pub trait DurableStore: Send + Sync + 'static {
+    /// Insert `episode` (in any state, with any steps it carries) and its summary.
+    /// `Conflict` if the id already exists.
+    async fn create_episode(&self, episode: &Episode) -> Result<()>;
+
+    /// Append `steps` to an in-progress episode, all or none. `steps` must be non-empty with
+    /// consecutive `seq`s starting at the number of steps already stored, else `Conflict`;
+    /// `NotFound` for an unknown episode; `AlreadyCompleted` for a completed one.
+    async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()>;
+
+    /// Complete an in-progress episode in one transaction: the episode row (outcome, reward,
+    /// reflection, embedding, `completed_at`, version), any of `episode.steps` not yet stored,
+    /// and the summary. `NotFound`, `AlreadyCompleted`, or `Conflict` on a version mismatch or
+    /// when fewer steps are given than are stored.
+    async fn complete_episode(&self, episode: &Episode) -> Result<()>;
+
+    /// Replace the episode-level fields (context, outcome, reward, reflection, embedding,
+    /// `completed_at`, version) of a stored episode, and its summary; steps are untouched.
+    /// `NotFound`, or `Conflict` on a version mismatch.
+    async fn update_episode(&self, episode: &Episode) -> Result<()>;
+
+    /// Delete an episode, its steps and summary. `Ok(false)` if it did not exist.
+    async fn delete_episode(&self, id: EpisodeId) -> Result<bool>;
+
+    /// The episode with all its steps in `seq` order, or `None`.
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Episode>>;
+
+    /// Episodes of one namespace in ascending id order, one page at a time. Never truncates
+    /// silently: `next_after` says whether more exist.
+    async fn list_episodes(&self, request: &ListRequest) -> Result<Page<Episode>>;
+
+    /// Summaries of all episodes of all namespaces in ascending id order, after `after`, at most
+    /// `limit`: the bulk scan used to rebuild the index and to reconcile.
+    async fn scan_summaries(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<EpisodeSummary>>;
+}

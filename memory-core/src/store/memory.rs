@@ -1,0 +1,395 @@
+//! In-memory implementations of the storage contracts, for tests and for embedding without
+//! persistence. They honour every contract except durability across process exit.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use crate::episode::{Episode, EpisodeSummary, Step};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::EpisodeId;
+use crate::store::cache::{CacheStats, CacheStore, CachedVersion};
+use crate::store::durable::{DurableStore, ListRequest, Page};
+use crate::store::journal::{Journal, JournalEntry, JournalSeq};
+
+/// Lock a std mutex, treating poisoning (a panic in another holder) as a storage error.
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::storage("in-memory store lock poisoned by a panic"))
+}
+
+/// Page through a sorted map after `after`, at most `limit` items.
+fn page<V, T>(
+    map: &BTreeMap<EpisodeId, V>,
+    after: Option<EpisodeId>,
+    limit: usize,
+    mut keep: impl FnMut(&V) -> bool,
+    mut map_item: impl FnMut(&EpisodeId, &V) -> T,
+) -> Page<T> {
+    use std::ops::Bound;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut items = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for (id, v) in map.range((start, Bound::Unbounded)) {
+        if !keep(v) {
+            continue;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(map_item(id, v));
+        last = Some(*id);
+    }
+    Page {
+        items,
+        next_after: if more { last } else { None },
+    }
+}
+
+/// Check `append_steps` preconditions shared by stores: non-empty, consecutive from `stored`.
+pub(crate) fn check_append(id: EpisodeId, stored: usize, steps: &[Step]) -> Result<()> {
+    if steps.is_empty() {
+        return Err(Error::invalid("steps", "at least 1 step", "0 steps"));
+    }
+    for (i, s) in steps.iter().enumerate() {
+        if s.seq as usize != stored + i {
+            return Err(Error::conflict(format!(
+                "episode {id}: step seq {} given where {} was expected",
+                s.seq,
+                stored + i
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Check that `next` may replace `stored` (versions, completion state) for `complete`.
+pub(crate) fn check_complete(stored: &Episode, next: &Episode) -> Result<()> {
+    if stored.is_completed() {
+        return Err(Error::new(
+            ErrorKind::AlreadyCompleted,
+            format!("episode {} is already completed", stored.id),
+        ));
+    }
+    check_version(stored.id, stored.version, next.version)?;
+    if next.steps.len() < stored.steps.len() {
+        return Err(Error::conflict(format!(
+            "episode {}: completion carries {} steps but {} are stored",
+            stored.id,
+            next.steps.len(),
+            stored.steps.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Check the "writes carry the next version" rule.
+pub(crate) fn check_version(id: EpisodeId, stored: u64, next: u64) -> Result<()> {
+    if stored.checked_add(1) != Some(next) {
+        return Err(Error::conflict(format!(
+            "episode {id}: version {next} written over stored version {stored}"
+        )));
+    }
+    Ok(())
+}
+
+/// A [`DurableStore`] in a `BTreeMap`. Atomic per call; not durable across process exit.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    episodes: Mutex<BTreeMap<EpisodeId, Episode>>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl DurableStore for InMemoryStore {
+    async fn create_episode(&self, episode: &Episode) -> Result<()> {
+        let mut map = lock(&self.episodes)?;
+        if map.contains_key(&episode.id) {
+            return Err(Error::conflict(format!(
+                "episode {} already exists",
+                episode.id
+            )));
+        }
+        map.insert(episode.id, episode.clone());
+        Ok(())
+    }
+
+    async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()> {
+        let mut map = lock(&self.episodes)?;
+        let e = map
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("episode {id}")))?;
+        if e.is_completed() {
+            return Err(Error::new(
+                ErrorKind::AlreadyCompleted,
+                format!("episode {id} is completed; no more steps"),
+            ));
+        }
+        check_append(id, e.steps.len(), steps)?;
+        e.steps.extend_from_slice(steps);
+        Ok(())
+    }
+
+    async fn complete_episode(&self, episode: &Episode) -> Result<()> {
+        let mut map = lock(&self.episodes)?;
+        let stored = map
+            .get_mut(&episode.id)
+            .ok_or_else(|| Error::not_found(format!("episode {}", episode.id)))?;
+        check_complete(stored, episode)?;
+        let steps = std::mem::take(&mut stored.steps);
+        let mut next = episode.clone();
+        next.steps = steps;
+        let stored_len = next.steps.len();
+        next.steps.extend_from_slice(&episode.steps[stored_len..]);
+        *stored = next;
+        Ok(())
+    }
+
+    async fn update_episode(&self, episode: &Episode) -> Result<()> {
+        let mut map = lock(&self.episodes)?;
+        let stored = map
+            .get_mut(&episode.id)
+            .ok_or_else(|| Error::not_found(format!("episode {}", episode.id)))?;
+        check_version(episode.id, stored.version, episode.version)?;
+        let steps = std::mem::take(&mut stored.steps);
+        *stored = Episode {
+            steps,
+            ..episode.clone()
+        };
+        Ok(())
+    }
+
+    async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
+        Ok(lock(&self.episodes)?.remove(&id).is_some())
+    }
+
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Episode>> {
+        Ok(lock(&self.episodes)?.get(&id).cloned())
+    }
+
+    async fn list_episodes(&self, request: &ListRequest) -> Result<Page<Episode>> {
+        let map = lock(&self.episodes)?;
+        Ok(page(
+            &map,
+            request.after,
+            request.limit,
+            |e| e.context.namespace == request.namespace,
+            |_, e| e.clone(),
+        ))
+    }
+
+    async fn scan_summaries(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<EpisodeSummary>> {
+        let map = lock(&self.episodes)?;
+        Ok(page(&map, after, limit, |_| true, |_, e| e.summary()))
+    }
+}
+
+/// A [`CacheStore`] in a `BTreeMap` of encoded records, unbounded. Stores the same checksummed
+/// bytes a persistent cache would, so corruption tests can damage them with
+/// [`InMemoryCache::corrupt`].
+#[derive(Debug, Default)]
+pub struct InMemoryCache {
+    entries: Mutex<BTreeMap<EpisodeId, (u64, Vec<u8>)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+impl InMemoryCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Flip one bit of the stored record for `id` (a test hook for corruption handling).
+    /// Returns whether an entry was there.
+    pub fn corrupt(&self, id: EpisodeId) -> Result<bool> {
+        let mut map = lock(&self.entries)?;
+        Ok(match map.get_mut(&id) {
+            Some((_, bytes)) => {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x10;
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+#[async_trait]
+impl CacheStore for InMemoryCache {
+    async fn get(&self, id: EpisodeId) -> Result<Option<Episode>> {
+        let bytes = lock(&self.entries)?.get(&id).map(|(_, b)| b.clone());
+        let Some(bytes) = bytes else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        match crate::record::decode::<Episode>(crate::record::RecordKind::Episode, &bytes) {
+            Ok(e) if e.id == id => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(e))
+            }
+            Ok(e) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                Err(Error::corrupt(format!(
+                    "cache entry {id} holds episode {}",
+                    e.id
+                )))
+            }
+            Err(err) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                Err(err)
+            }
+        }
+    }
+
+    async fn put(&self, episode: &Episode) -> Result<()> {
+        let bytes = crate::record::encode(crate::record::RecordKind::Episode, episode)?;
+        let mut map = lock(&self.entries)?;
+        if let Some((v, _)) = map.get(&episode.id)
+            && *v > episode.version
+        {
+            return Ok(());
+        }
+        map.insert(episode.id, (episode.version, bytes));
+        Ok(())
+    }
+
+    async fn invalidate(&self, id: EpisodeId) -> Result<()> {
+        lock(&self.entries)?.remove(&id);
+        Ok(())
+    }
+
+    async fn scan(&self, after: Option<EpisodeId>, limit: usize) -> Result<Page<CachedVersion>> {
+        let map = lock(&self.entries)?;
+        Ok(page(
+            &map,
+            after,
+            limit,
+            |_| true,
+            |id, (_, bytes)| CachedVersion {
+                id: *id,
+                version: crate::record::decode::<Episode>(
+                    crate::record::RecordKind::Episode,
+                    bytes,
+                )
+                .ok()
+                .filter(|e| e.id == *id)
+                .map(|e| e.version),
+            },
+        ))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        lock(&self.entries)?.clear();
+        Ok(())
+    }
+
+    fn stats(&self) -> CacheStats {
+        let (entries, bytes) = self
+            .entries
+            .lock()
+            .map(|m| {
+                (
+                    m.len() as u64,
+                    m.values().map(|(_, b)| b.len() as u64).sum(),
+                )
+            })
+            .unwrap_or_default();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries,
+            bytes,
+            evictions: 0,
+            corrupt: self.corrupt.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A [`Journal`] in a `BTreeMap`. Ordered and exactly-once like a real one; not durable.
+#[derive(Debug, Default)]
+pub struct InMemoryJournal {
+    inner: Mutex<(JournalSeq, BTreeMap<JournalSeq, JournalEntry>)>,
+}
+
+impl InMemoryJournal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Journal for InMemoryJournal {
+    async fn append(&self, entry: &JournalEntry) -> Result<JournalSeq> {
+        let mut g = lock(&self.inner)?;
+        g.0 += 1;
+        let seq = g.0;
+        g.1.insert(seq, entry.clone());
+        Ok(seq)
+    }
+
+    async fn read(
+        &self,
+        after: Option<JournalSeq>,
+        limit: usize,
+    ) -> Result<Vec<(JournalSeq, JournalEntry)>> {
+        let g = lock(&self.inner)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        Ok(g.1
+            .range(start..)
+            .take(limit)
+            .map(|(s, e)| (*s, e.clone()))
+            .collect())
+    }
+
+    async fn remove_through(&self, seq: JournalSeq) -> Result<()> {
+        let mut g = lock(&self.inner)?;
+        let keep = g.1.split_off(&seq.saturating_add(1));
+        g.1 = keep;
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<u64> {
+        Ok(lock(&self.inner)?.1.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance;
+
+    #[tokio::test]
+    async fn in_memory_store_conforms() {
+        conformance::durable_store(&InMemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn in_memory_cache_conforms() {
+        let cache = InMemoryCache::new();
+        conformance::cache_store(&cache, |id| cache.corrupt(id).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn in_memory_journal_conforms() {
+        conformance::journal(&InMemoryJournal::new()).await;
+    }
+}

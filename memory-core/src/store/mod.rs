@@ -1,0 +1,22 @@
+//! Storage contracts and the in-process implementations every test builds on.
+//!
+//! - [`DurableStore`]: the source of truth.
+//! - [`CacheStore`]: fast local reads, always rebuildable from the durable store.
+//! - [`Journal`]: writes accepted while the durable store is unavailable, replayed later.
+//!
+//! In-memory implementations ([`InMemoryStore`], [`InMemoryCache`], [`InMemoryJournal`]) and a
+//! fault-injecting wrapper ([`Faulty`]) live here too. Nothing in this module knows about
+//! libsql or redb; backends map their errors into [`crate::Error`] at their own edge.
+
+mod cache;
+mod durable;
+mod fault;
+mod journal;
+mod memory;
+mod shared;
+
+pub use cache::{CacheStats, CacheStore, CachedVersion};
+pub use durable::{DurableStore, ListRequest, Page};
+pub use fault::{FaultInjector, FaultPlan, Faulty, Op};
+pub use journal::{Journal, JournalEntry, JournalSeq};
+pub use memory::{InMemoryCache, InMemoryJournal, InMemoryStore};

@@ -117,7 +117,11 @@ impl SelfLearningMemory {
             .live
             .get_or_load(self.inner.durable.as_ref(), id)
             .await?;
-        let seqs = live::append(&live, &self.inner.durable, limits.max_steps, vec![step]).await?;
+        let seqs = self
+            .forget_if_completed(
+                id,
+                live::append(&live, &self.inner.durable, limits.max_steps, vec![step]).await,
+            )?;
         seqs.first()
             .copied()
             .ok_or_else(|| crate::Error::storage("step flusher returned no sequence number"))
@@ -140,7 +144,10 @@ impl SelfLearningMemory {
             .live
             .get_or_load(self.inner.durable.as_ref(), id)
             .await?;
-        live::append(&live, &self.inner.durable, limits.max_steps, steps).await
+        self.forget_if_completed(
+            id,
+            live::append(&live, &self.inner.durable, limits.max_steps, steps).await,
+        )
     }
 
     /// Complete an episode: outcome, reward (default from the outcome kind), reflection,
@@ -160,7 +167,8 @@ impl SelfLearningMemory {
             .live
             .get_or_load(self.inner.durable.as_ref(), id)
             .await?;
-        let mut episode = live::begin_completion(&live, self.inner.durable.as_ref()).await?;
+        let begun = live::begin_completion(&live, self.inner.durable.as_ref()).await;
+        let mut episode = self.forget_if_completed(id, begun)?;
         episode.reward = completion
             .reward
             .unwrap_or_else(|| completion.outcome.kind.default_reward());
@@ -264,6 +272,19 @@ impl SelfLearningMemory {
             .gate
             .close(self.inner.config.shutdown_timeout)
             .await
+    }
+
+    /// Drop the in-progress entry of an episode the durable store says is completed (another
+    /// instance, or an ambiguous commit, completed it), then pass `result` on.
+    fn forget_if_completed<T>(&self, id: EpisodeId, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::AlreadyCompleted
+            && let Some(live) = self.inner.live.get(id)?
+            && live.lock()?.phase != live::Phase::Completing
+        {
+            self.inner.live.remove(id)?;
+        }
+        result
     }
 
     /// Put a completed episode in the cache; on failure make sure no stale entry remains.

@@ -1,1 +1,6 @@
-//! Benchmarks and the demo binary.
+//! Benchmarks, the demo and the load-test tools of the episodic-memory engine.
+//!
+//! The library part holds what the binary and the criterion benches share: the sample data
+//! format ([`dataset`]). It never defines engine behaviour of its own.
+
+pub mod dataset;

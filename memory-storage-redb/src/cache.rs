@@ -1,0 +1,515 @@
+//! [`RedbCache`]: the byte-bounded, least-recently-used episode cache in the `episodes` table.
+//!
+//! It owns the cache's write path (plan with [`Lru`], one redb write transaction committed with
+//! `Durability::None`, then update the bookkeeping) and its counters. It never returns a record
+//! that fails to decode, or that decodes to another id than its key, as data: that is `Corrupt`.
+//! It never blocks an async worker: every redb call runs on tokio's blocking pool (the
+//! `*_blocking` hooks and `open` are documented as blocking and run on the caller's thread).
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use memory_core::record::{self, RecordKind};
+use memory_core::store::{CacheStats, CacheStore, CachedVersion, Page};
+use memory_core::{Episode, EpisodeId, Error, Result};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+
+use crate::error::from_redb;
+use crate::file::{EPISODES, blocking, open_database};
+use crate::journal::RedbJournal;
+use crate::lru::{Lru, Plan, Replace};
+use crate::options::RedbOptions;
+
+/// An episode cache in a redb file, bounded in bytes, evicting the least recently used
+/// entries. The same file holds the journal ([`RedbCache::journal`]).
+///
+/// Cheap to clone: clones share the file and the bookkeeping. The file closes when the last
+/// clone, every [`RedbJournal`] from it, and every blocking call still running on their behalf
+/// are gone; only then can the file be opened again in this process.
+///
+/// **Durability.** Cache writes commit with redb's `Durability::None`: after a crash the cache
+/// is rolled back, consistently, to the last durable commit (a journal append, a
+/// [`RedbCache::flush`], a raw write, or a clean close, which makes pending commits durable).
+/// A crash can lose recent entries; it never leaves a damaged one readable.
+///
+/// **Bookkeeping.** Size, last access and version of every entry are kept in memory (about
+/// 100 bytes per entry, independent of the episode's size; see the `lru` module), rebuilt by
+/// one scan of the table at open. Recency is not persisted: after an open, entries are ranked
+/// by id, so the oldest episodes are evicted first.
+///
+/// ```
+/// use memory_core::store::CacheStore;
+/// use memory_core::{Episode, EpisodeId, TaskContext};
+/// use memory_storage_redb::{RedbCache, RedbOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> memory_core::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let cache = RedbCache::open(dir.path().join("cache.redb"), RedbOptions::default())?;
+/// let ctx = TaskContext::new("agent-1", "retail", "refund");
+/// let episode = Episode::new(EpisodeId::new(), "refund order", ctx, memory_core::time::now());
+/// cache.put(&episode).await?;
+/// assert_eq!(cache.get(episode.id).await?, Some(episode));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedbCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    path: PathBuf,
+    max_bytes: u64,
+    /// Held by every cache write from before its plan until its bookkeeping is updated, so each
+    /// plan sees what the previous write left. A sync lock held across redb I/O, but only on
+    /// blocking-pool threads (or the caller's thread in the `*_blocking` hooks), never across
+    /// an `.await`. Journal writes do not take it.
+    writer: Mutex<()>,
+    /// Sizes, recency, versions. A sync lock held only for in-memory work, never across I/O.
+    lru: Mutex<Lru>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+impl std::fmt::Debug for RedbCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbCache")
+            .field("path", &self.inner.path)
+            .field("max_bytes", &self.inner.max_bytes)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Lock a std mutex, treating poisoning (a panic in another holder) as a storage error.
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::storage("redb cache bookkeeping lock poisoned by a panic"))
+}
+
+/// Decode a stored record as the episode `id`; any damage, or another id, is `Corrupt`.
+fn decode_as(id: EpisodeId, bytes: &[u8]) -> Result<Episode> {
+    match record::decode::<Episode>(RecordKind::Episode, bytes) {
+        Ok(e) if e.id == id => Ok(e),
+        Ok(e) => Err(Error::corrupt(format!(
+            "cache entry {id} holds episode {}",
+            e.id
+        ))),
+        Err(err) => Err(Error::corrupt(format!("cache entry {id} is damaged")).with_source(err)),
+    }
+}
+
+impl RedbCache {
+    /// Open (or create) the file at `path` and rebuild the bookkeeping by scanning the cache.
+    ///
+    /// **Blocks** the calling thread: it opens the file (with `check_integrity_on_open`, reads
+    /// all of it), decodes every cached record to learn its version, and, if the file holds more
+    /// than `max_cache_bytes`, evicts down to the bound. From async code prefer
+    /// [`RedbCache::open_async`]. Fails with `Storage` if the file is already open in this
+    /// process, `Corrupt` if redb finds it damaged, `InvalidInput` for bad options.
+    pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let db = open_database(&path, &options)?;
+        let inner = Inner {
+            db,
+            path,
+            max_bytes: options.max_cache_bytes,
+            writer: Mutex::new(()),
+            lru: Mutex::new(Lru::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+        };
+        inner.rebuild()?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// [`RedbCache::open`] on tokio's blocking pool.
+    pub async fn open_async(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        blocking("open", move || Self::open(path, options)).await
+    }
+
+    /// The journal stored in the same file.
+    pub fn journal(&self) -> RedbJournal {
+        RedbJournal::new(self.inner.db.clone())
+    }
+
+    /// The file this cache lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The configured byte bound.
+    pub fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes
+    }
+
+    /// Make every cache write so far durable (one empty `Durability::Immediate` commit, an
+    /// fsync). Not needed for correctness (the cache is rebuildable); useful before a planned
+    /// shutdown to keep the cache warm across a crash that may follow.
+    pub async fn flush(&self) -> Result<()> {
+        let db = self.inner.db.clone();
+        blocking("flush", move || {
+            let mut txn = db.begin_write().map_err(|e| from_redb("flush", e))?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| from_redb("flush", e))?;
+            txn.commit().map_err(|e| from_redb("flush", e))
+        })
+        .await
+    }
+
+    /// The raw stored bytes of the cache entry for `id`, exactly as on disk, or `None`.
+    ///
+    /// A hook for repair tools and fault tests. **Blocks** the calling thread on file I/O.
+    pub fn raw_record_blocking(&self, id: EpisodeId) -> Result<Option<Vec<u8>>> {
+        let what = "read raw cache record";
+        let txn = self.inner.db.begin_read().map_err(|e| from_redb(what, e))?;
+        let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        let bytes = table
+            .get(&id.to_bytes())
+            .map_err(|e| from_redb(what, e))?
+            .map(|g| g.value().to_vec());
+        Ok(bytes)
+    }
+
+    /// Overwrite (or create) the stored bytes of the cache entry for `id` with `bytes`, exactly,
+    /// without encoding or checking them, and commit durably (`Durability::Immediate`).
+    ///
+    /// A hook for repair tools and fault tests: damaged bytes written here are reported as
+    /// `Corrupt` by `get` and as `version: None` by `scan`, like damage found on disk. The entry
+    /// counts against the byte bound (others may be evicted; bytes larger than the bound are
+    /// not stored and the entry is removed) and ignores the monotonic version rule.
+    /// **Blocks** the calling thread on file I/O.
+    pub fn put_raw_record_blocking(&self, id: EpisodeId, bytes: &[u8]) -> Result<()> {
+        let version = decode_as(id, bytes).ok().map(|e| e.version);
+        self.inner
+            .write(id, bytes, version, Replace::Always, Durability::Immediate)
+    }
+}
+
+impl Inner {
+    /// Scan the table into the bookkeeping; remove rows whose key is not an episode id and,
+    /// if the file holds more than the bound, the oldest entries. Blocking.
+    fn rebuild(&self) -> Result<()> {
+        let what = "rebuild cache bookkeeping";
+        // Built here and installed at the end: no lock is held across the scan.
+        let mut lru = Lru::default();
+        let mut bad_keys = Vec::new();
+        {
+            let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
+            let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+            for row in table.iter().map_err(|e| from_redb(what, e))? {
+                let (key, value) = row.map_err(|e| from_redb(what, e))?;
+                let key: [u8; 16] = *key.value();
+                let Ok(id) = EpisodeId::from_bytes(key) else {
+                    bad_keys.push(key);
+                    continue;
+                };
+                let bytes = value.value();
+                let version = match decode_as(id, bytes) {
+                    Ok(e) => Some(e.version),
+                    Err(err) => {
+                        tracing::warn!(%id, error = %err, "damaged cache record found at open");
+                        self.corrupt.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                };
+                lru.insert(id, bytes.len() as u64, version);
+            }
+        }
+        let excess = lru.excess(self.max_bytes);
+        if bad_keys.is_empty() && excess.is_empty() {
+            *lock(&self.lru)? = lru;
+            return Ok(());
+        }
+        let txn = self.begin_cache_write(what, Durability::None)?;
+        {
+            let mut table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+            for key in &bad_keys {
+                table.remove(key).map_err(|e| from_redb(what, e))?;
+            }
+            for id in &excess {
+                table
+                    .remove(&id.to_bytes())
+                    .map_err(|e| from_redb(what, e))?;
+            }
+        }
+        txn.commit().map_err(|e| from_redb(what, e))?;
+        if !bad_keys.is_empty() {
+            tracing::warn!(
+                rows = bad_keys.len(),
+                "removed cache rows with invalid keys"
+            );
+            self.corrupt
+                .fetch_add(bad_keys.len() as u64, Ordering::Relaxed);
+        }
+        for id in &excess {
+            lru.remove(*id);
+        }
+        *lock(&self.lru)? = lru;
+        self.evictions
+            .fetch_add(excess.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn begin_cache_write(
+        &self,
+        what: &str,
+        durability: Durability,
+    ) -> Result<redb::WriteTransaction> {
+        let mut txn = self.db.begin_write().map_err(|e| from_redb(what, e))?;
+        txn.set_durability(durability)
+            .map_err(|e| from_redb(what, e))?;
+        Ok(txn)
+    }
+
+    /// The one cache write path: plan against the bookkeeping, apply the plan in one
+    /// transaction, then record it. Blocking.
+    fn write(
+        &self,
+        id: EpisodeId,
+        bytes: &[u8],
+        version: Option<u64>,
+        replace: Replace,
+        durability: Durability,
+    ) -> Result<()> {
+        let what = "write cache entry";
+        let _writer = lock(&self.writer)?;
+        let plan = lock(&self.lru)?.plan(id, bytes.len() as u64, replace, self.max_bytes);
+        let key = id.to_bytes();
+        let txn = match &plan {
+            Plan::Skip => return Ok(()),
+            Plan::TooLarge {
+                remove_existing: false,
+            } => return Ok(()),
+            Plan::TooLarge {
+                remove_existing: true,
+            } => {
+                let txn = self.begin_cache_write(what, durability)?;
+                txn.open_table(EPISODES)
+                    .map_err(|e| from_redb(what, e))?
+                    .remove(&key)
+                    .map_err(|e| from_redb(what, e))?;
+                txn
+            }
+            Plan::Store { evict } => {
+                let txn = self.begin_cache_write(what, durability)?;
+                {
+                    let mut table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+                    for victim in evict {
+                        table
+                            .remove(&victim.to_bytes())
+                            .map_err(|e| from_redb(what, e))?;
+                    }
+                    table.insert(&key, bytes).map_err(|e| from_redb(what, e))?;
+                }
+                txn
+            }
+        };
+        txn.commit().map_err(|e| from_redb(what, e))?;
+
+        let mut lru = lock(&self.lru)?;
+        let evicted = match plan {
+            Plan::Skip => 0,
+            Plan::TooLarge { .. } => {
+                tracing::debug!(%id, size = bytes.len(), "record larger than the cache bound; not cached");
+                u64::from(lru.remove(id))
+            }
+            Plan::Store { evict } => {
+                for victim in &evict {
+                    lru.remove(*victim);
+                }
+                lru.insert(id, bytes.len() as u64, version);
+                evict.len() as u64
+            }
+        };
+        drop(lru);
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+            tracing::debug!(
+                evicted,
+                "cache entries evicted to stay within the byte bound"
+            );
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: EpisodeId) -> Result<Option<Episode>> {
+        let what = "get cache entry";
+        let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
+        let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        let found = table
+            .get(&id.to_bytes())
+            .map_err(|e| from_redb(what, e))?
+            .map(|guard| decode_as(id, guard.value()));
+        match found {
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Some(Ok(episode)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                lock(&self.lru)?.touch(id);
+                Ok(Some(episode))
+            }
+            Some(Err(err)) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.found_damaged(id, &err)?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Count a damaged record and forget its version, so the next `put` replaces it.
+    fn found_damaged(&self, id: EpisodeId, err: &Error) -> Result<()> {
+        tracing::warn!(%id, error = %err, "damaged cache record");
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        lock(&self.lru)?.mark_damaged(id);
+        Ok(())
+    }
+
+    fn invalidate(&self, id: EpisodeId) -> Result<()> {
+        let what = "invalidate cache entry";
+        let _writer = lock(&self.writer)?;
+        let txn = self.begin_cache_write(what, Durability::None)?;
+        txn.open_table(EPISODES)
+            .map_err(|e| from_redb(what, e))?
+            .remove(&id.to_bytes())
+            .map_err(|e| from_redb(what, e))?;
+        txn.commit().map_err(|e| from_redb(what, e))?;
+        lock(&self.lru)?.remove(id);
+        Ok(())
+    }
+
+    fn scan(&self, after: Option<EpisodeId>, limit: usize) -> Result<Page<CachedVersion>> {
+        let what = "scan cache";
+        let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
+        let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        let after_key = after.map(EpisodeId::to_bytes);
+        let lower = match &after_key {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let rows = table
+            .range::<&[u8; 16]>((lower, Bound::Unbounded))
+            .map_err(|e| from_redb(what, e))?;
+        let mut items = Vec::new();
+        let mut more = false;
+        for row in rows {
+            let (key, value) = row.map_err(|e| from_redb(what, e))?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let id = EpisodeId::from_bytes(*key.value()).map_err(|e| {
+                Error::corrupt(format!(
+                    "cache key {:02x?} is not an episode id",
+                    key.value()
+                ))
+                .with_source(e)
+            })?;
+            let version = match decode_as(id, value.value()) {
+                Ok(e) => Some(e.version),
+                Err(err) => {
+                    self.found_damaged(id, &err)?;
+                    None
+                }
+            };
+            items.push(CachedVersion { id, version });
+        }
+        let next_after = if more {
+            items.last().map(|v| v.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+
+    fn clear(&self) -> Result<()> {
+        let what = "clear cache";
+        let _writer = lock(&self.writer)?;
+        let txn = self.begin_cache_write(what, Durability::None)?;
+        txn.delete_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        txn.commit().map_err(|e| from_redb(what, e))?;
+        lock(&self.lru)?.clear();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CacheStore for RedbCache {
+    #[tracing::instrument(level = "debug", name = "redb_cache.get", skip(self))]
+    async fn get(&self, id: EpisodeId) -> Result<Option<Episode>> {
+        let inner = self.inner.clone();
+        blocking("get", move || inner.get(id)).await
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        name = "redb_cache.put",
+        skip_all,
+        fields(id = %episode.id, version = episode.version)
+    )]
+    async fn put(&self, episode: &Episode) -> Result<()> {
+        let bytes = record::encode(RecordKind::Episode, episode)?;
+        let (id, version) = (episode.id, episode.version);
+        let inner = self.inner.clone();
+        blocking("put", move || {
+            inner.write(
+                id,
+                &bytes,
+                Some(version),
+                Replace::UnlessNewerStored(version),
+                Durability::None,
+            )
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", name = "redb_cache.invalidate", skip(self))]
+    async fn invalidate(&self, id: EpisodeId) -> Result<()> {
+        let inner = self.inner.clone();
+        blocking("invalidate", move || inner.invalidate(id)).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "redb_cache.scan", skip(self))]
+    async fn scan(&self, after: Option<EpisodeId>, limit: usize) -> Result<Page<CachedVersion>> {
+        let inner = self.inner.clone();
+        blocking("scan", move || inner.scan(after, limit)).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "redb_cache.clear", skip(self))]
+    async fn clear(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        blocking("clear", move || inner.clear()).await
+    }
+
+    fn stats(&self) -> CacheStats {
+        let (entries, bytes) = self
+            .inner
+            .lru
+            .lock()
+            .map(|l| (l.len(), l.bytes()))
+            .unwrap_or_default();
+        CacheStats {
+            hits: self.inner.hits.load(Ordering::Relaxed),
+            misses: self.inner.misses.load(Ordering::Relaxed),
+            entries,
+            bytes,
+            evictions: self.inner.evictions.load(Ordering::Relaxed),
+            corrupt: self.inner.corrupt.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -7,9 +7,7 @@
 
 use std::path::Path;
 
-use memory_core::{
-    Error, NewStep, Outcome, OutcomeKind, Result, TaskContext, time::Timestamp,
-};
+use memory_core::{Error, NewStep, Outcome, OutcomeKind, Result, TaskContext, time::Timestamp};
 use serde::Deserialize;
 
 /// One episode of the sample data.
@@ -88,9 +86,8 @@ fn text(v: serde_json::Value) -> String {
 
 /// Parse one line; `line_no` (1-based) names it in errors.
 pub fn parse_line(line: &str, line_no: usize) -> Result<DatasetEpisode> {
-    let l: Line = serde_json::from_str(line).map_err(|e| {
-        Error::invalid(format!("line {line_no}"), "a JSON episode", e.to_string())
-    })?;
+    let l: Line = serde_json::from_str(line)
+        .map_err(|e| Error::invalid(format!("line {line_no}"), "a JSON episode", e.to_string()))?;
     let kind = OutcomeKind::parse(&l.outcome.kind).ok_or_else(|| {
         Error::invalid(
             format!("line {line_no}: outcome.kind"),
@@ -127,9 +124,8 @@ pub fn parse_line(line: &str, line_no: usize) -> Result<DatasetEpisode> {
 
 /// Every episode of a JSON-lines file; blank lines are skipped, a bad line is an error.
 pub fn load(path: &Path) -> Result<Vec<DatasetEpisode>> {
-    let body = std::fs::read_to_string(path).map_err(|e| {
-        Error::storage(format!("cannot read {}", path.display())).with_source(e)
-    })?;
+    let body = std::fs::read_to_string(path)
+        .map_err(|e| Error::storage(format!("cannot read {}", path.display())).with_source(e))?;
     body.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -4,3 +4,4 @@
 //! format ([`dataset`]). It never defines engine behaviour of its own.
 
 pub mod dataset;
+pub mod demo;

@@ -1,1 +1,34 @@
-//! Shared helpers of the workspace integration tests.
+//! Shared helpers of the workspace integration tests: open the embedded default (a libsql file
+//! and a redb file) in a directory, as an application would.
+
+use std::path::Path;
+
+use memory_core::{MemoryConfig, Result, SelfLearningMemory};
+use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_turso::{TursoOptions, TursoStore};
+
+/// The stores of the embedded default in `dir`, with handles kept for inspection.
+pub struct Embedded {
+    /// The engine.
+    pub memory: SelfLearningMemory,
+    /// The cache, shared with the engine (for corruption tests).
+    pub cache: RedbCache,
+}
+
+/// Open the embedded default in `dir` (`memory.db`, `cache.redb`) with `config`.
+pub async fn open_embedded(dir: &Path, config: MemoryConfig) -> Result<Embedded> {
+    let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
+    let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+    let memory = SelfLearningMemory::builder()
+        .durable(durable)
+        .cache(cache.clone())
+        .config(config)
+        .open()
+        .await?;
+    Ok(Embedded { memory, cache })
+}
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;

@@ -264,14 +264,19 @@ impl SelfLearningMemory {
         Ok(existed)
     }
 
-    /// Stop accepting work and wait (at most `shutdown_timeout`) for running operations to
-    /// finish. Everything acknowledged before is durable whether or not this is called.
+    /// Stop accepting work, wait (at most `shutdown_timeout`) for running operations to
+    /// finish, then close the stores (the durable store finishes its queued writes first).
+    /// Everything acknowledged before is durable whether or not this is called.
     #[tracing::instrument(name = "shutdown", skip_all)]
     pub async fn shutdown(&self) -> Result<()> {
-        self.inner
+        let drained = self
+            .inner
             .gate
             .close(self.inner.config.shutdown_timeout)
-            .await
+            .await;
+        let durable = self.inner.durable.close().await;
+        let cache = self.inner.cache.close().await;
+        drained.and(durable).and(cache)
     }
 
     /// Drop the in-progress entry of an episode the durable store says is completed (another

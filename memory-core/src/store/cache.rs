@@ -61,4 +61,10 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// Counters since open.
     fn stats(&self) -> CacheStats;
+
+    /// Flush what can be flushed and release resources; later calls may fail. Idempotent.
+    /// The default does nothing.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }

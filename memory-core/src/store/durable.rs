@@ -82,4 +82,10 @@ pub trait DurableStore: Send + Sync + 'static {
         after: Option<EpisodeId>,
         limit: usize,
     ) -> Result<Page<EpisodeSummary>>;
+
+    /// Finish every write accepted so far, then release the store's resources; later calls
+    /// may fail with `ShuttingDown`. Idempotent. The default does nothing.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }

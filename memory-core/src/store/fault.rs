@@ -326,6 +326,9 @@ impl<S: DurableStore> DurableStore for Faulty<S> {
         self.run(Op::ScanSummaries, self.inner.scan_summaries(after, limit))
             .await
     }
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
 }
 
 #[async_trait]
@@ -348,6 +351,9 @@ impl<S: CacheStore> CacheStore for Faulty<S> {
     }
     fn stats(&self) -> CacheStats {
         self.inner.stats()
+    }
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
     }
 }
 

@@ -42,6 +42,9 @@ impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
     ) -> Result<Page<EpisodeSummary>> {
         (**self).scan_summaries(after, limit).await
     }
+    async fn close(&self) -> Result<()> {
+        (**self).close().await
+    }
 }
 
 #[async_trait]
@@ -63,6 +66,9 @@ impl<S: CacheStore + ?Sized> CacheStore for Arc<S> {
     }
     fn stats(&self) -> CacheStats {
         (**self).stats()
+    }
+    async fn close(&self) -> Result<()> {
+        (**self).close().await
     }
 }
 

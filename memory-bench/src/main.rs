@@ -1,0 +1,45 @@
+//! `memory-bench`: the demo and the measurement tools of the episodic-memory engine.
+//!
+//! `memory-bench demo` ingests the bundled sample of real agent episodes into the embedded
+//! default (a local libsql file and a redb cache under `MEMORY_DATA_DIR`, default `data`),
+//! then reads some back. Running it again reuses the stored data.
+
+use std::process::ExitCode;
+
+use memory_bench::demo;
+
+fn usage() -> &'static str {
+    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => runtime.block_on(demo::run()),
+        Some("-h" | "--help" | "help") => {
+            println!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

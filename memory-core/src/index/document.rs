@@ -1,0 +1,248 @@
+//! One episode as the index holds it: analyzed fields, filter attributes, optional vector.
+//!
+//! Owns the translation of an [`EpisodeSummary`] into index form, in two stages: a [`Draft`]
+//! (strings, built and validated *outside* any lock, because analysis is the expensive part)
+//! and an [`IndexedEpisode`] (strings replaced by the shard's interned ids, built under the
+//! shard's write lock). This module must never keep the summary's step payloads or anything a
+//! query does not read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::episode::{EpisodeSummary, OutcomeKind};
+use crate::error::{Error, Result};
+use crate::id::EpisodeId;
+use crate::time;
+
+use super::config::IndexConfig;
+use super::fields::{FIELD_COUNT, Field};
+use super::footprint;
+use super::interner::Sym;
+use super::tokenize;
+
+/// Per-field term frequencies of one term in one document (saturating at `u16::MAX`).
+pub(crate) type FieldTf = [u16; FIELD_COUNT];
+
+/// An analyzed summary, not yet attached to a shard.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub(crate) id: EpisodeId,
+    pub(crate) version: u64,
+    pub(crate) namespace: String,
+    pub(crate) domain: String,
+    pub(crate) task_type: String,
+    /// Distinct tags, sorted.
+    pub(crate) tags: Vec<String>,
+    /// Distinct terms with their per-field frequencies, sorted by term.
+    pub(crate) terms: Vec<(String, FieldTf)>,
+    pub(crate) field_len: [u32; FIELD_COUNT],
+    pub(crate) outcome: Option<OutcomeKind>,
+    pub(crate) reward: f64,
+    pub(crate) started_at: i64,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) embedding: Option<Box<[f32]>>,
+}
+
+impl Draft {
+    /// Analyze and validate `s`. Fails (`InvalidInput`) on a non-finite reward, an embedding
+    /// when none is configured, or an embedding of the wrong dimension or with a non-finite
+    /// component.
+    pub(crate) fn from_summary(s: &EpisodeSummary, config: &IndexConfig) -> Result<Self> {
+        if !s.reward.is_finite() {
+            return Err(Error::invalid(
+                "summary.reward",
+                "a finite number",
+                s.reward.to_string(),
+            ));
+        }
+        let embedding = match (&s.embedding, config.embedding_dimension) {
+            (None, _) => None,
+            (Some(e), None) => {
+                return Err(Error::invalid(
+                    "summary.embedding",
+                    "no embedding: the index has no embedding dimension configured",
+                    format!("{} components", e.len()),
+                ));
+            }
+            (Some(e), Some(dim)) => {
+                check_vector("summary.embedding", e, dim)?;
+                Some(e.clone().into_boxed_slice())
+            }
+        };
+
+        let mut tags = s.context.tags.clone();
+        tags.sort_unstable();
+        tags.dedup();
+
+        let mut tf: HashMap<String, FieldTf> = HashMap::new();
+        let mut field_len = [0u32; FIELD_COUNT];
+        let mut add = |field: Field, text: &str| {
+            for term in tokenize::terms(text) {
+                let slot = &mut tf.entry(term).or_insert([0; FIELD_COUNT])[field.index()];
+                *slot = slot.saturating_add(1);
+                field_len[field.index()] = field_len[field.index()].saturating_add(1);
+            }
+        };
+        add(Field::Description, &s.description);
+        for tag in &tags {
+            add(Field::Tags, tag);
+        }
+        for tool in &s.tools {
+            add(Field::Tools, tool);
+        }
+        add(Field::TaskType, &s.context.task_type);
+        let mut terms: Vec<(String, FieldTf)> = tf.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+        Ok(Self {
+            id: s.id,
+            version: s.version,
+            namespace: s.context.namespace.clone(),
+            domain: s.context.domain.clone(),
+            task_type: s.context.task_type.clone(),
+            tags,
+            terms,
+            field_len,
+            outcome: s.outcome,
+            reward: s.reward,
+            started_at: time::to_micros(s.started_at),
+            completed_at: s.completed_at.map(time::to_micros),
+            embedding,
+        })
+    }
+}
+
+/// Check a vector: exactly `dim` finite components.
+pub(crate) fn check_vector(field: &str, v: &[f32], dim: usize) -> Result<()> {
+    if v.len() != dim {
+        return Err(Error::invalid(
+            field,
+            format!("exactly {dim} components"),
+            format!("{} components", v.len()),
+        ));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid(
+            format!("{field}[{i}]"),
+            "a finite number",
+            v[i].to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The Euclidean norm of `v`, accumulated in `f64`.
+pub(crate) fn norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// An episode inside a shard. Ids (`Sym`) refer to that shard's interners.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexedEpisode {
+    pub(crate) id: EpisodeId,
+    pub(crate) version: u64,
+    /// Shared with the task-type partition's key.
+    pub(crate) task_type: Arc<str>,
+    /// Distinct tag ids, sorted.
+    pub(crate) tags: Box<[Sym]>,
+    /// Distinct term ids with per-field frequencies, sorted by id.
+    pub(crate) terms: Box<[(Sym, FieldTf)]>,
+    pub(crate) field_len: [u32; FIELD_COUNT],
+    pub(crate) outcome: Option<OutcomeKind>,
+    pub(crate) reward: f64,
+    /// `started_at` in microseconds since the epoch.
+    pub(crate) started_at: i64,
+    /// `completed_at` in microseconds since the epoch.
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) embedding: Option<Box<[f32]>>,
+    /// Norm of `embedding` (0 when absent).
+    pub(crate) embedding_norm: f64,
+}
+
+impl IndexedEpisode {
+    /// The instant recency is measured from: completion, or start while in progress.
+    pub(crate) fn recency_at(&self) -> i64 {
+        self.completed_at.unwrap_or(self.started_at)
+    }
+
+    /// The per-field frequencies of term `sym`, if the document holds it.
+    pub(crate) fn term(&self, sym: Sym) -> Option<&FieldTf> {
+        self.terms
+            .binary_search_by_key(&sym, |(s, _)| *s)
+            .ok()
+            .map(|i| &self.terms[i].1)
+    }
+
+    /// Whether the document carries tag `sym`.
+    pub(crate) fn has_tag(&self, sym: Sym) -> bool {
+        self.tags.binary_search(&sym).is_ok()
+    }
+
+    /// Heap bytes owned by this document (the task-type `Arc` is charged to its partition).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        footprint::vec::<Sym>(self.tags.len())
+            + footprint::vec::<(Sym, FieldTf)>(self.terms.len())
+            + self
+                .embedding
+                .as_ref()
+                .map_or(0, |e| footprint::vec::<f32>(e.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::episode::TaskContext;
+
+    fn summary() -> EpisodeSummary {
+        EpisodeSummary {
+            id: EpisodeId::new(),
+            version: 3,
+            context: TaskContext::new("ns", "retail", "return_delivered_order_items")
+                .with_tags(["get_order_details", "get_order_details"]),
+            description: "Return the lamp; return it today".into(),
+            tools: vec!["get_order_details".into()],
+            step_count: 1,
+            successful_steps: 1,
+            outcome: Some(OutcomeKind::Success),
+            reward: 1.0,
+            embedding: None,
+            started_at: time::now(),
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn fields_are_counted_separately() {
+        let d = Draft::from_summary(&summary(), &IndexConfig::default()).unwrap();
+        let ret = d.terms.iter().find(|(t, _)| t == "return").unwrap().1;
+        assert_eq!(ret, [2, 0, 0, 1]);
+        let order = d.terms.iter().find(|(t, _)| t == "order").unwrap().1;
+        assert_eq!(order, [0, 1, 1, 1]);
+        assert_eq!(d.field_len, [4, 3, 3, 4]);
+        assert_eq!(d.tags, vec!["get_order_details"]);
+        assert!(d.terms.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn invalid_rewards_and_embeddings_are_refused() {
+        let mut s = summary();
+        s.reward = f64::NAN;
+        assert!(Draft::from_summary(&s, &IndexConfig::default()).is_err());
+        let mut s = summary();
+        s.embedding = Some(vec![1.0, 0.0]);
+        assert!(Draft::from_summary(&s, &IndexConfig::default()).is_err());
+        let cfg = IndexConfig {
+            embedding_dimension: Some(3),
+            ..IndexConfig::default()
+        };
+        assert!(Draft::from_summary(&s, &cfg).is_err());
+        s.embedding = Some(vec![1.0, 0.0, f32::INFINITY]);
+        assert!(Draft::from_summary(&s, &cfg).is_err());
+        s.embedding = Some(vec![1.0, 0.0, 0.0]);
+        assert!(Draft::from_summary(&s, &cfg).is_ok());
+    }
+}

@@ -1,0 +1,65 @@
+//! Memory estimates for the index's containers: the method behind `memory_bytes()`.
+//!
+//! Owns the arithmetic only. The method: every container is charged for its *capacity*, not its
+//! length (what the allocator actually holds), using `size_of` of the stored types:
+//! a `Vec<T>` costs `capacity × size_of::<T>()`; a `HashMap<K, V>` (hashbrown) costs one bucket
+//! of `size_of::<(K, V)>() + 1` control byte per slot, with `capacity × 8 / 7` slots rounded to
+//! a power of two, plus one 16-byte control group; a `BTreeMap<K, V>` costs
+//! `len × size_of::<(K, V)>() × 3 / 2` (nodes are on average two-thirds full) plus one node
+//! header per 11 entries; boxed strings and slices cost their length. Allocator headers and
+//! size-class rounding are not counted (typically 0–16 bytes per allocation), so the figure is
+//! a slight under-estimate of resident memory. This module must never walk data itself or take
+//! locks: callers pass it counts.
+
+use std::mem::size_of;
+
+/// Heap bytes of a `Vec<T>` with `capacity`.
+pub(crate) fn vec<T>(capacity: usize) -> usize {
+    capacity.saturating_mul(size_of::<T>())
+}
+
+/// Heap bytes of a hashbrown `HashMap<K, V>` / `HashSet<K>` (use `V = ()`) with `capacity`.
+pub(crate) fn hash_map<K, V>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 4 {
+        4
+    } else if capacity < 8 {
+        8
+    } else {
+        (capacity.saturating_mul(8) / 7).next_power_of_two()
+    };
+    const GROUP_WIDTH: usize = 16;
+    buckets * (size_of::<(K, V)>() + 1) + GROUP_WIDTH
+}
+
+/// Heap bytes of a `BTreeMap<K, V>` holding `len` entries.
+pub(crate) fn btree_map<K, V>(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    const NODE_HEADER: usize = 16;
+    const ENTRIES_PER_NODE: usize = 11;
+    len * size_of::<(K, V)>() * 3 / 2 + len.div_ceil(ENTRIES_PER_NODE) * NODE_HEADER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_containers_cost_nothing() {
+        assert_eq!(vec::<u64>(0), 0);
+        assert_eq!(hash_map::<u64, u64>(0), 0);
+        assert_eq!(btree_map::<u64, u64>(0), 0);
+    }
+
+    #[test]
+    fn maps_cost_at_least_their_entries() {
+        for n in [1usize, 3, 7, 8, 100, 1000] {
+            assert!(hash_map::<u64, u64>(n) >= n * 16, "{n}");
+            assert!(btree_map::<u64, u64>(n) >= n * 16, "{n}");
+        }
+    }
+}

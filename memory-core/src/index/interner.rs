@@ -1,0 +1,138 @@
+//! A reference-counted string interner: terms (with their document frequency) and tags.
+//!
+//! Owns the mapping between strings and the dense `u32` ids the rest of a shard stores, and the
+//! count of documents holding each string. A string whose count drops to zero is forgotten at
+//! once (its id goes to a free list for reuse), so removing the last document that used a term
+//! leaves no trace of it. Ids are private to one shard and must never be compared across
+//! shards; the interner must never hand out an id for a string it does not hold.
+
+use std::collections::HashMap;
+
+use super::footprint;
+
+/// A dense id of an interned string, private to one interner.
+pub(crate) type Sym = u32;
+
+#[derive(Debug)]
+struct Entry {
+    text: Box<str>,
+    /// Documents holding the string; 0 only for free slots.
+    count: u32,
+}
+
+/// Strings with reference counts. Not thread-safe on its own: it lives inside a shard lock.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    ids: HashMap<Box<str>, Sym>,
+    entries: Vec<Entry>,
+    free: Vec<Sym>,
+}
+
+impl Interner {
+    /// The id of `text`, if some document holds it.
+    pub(crate) fn get(&self, text: &str) -> Option<Sym> {
+        self.ids.get(text).copied()
+    }
+
+    /// How many documents hold `id` (0 for an unknown id).
+    pub(crate) fn count(&self, id: Sym) -> u32 {
+        self.entries.get(id as usize).map_or(0, |e| e.count)
+    }
+
+    /// The string of `id`, if live.
+    pub(crate) fn text(&self, id: Sym) -> Option<&str> {
+        self.entries
+            .get(id as usize)
+            .filter(|e| e.count > 0)
+            .map(|e| &*e.text)
+    }
+
+    /// Count one more document holding `text`; returns its id.
+    pub(crate) fn acquire(&mut self, text: &str) -> Sym {
+        if let Some(&id) = self.ids.get(text) {
+            if let Some(e) = self.entries.get_mut(id as usize) {
+                e.count += 1;
+            }
+            return id;
+        }
+        let entry = Entry {
+            text: text.into(),
+            count: 1,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.entries[id as usize] = entry;
+                id
+            }
+            None => {
+                self.entries.push(entry);
+                (self.entries.len() - 1) as Sym
+            }
+        };
+        self.ids.insert(text.into(), id);
+        id
+    }
+
+    /// Count one document fewer holding `id`; forgets the string when none is left.
+    pub(crate) fn release(&mut self, id: Sym) {
+        let Some(e) = self.entries.get_mut(id as usize) else {
+            return;
+        };
+        if e.count == 0 {
+            return;
+        }
+        e.count -= 1;
+        if e.count == 0 {
+            self.ids.remove(&e.text);
+            e.text = Box::from("");
+            self.free.push(id);
+            if self.ids.is_empty() {
+                // Nothing live: release the tables too, so an emptied interner is a new one.
+                *self = Self::default();
+            }
+        }
+    }
+
+    /// How many distinct strings are held.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Estimated heap bytes (see [`footprint`] for the method).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let texts: usize = self.entries.iter().map(|e| e.text.len()).sum();
+        footprint::hash_map::<Box<str>, Sym>(self.ids.capacity())
+            + footprint::vec::<Entry>(self.entries.capacity())
+            + footprint::vec::<Sym>(self.free.capacity())
+            // Each string is stored twice: as the map key and in its entry.
+            + 2 * texts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_forgets() {
+        let mut i = Interner::default();
+        let a = i.acquire("a");
+        assert_eq!(i.acquire("a"), a);
+        let b = i.acquire("b");
+        assert_eq!(i.count(a), 2);
+        i.release(a);
+        assert_eq!(i.text(a), Some("a"));
+        i.release(a);
+        assert_eq!(i.get("a"), None);
+        assert_eq!(i.text(a), None);
+        assert_eq!(i.len(), 1);
+        let c = i.acquire("c");
+        assert_eq!(c, a, "free ids are reused");
+        i.release(b);
+        i.release(c);
+        assert_eq!(i.len(), 0);
+        assert!(i.entries.is_empty());
+        i.release(c);
+        assert_eq!(i.count(c), 0);
+    }
+}

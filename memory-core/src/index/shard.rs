@@ -1,0 +1,413 @@
+//! One shard: every indexed episode of one `(namespace, domain)`, and its statistics.
+//!
+//! Owns the document table (slots with a free list, an id → slot map), the shard's interners
+//! (terms with document frequencies, tags), per-field length totals for BM25 length
+//! normalization, and the task-type [`Partition`]s (R-tree + temporal clusters). Every mutation
+//! keeps all of these in step, so a removal leaves no posting, statistic, tree point or cluster
+//! behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
+//! know about other shards.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::id::EpisodeId;
+
+use super::document::{Draft, FieldTf, IndexedEpisode};
+use super::fields::FIELD_COUNT;
+use super::footprint;
+use super::interner::{Interner, Sym};
+use super::partition::{Partition, Slot};
+use super::stats::IndexStats;
+
+/// Which shard: the namespace (tenant) and the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ShardKey {
+    pub(crate) namespace: Arc<str>,
+    pub(crate) domain: Arc<str>,
+}
+
+/// The documents of one `(namespace, domain)`.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    bucket_width: i64,
+    docs: Vec<Option<IndexedEpisode>>,
+    free: Vec<Slot>,
+    by_id: HashMap<EpisodeId, Slot>,
+    terms: Interner,
+    tags: Interner,
+    partitions: BTreeMap<Arc<str>, Partition>,
+    field_len_total: [u64; FIELD_COUNT],
+    postings: u64,
+    embeddings: u64,
+}
+
+impl Shard {
+    /// An empty shard whose clusters are `bucket_width` µs wide.
+    pub(crate) fn new(bucket_width: i64) -> Self {
+        Self {
+            bucket_width,
+            docs: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            terms: Interner::default(),
+            tags: Interner::default(),
+            partitions: BTreeMap::new(),
+            field_len_total: [0; FIELD_COUNT],
+            postings: 0,
+            embeddings: 0,
+        }
+    }
+
+    /// A shard of `drafts` (distinct ids), its trees bulk-loaded.
+    pub(crate) fn bulk(drafts: Vec<Draft>, bucket_width: i64) -> Self {
+        let mut shard = Self::new(bucket_width);
+        shard.docs.reserve_exact(drafts.len());
+        let mut task_types: BTreeMap<Arc<str>, ()> = BTreeMap::new();
+        for draft in drafts {
+            let mut doc = shard.attach(draft);
+            // Share one `Arc` per task type, as incremental inserts do through the partitions.
+            match task_types.get_key_value(&doc.task_type) {
+                Some((shared, _)) => doc.task_type = shared.clone(),
+                None => {
+                    task_types.insert(doc.task_type.clone(), ());
+                }
+            }
+            let slot = shard.docs.len() as Slot;
+            shard.by_id.insert(doc.id, slot);
+            shard.docs.push(Some(doc));
+        }
+        let mut groups: BTreeMap<Arc<str>, Vec<(Slot, &IndexedEpisode)>> = BTreeMap::new();
+        for (slot, doc) in shard.docs.iter().enumerate() {
+            if let Some(doc) = doc {
+                groups
+                    .entry(doc.task_type.clone())
+                    .or_default()
+                    .push((slot as Slot, doc));
+            }
+        }
+        let partitions = groups
+            .into_iter()
+            .map(|(task_type, members)| {
+                let p = Partition::bulk(task_type.clone(), members, bucket_width);
+                (task_type, p)
+            })
+            .collect();
+        shard.partitions = partitions;
+        shard
+    }
+
+    /// Intern `draft`'s strings and count its statistics; the caller places the result.
+    fn attach(&mut self, draft: Draft) -> IndexedEpisode {
+        let mut terms: Vec<(Sym, FieldTf)> = draft
+            .terms
+            .iter()
+            .map(|(text, tf)| (self.terms.acquire(text), *tf))
+            .collect();
+        terms.sort_unstable_by_key(|(s, _)| *s);
+        let mut tags: Vec<Sym> = draft.tags.iter().map(|t| self.tags.acquire(t)).collect();
+        tags.sort_unstable();
+        for f in 0..FIELD_COUNT {
+            self.field_len_total[f] += u64::from(draft.field_len[f]);
+        }
+        self.postings += terms.len() as u64;
+        let embedding_norm = draft.embedding.as_deref().map_or(0.0, super::document::norm);
+        if draft.embedding.is_some() {
+            self.embeddings += 1;
+        }
+        let task_type = match self.partitions.get_key_value(draft.task_type.as_str()) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(draft.task_type.as_str()),
+        };
+        IndexedEpisode {
+            id: draft.id,
+            version: draft.version,
+            task_type,
+            tags: tags.into_boxed_slice(),
+            terms: terms.into_boxed_slice(),
+            field_len: draft.field_len,
+            outcome: draft.outcome,
+            reward: draft.reward,
+            started_at: draft.started_at,
+            completed_at: draft.completed_at,
+            embedding: draft.embedding,
+            embedding_norm,
+        }
+    }
+
+    /// Undo [`Shard::attach`]'s statistics for `doc`.
+    fn detach(&mut self, doc: &IndexedEpisode) {
+        for (sym, _) in doc.terms.iter() {
+            self.terms.release(*sym);
+        }
+        for sym in doc.tags.iter() {
+            self.tags.release(*sym);
+        }
+        for f in 0..FIELD_COUNT {
+            self.field_len_total[f] -= u64::from(doc.field_len[f]);
+        }
+        self.postings -= doc.terms.len() as u64;
+        if doc.embedding.is_some() {
+            self.embeddings -= 1;
+        }
+    }
+
+    /// Insert `draft`, replacing the document with the same id if there is one (also when its
+    /// task type changed). Returns the replaced document's version.
+    pub(crate) fn upsert(&mut self, draft: Draft) -> Option<u64> {
+        let previous = self.remove(draft.id);
+        let doc = self.attach(draft);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.docs.push(None);
+                (self.docs.len() - 1) as Slot
+            }
+        };
+        let task_type = doc.task_type.clone();
+        let bucket_width = self.bucket_width;
+        self.partitions
+            .entry(task_type.clone())
+            .or_insert_with(|| Partition::new(task_type))
+            .insert(slot, &doc, bucket_width);
+        self.by_id.insert(doc.id, slot);
+        self.docs[slot as usize] = Some(doc);
+        previous
+    }
+
+    /// Remove the document `id`; returns its version if it was here.
+    pub(crate) fn remove(&mut self, id: EpisodeId) -> Option<u64> {
+        let slot = self.by_id.remove(&id)?;
+        let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
+        self.detach(&doc);
+        let bucket_width = self.bucket_width;
+        let emptied = match self.partitions.get_mut(&doc.task_type) {
+            Some(p) => {
+                p.remove(slot, &doc, bucket_width, &self.docs);
+                p.len() == 0
+            }
+            None => false,
+        };
+        if emptied {
+            self.partitions.remove(&doc.task_type);
+        }
+        if self.by_id.is_empty() {
+            // Forget the table's shape too: an emptied shard is a new shard.
+            self.docs = Vec::new();
+            self.free = Vec::new();
+            self.by_id = HashMap::new();
+        } else {
+            self.free.push(slot);
+        }
+        Some(doc.version)
+    }
+
+    /// How many documents.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether the shard holds nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The version of `id`, if here.
+    pub(crate) fn version_of(&self, id: EpisodeId) -> Option<u64> {
+        let slot = *self.by_id.get(&id)?;
+        self.doc(slot).map(|d| d.version)
+    }
+
+    /// The document at `slot`.
+    pub(crate) fn doc(&self, slot: Slot) -> Option<&IndexedEpisode> {
+        self.docs.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Every document with its slot (the flat path).
+    pub(crate) fn docs(&self) -> impl Iterator<Item = (Slot, &IndexedEpisode)> {
+        self.docs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.as_ref().map(|d| (i as Slot, d)))
+    }
+
+    /// The partition of `task_type`.
+    pub(crate) fn partition(&self, task_type: &str) -> Option<&Partition> {
+        self.partitions.get(task_type)
+    }
+
+    /// Every partition, by task type.
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = &Partition> {
+        self.partitions.values()
+    }
+
+    /// The id of term `text` in this shard.
+    pub(crate) fn term_sym(&self, text: &str) -> Option<Sym> {
+        self.terms.get(text)
+    }
+
+    /// How many documents of this shard hold term `sym`.
+    pub(crate) fn term_df(&self, sym: Sym) -> u32 {
+        self.terms.count(sym)
+    }
+
+    /// The text of term `sym`.
+    pub(crate) fn term_text(&self, sym: Sym) -> Option<&str> {
+        self.terms.text(sym)
+    }
+
+    /// The id of tag `text` in this shard.
+    pub(crate) fn tag_sym(&self, text: &str) -> Option<Sym> {
+        self.tags.get(text)
+    }
+
+    /// Per field, the sum of the documents' lengths.
+    pub(crate) fn field_len_total(&self) -> [u64; FIELD_COUNT] {
+        self.field_len_total
+    }
+
+    /// Counts for [`IndexStats`] (`shards` = 1).
+    pub(crate) fn stats(&self) -> IndexStats {
+        IndexStats {
+            shards: 1,
+            episodes: self.len(),
+            task_types: self.partitions.len(),
+            clusters: self.partitions.values().map(Partition::cluster_count).sum(),
+            tree_points: self.partitions.values().map(Partition::len).sum(),
+            terms: self.terms.len(),
+            postings: self.postings,
+            tags: self.tags.len(),
+            embeddings: self.embeddings,
+            field_tokens: self.field_len_total.iter().sum(),
+        }
+    }
+
+    /// Estimated heap bytes (see `footprint` for the method).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let docs: usize = self
+            .docs
+            .iter()
+            .flatten()
+            .map(IndexedEpisode::heap_bytes)
+            .sum();
+        let partitions: usize = self
+            .partitions
+            .values()
+            .map(|p| p.heap_bytes() + p.task_type().len())
+            .sum();
+        footprint::vec::<Option<IndexedEpisode>>(self.docs.capacity())
+            + docs
+            + footprint::vec::<Slot>(self.free.capacity())
+            + footprint::hash_map::<EpisodeId, Slot>(self.by_id.capacity())
+            + self.terms.heap_bytes()
+            + self.tags.heap_bytes()
+            + footprint::btree_map::<Arc<str>, Partition>(self.partitions.len())
+            + partitions
+    }
+
+    /// For tests: every cluster summary, by task type and bucket.
+    #[cfg(test)]
+    fn clusters_by_text(&self) -> Vec<(String, i64, u32, Vec<(String, FieldTf)>)> {
+        let mut out = Vec::new();
+        for p in self.partitions.values() {
+            for (bucket, c) in p.clusters() {
+                let mut terms: Vec<(String, FieldTf)> = c
+                    .term_max
+                    .iter()
+                    .map(|(s, tf)| (self.terms.text(*s).unwrap_or("?").to_owned(), *tf))
+                    .collect();
+                terms.sort();
+                out.push((p.task_type().to_string(), bucket, c.members, terms));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::episode::{EpisodeSummary, OutcomeKind, TaskContext};
+    use crate::index::config::IndexConfig;
+    use crate::time;
+
+    fn draft(desc: &str, task_type: &str, day: i64) -> Draft {
+        let s = EpisodeSummary {
+            id: EpisodeId::new(),
+            version: 1,
+            context: TaskContext::new("ns", "d", task_type).with_tags(["t1"]),
+            description: desc.into(),
+            tools: vec!["tool_a".into()],
+            step_count: 1,
+            successful_steps: 1,
+            outcome: Some(OutcomeKind::Success),
+            reward: 1.0,
+            embedding: None,
+            started_at: time::from_micros(day * 86_400_000_000),
+            completed_at: Some(time::from_micros(day * 86_400_000_000 + 1)),
+        };
+        Draft::from_summary(&s, &IndexConfig::default()).unwrap()
+    }
+
+    const WEEK: i64 = 7 * 86_400_000_000;
+
+    #[test]
+    fn insert_then_remove_leaves_no_trace() {
+        let base = [
+            draft("return the lamp", "return", 1),
+            draft("exchange the keyboard", "exchange", 2),
+        ];
+        let extra = [
+            draft("return a bottle and a lamp", "return", 3),
+            draft("cancel everything", "cancel", 40),
+        ];
+        let mut clean = Shard::new(WEEK);
+        for d in &base {
+            clean.upsert(d.clone());
+        }
+        let mut dirty = Shard::new(WEEK);
+        dirty.upsert(extra[0].clone());
+        for d in &base {
+            dirty.upsert(d.clone());
+        }
+        dirty.upsert(extra[1].clone());
+        for d in &extra {
+            assert_eq!(dirty.remove(d.id), Some(1));
+        }
+        assert_eq!(dirty.stats(), clean.stats());
+        assert_eq!(dirty.clusters_by_text(), clean.clusters_by_text());
+        assert_eq!(dirty.field_len_total(), clean.field_len_total());
+        for d in &base {
+            dirty.remove(d.id);
+        }
+        assert!(dirty.is_empty());
+        assert_eq!(dirty.stats(), Shard::new(WEEK).stats());
+        assert_eq!(dirty.heap_bytes(), Shard::new(WEEK).heap_bytes());
+    }
+
+    #[test]
+    fn upsert_moves_between_task_types_and_bulk_matches_incremental() {
+        let a = draft("return the lamp", "return", 1);
+        let mut moved = a.clone();
+        moved.task_type = "exchange".into();
+        moved.version = 2;
+        let mut s = Shard::new(WEEK);
+        s.upsert(a.clone());
+        assert_eq!(s.upsert(moved.clone()), Some(1));
+        assert!(s.partition("return").is_none());
+        assert_eq!(s.partition("exchange").map(Partition::len), Some(1));
+        assert_eq!(s.version_of(a.id), Some(2));
+
+        let drafts = vec![
+            draft("return the lamp", "return", 1),
+            draft("exchange the keyboard", "exchange", 9),
+            draft("return the bottle", "return", 20),
+        ];
+        let bulk = Shard::bulk(drafts.clone(), WEEK);
+        let mut inc = Shard::new(WEEK);
+        for d in drafts {
+            inc.upsert(d);
+        }
+        assert_eq!(bulk.stats(), inc.stats());
+        assert_eq!(bulk.clusters_by_text(), inc.clusters_by_text());
+    }
+}

@@ -5,3 +5,5 @@
 
 pub mod dataset;
 pub mod demo;
+pub mod workload;
+pub mod write_cmd;

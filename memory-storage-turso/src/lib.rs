@@ -1,1 +1,48 @@
-//! Placeholder until the backend lands.
+//! The durable episode store on libsql: [`TursoStore`], the source of truth of the engine.
+//!
+//! A local SQLite-format file in WAL mode, written by **one** dedicated writer thread that
+//! groups concurrent writes into shared transactions (group commit), and read through a small
+//! pool of read-only connections that run off the tokio worker threads. Every write is
+//! acknowledged only after its transaction committed (with `synchronous=FULL` by default, so
+//! it survives power loss). Errors cross this crate's edge only as [`memory_core::Error`]; no
+//! libsql type appears in a public signature.
+//!
+//! ```
+//! use memory_core::conformance::{sample_episode, sample_steps};
+//! use memory_core::store::DurableStore;
+//! use memory_storage_turso::{TursoOptions, TursoStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> memory_core::Result<()> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let store = TursoStore::open_local(dir.path().join("memory.db"), TursoOptions::default()).await?;
+//! let episode = sample_episode("agent-1");
+//! store.create_episode(&episode).await?;            // durable when it returns
+//! store.append_steps(episode.id, &sample_steps(0, 2)).await?;
+//! let back = store.get_episode(episode.id).await?.expect("stored");
+//! assert_eq!(back.steps.len(), 2);
+//! store.close().await?;                             // drains queued writes, joins the writer
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Module map: [`options`] (configuration), [`schema`] (tables and migrations), and the
+//! private `store` (the facade type), `writer` (the writer thread and group commit),
+//! `write_ops` (the SQL of each write), `reader` (read pool and queries), `codec` (rows to
+//! domain values), `error` (libsql errors to `memory_core::Error`) and `exec` (driving libsql's
+//! synchronous-in-async local calls on a plain thread).
+
+mod codec;
+mod error;
+mod exec;
+pub mod options;
+mod reader;
+pub mod schema;
+mod store;
+mod write_ops;
+mod writer;
+
+pub use options::{CommitMode, Durability, TursoOptions};
+pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION, SchemaChange};
+pub use store::TursoStore;
+pub use writer::WriterStats;

@@ -1,0 +1,306 @@
+//! Reads: a small pool of read-only connections, each query run on a blocking thread.
+//!
+//! Every read takes a connection (waiting on a semaphore when all are busy), runs on tokio's
+//! blocking pool via `spawn_blocking`, and reads inside one `BEGIN … COMMIT` so an episode's
+//! row, its steps and its summary come from one WAL snapshot. Read connections are opened with
+//! `PRAGMA query_only`, so this module can never write; it never runs a query on a tokio worker
+//! thread and never holds a `Rows` past the function that opened it (an unconsumed `Rows`
+//! keeps its snapshot open).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use libsql::{Connection, Value};
+use memory_core::store::{ListRequest, Page};
+use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result};
+use tokio::sync::Semaphore;
+
+use crate::codec::{
+    EPISODE_COLUMN_COUNT, STEP_COLUMN_COUNT, SUMMARY_COLUMN_COUNT, decode_episode, decode_step,
+    decode_summary, episode_columns, id_value, row_values, step_columns, summary_columns,
+};
+use crate::error::{db_error, shutting_down};
+use crate::exec::block_on;
+
+/// The read connections and the permits that hand them out.
+pub(crate) struct ReadPool {
+    connections: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A connection on loan to one blocking read; returns itself to the pool when dropped, even
+/// when the read panicked.
+struct Lease {
+    pool: Arc<ReadPool>,
+    conn: Option<Connection>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && let Ok(mut conns) = self.pool.connections.lock()
+        {
+            conns.push(conn);
+        }
+    }
+}
+
+impl ReadPool {
+    pub(crate) fn new(connections: Vec<Connection>) -> Arc<Self> {
+        let n = connections.len();
+        Arc::new(Self {
+            connections: Mutex::new(connections),
+            permits: Arc::new(Semaphore::new(n)),
+        })
+    }
+
+    /// Refuse new reads and close idle connections; reads in flight finish normally.
+    pub(crate) fn close(&self) {
+        self.permits.close();
+        if let Ok(mut conns) = self.connections.lock() {
+            conns.clear();
+        }
+    }
+
+    /// Run `read` on a pooled connection on a blocking thread.
+    async fn with_connection<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| shutting_down())?;
+        let conn = self
+            .connections
+            .lock()
+            .map_err(|_| Error::storage("read pool lock poisoned by a panic"))?
+            .pop()
+            .ok_or_else(shutting_down)?;
+        let lease = Lease {
+            pool: Arc::clone(self),
+            conn: Some(conn),
+            _permit: permit,
+        };
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| Error::storage("TursoStore reads need a tokio runtime").with_source(e))?;
+        handle
+            .spawn_blocking(move || {
+                let conn = lease
+                    .conn
+                    .as_ref()
+                    .ok_or_else(|| Error::storage("read lease without a connection"))?;
+                read(conn)
+            })
+            .await
+            .map_err(|e| Error::storage("a read task panicked or was cancelled").with_source(e))?
+    }
+
+    /// `DurableStore::get_episode`.
+    pub(crate) async fn get_episode(self: &Arc<Self>, id: EpisodeId) -> Result<Option<Episode>> {
+        self.with_connection(move |conn| block_on(in_snapshot(conn, get_episode(conn, id))))
+            .await
+    }
+
+    /// `DurableStore::list_episodes`.
+    pub(crate) async fn list_episodes(
+        self: &Arc<Self>,
+        request: &ListRequest,
+    ) -> Result<Page<Episode>> {
+        let request = request.clone();
+        self.with_connection(move |conn| block_on(in_snapshot(conn, list_episodes(conn, &request))))
+            .await
+    }
+
+    /// `DurableStore::scan_summaries`.
+    pub(crate) async fn scan_summaries(
+        self: &Arc<Self>,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<EpisodeSummary>> {
+        self.with_connection(move |conn| block_on(scan_summaries(conn, after, limit)))
+            .await
+    }
+}
+
+/// Run `read` inside one read transaction (one snapshot), always ending it.
+async fn in_snapshot<T>(
+    conn: &Connection,
+    read: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if !conn.is_autocommit() {
+        // A previous read panicked mid-transaction; start clean.
+        conn.execute("ROLLBACK", ())
+            .await
+            .map_err(|e| db_error("resetting a read connection", e))?;
+    }
+    conn.execute("BEGIN", ())
+        .await
+        .map_err(|e| db_error("beginning a read", e))?;
+    let result = read.await;
+    let ended = conn.execute("COMMIT", ()).await;
+    let value = result?;
+    ended.map_err(|e| db_error("ending a read", e))?;
+    Ok(value)
+}
+
+/// `after` as a key bound: ids are 16-byte blobs and the empty blob sorts before all of them.
+fn after_value(after: Option<EpisodeId>) -> Value {
+    after.map_or(Value::Blob(Vec::new()), id_value)
+}
+
+/// `limit + 1` as an SQL integer (one extra row tells whether more exist).
+fn lookahead(limit: usize) -> Value {
+    Value::Integer(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+}
+
+/// All rows of `sql` with `params`, each as its first `columns` values.
+async fn query_all(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    columns: usize,
+    what: &str,
+) -> Result<Vec<Vec<Value>>> {
+    let mut rows = conn
+        .query(sql, params)
+        .await
+        .map_err(|e| db_error(what, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(|e| db_error(what, e))? {
+        out.push(row_values(&row, columns, what)?);
+    }
+    Ok(out)
+}
+
+/// Cut `items` (fetched with one row of lookahead) to `limit` and compute the cursor.
+fn into_page<T>(mut items: Vec<T>, limit: usize, id_of: impl Fn(&T) -> EpisodeId) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_after = if more { items.last().map(id_of) } else { None };
+    Page { items, next_after }
+}
+
+async fn get_episode(conn: &Connection, id: EpisodeId) -> Result<Option<Episode>> {
+    let rows = query_all(
+        conn,
+        concat!(
+            "SELECT ",
+            episode_columns!(),
+            " FROM episodes WHERE id = ?1"
+        ),
+        vec![id_value(id)],
+        EPISODE_COLUMN_COUNT,
+        "reading an episode",
+    )
+    .await?;
+    let Some(values) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut episode = decode_episode(values)?;
+    let steps = query_all(
+        conn,
+        concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE episode_id = ?1 ORDER BY seq"
+        ),
+        vec![id_value(id)],
+        STEP_COLUMN_COUNT,
+        "reading steps",
+    )
+    .await?;
+    for values in steps {
+        let (_, step) = decode_step(values)?;
+        episode.steps.push(step);
+    }
+    Ok(Some(episode))
+}
+
+async fn list_episodes(conn: &Connection, request: &ListRequest) -> Result<Page<Episode>> {
+    let rows = query_all(
+        conn,
+        concat!(
+            "SELECT ",
+            episode_columns!(),
+            " FROM episodes WHERE namespace = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        ),
+        vec![
+            Value::Text(request.namespace.clone()),
+            after_value(request.after),
+            lookahead(request.limit),
+        ],
+        EPISODE_COLUMN_COUNT,
+        "listing episodes",
+    )
+    .await?;
+    let episodes = rows
+        .into_iter()
+        .map(decode_episode)
+        .collect::<Result<Vec<_>>>()?;
+    let mut page = into_page(episodes, request.limit, |e| e.id);
+    if page.items.is_empty() {
+        return Ok(page);
+    }
+    // The steps of exactly the page's episodes, from the same snapshot.
+    let steps = query_all(
+        conn,
+        concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE episode_id IN \
+               (SELECT id FROM episodes WHERE namespace = ?1 AND id > ?2 ORDER BY id LIMIT ?3) \
+             ORDER BY episode_id, seq"
+        ),
+        vec![
+            Value::Text(request.namespace.clone()),
+            after_value(request.after),
+            Value::Integer(i64::try_from(page.items.len()).unwrap_or(i64::MAX)),
+        ],
+        STEP_COLUMN_COUNT,
+        "listing steps",
+    )
+    .await?;
+    let index: HashMap<EpisodeId, usize> = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id, i))
+        .collect();
+    for values in steps {
+        let (id, step) = decode_step(values)?;
+        let i = *index.get(&id).ok_or_else(|| {
+            Error::corrupt(format!("step of episode {id} listed outside its page"))
+        })?;
+        page.items[i].steps.push(step);
+    }
+    Ok(page)
+}
+
+async fn scan_summaries(
+    conn: &Connection,
+    after: Option<EpisodeId>,
+    limit: usize,
+) -> Result<Page<EpisodeSummary>> {
+    // One statement, so one snapshot without an explicit transaction.
+    let rows = query_all(
+        conn,
+        concat!(
+            "SELECT ",
+            summary_columns!(),
+            " FROM episodes e LEFT JOIN summaries s ON s.id = e.id \
+              WHERE e.id > ?1 ORDER BY e.id LIMIT ?2"
+        ),
+        vec![after_value(after), lookahead(limit)],
+        SUMMARY_COLUMN_COUNT,
+        "scanning summaries",
+    )
+    .await?;
+    let summaries = rows
+        .into_iter()
+        .map(decode_summary)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(into_page(summaries, limit, |s| s.id))
+}

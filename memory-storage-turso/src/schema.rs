@@ -1,0 +1,314 @@
+//! The on-disk schema and its migrations.
+//!
+//! The database holds a one-row `schema_version` table and the tables created by an ordered
+//! list of [`MIGRATIONS`], each with `up` and `down` SQL. Opening a store runs the pending `up`s
+//! in one `BEGIN IMMEDIATE` transaction; [`crate::TursoStore::migrate_local`] moves an offline
+//! file to any known version, up or down, the same way. A file whose version is newer than
+//! [`SCHEMA_VERSION`] is refused before anything is written to it.
+//!
+//! Tables at [`SCHEMA_VERSION`] 2:
+//!
+//! - `episodes`: one row per episode, keyed by the 16 bytes of `EpisodeId::to_bytes` (which
+//!   sort in id, i.e. creation, order). Episode-level fields as columns; `tags` is a JSON array;
+//!   `reward_bits` holds the `f64` bits (authoritative: SQLite's REAL affinity turns `-0.0` into
+//!   `0.0`), `reward` the same number as REAL for humans and SQL; `embedding` is little-endian
+//!   `f32`s; times are microseconds since the Unix epoch; `version` is the `u64` bit pattern.
+//!   Index `(namespace, id)` serves listing; the primary key serves lookups and id-ordered scans.
+//! - `steps`: one row per step, primary key `(episode_id, seq)`, `WITHOUT ROWID` so an
+//!   episode's steps are stored together in `seq` order. Appending a step inserts rows here and
+//!   never rewrites the episode row.
+//! - `summaries`: the step-derived part of an `EpisodeSummary` (`step_count`,
+//!   `successful_steps`, `tools` as a JSON array in first-use order), one row per episode,
+//!   written in the same transaction as every change of the episode or its steps. The rest of a
+//!   summary is read from the episode row in the same snapshot.
+//!
+//! This module never formats a value into SQL: migrations are constant text and the version is
+//! a bound parameter.
+
+use libsql::{Connection, Value};
+use memory_core::{Error, Result};
+
+use crate::error::db_error;
+
+/// One schema change: `up` moves a database from `version - 1` to `version`, `down` back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// The version this migration produces.
+    pub version: u32,
+    /// A short name for logs.
+    pub name: &'static str,
+    /// SQL run to go from `version - 1` to `version` (one or more statements).
+    pub up: &'static str,
+    /// SQL run to go from `version` back to `version - 1`.
+    pub down: &'static str,
+}
+
+/// The schema version this build reads and writes: the last migration's version.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Every migration, in order; `MIGRATIONS[i].version == i + 1`.
+///
+/// - v1 `episodes-and-steps`: the episode and step tables and their index. Down drops them
+///   (and their data).
+/// - v2 `summaries`: the step-derived summary table, backfilled from `steps` on the way up, so
+///   going down to 1 and up again loses nothing.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "episodes-and-steps",
+        up: "
+            CREATE TABLE episodes (
+                id           BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+                namespace    TEXT NOT NULL,
+                domain       TEXT NOT NULL,
+                task_type    TEXT NOT NULL,
+                tags         TEXT NOT NULL,
+                language     TEXT,
+                complexity   TEXT,
+                description  TEXT NOT NULL,
+                outcome      TEXT,
+                reward_bits  INTEGER NOT NULL,
+                reward       REAL NOT NULL,
+                embedding    BLOB,
+                started_at   INTEGER NOT NULL,
+                completed_at INTEGER,
+                version      INTEGER NOT NULL,
+                verdict      TEXT,
+                reflection   TEXT
+            );
+            CREATE INDEX episodes_namespace_id ON episodes (namespace, id);
+            CREATE TABLE steps (
+                episode_id BLOB NOT NULL,
+                seq        INTEGER NOT NULL,
+                tool       TEXT NOT NULL,
+                action     TEXT NOT NULL,
+                input      TEXT NOT NULL,
+                output     TEXT NOT NULL,
+                success    INTEGER NOT NULL,
+                latency_ms INTEGER NOT NULL,
+                ts         INTEGER NOT NULL,
+                PRIMARY KEY (episode_id, seq)
+            ) WITHOUT ROWID;
+        ",
+        down: "
+            DROP TABLE steps;
+            DROP INDEX episodes_namespace_id;
+            DROP TABLE episodes;
+        ",
+    },
+    Migration {
+        version: 2,
+        name: "summaries",
+        up: "
+            CREATE TABLE summaries (
+                id               BLOB PRIMARY KEY NOT NULL,
+                step_count       INTEGER NOT NULL,
+                successful_steps INTEGER NOT NULL,
+                tools            TEXT NOT NULL
+            ) WITHOUT ROWID;
+            INSERT INTO summaries (id, step_count, successful_steps, tools)
+            SELECT e.id,
+                   (SELECT count(*) FROM steps s WHERE s.episode_id = e.id),
+                   (SELECT count(*) FROM steps s WHERE s.episode_id = e.id AND s.success <> 0),
+                   (SELECT json_group_array(t.tool ORDER BY t.first_seq)
+                      FROM (SELECT tool, min(seq) AS first_seq
+                              FROM steps s WHERE s.episode_id = e.id
+                             GROUP BY tool) AS t)
+              FROM episodes e;
+        ",
+        down: "
+            DROP TABLE summaries;
+        ",
+    },
+];
+
+/// What a migration run did: the version found and the version left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaChange {
+    /// The file's schema version before the run (0 for an empty file).
+    pub from: u32,
+    /// The file's schema version after the run.
+    pub to: u32,
+}
+
+/// The error for a file written by a newer build.
+fn newer_than_known(found: u32) -> Error {
+    Error::storage(format!(
+        "the database schema version is {found}, newer than the newest version this build \
+         knows ({SCHEMA_VERSION}); upgrade memory-storage-turso to open it (the file was not \
+         changed)"
+    ))
+}
+
+/// The schema version recorded in the file, 0 if there is none (empty or foreign file).
+/// Only reads; safe to call before deciding whether the file may be touched.
+pub(crate) async fn read_version(conn: &Connection) -> Result<u32> {
+    let mut rows = conn
+        .query(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            (),
+        )
+        .await
+        .map_err(|e| db_error("reading the schema", e))?;
+    let has_table = match rows.next().await {
+        Ok(Some(row)) => matches!(row.get_value(0), Ok(Value::Integer(n)) if n > 0),
+        Ok(None) => false,
+        Err(e) => return Err(db_error("reading the schema", e)),
+    };
+    drop(rows);
+    if !has_table {
+        return Ok(0);
+    }
+    version_row(conn).await
+}
+
+/// The value in the `schema_version` row (0 if the row is missing).
+async fn version_row(conn: &Connection) -> Result<u32> {
+    let mut rows = conn
+        .query("SELECT version FROM schema_version WHERE id = 1", ())
+        .await
+        .map_err(|e| db_error("reading the schema version", e))?;
+    let row = rows
+        .next()
+        .await
+        .map_err(|e| db_error("reading the schema version", e))?;
+    let value = match row {
+        None => return Ok(0),
+        Some(row) => row
+            .get_value(0)
+            .map_err(|e| db_error("reading the schema version", e))?,
+    };
+    match value {
+        Value::Integer(v) => u32::try_from(v)
+            .map_err(|_| Error::corrupt(format!("schema_version holds {v}, not a version"))),
+        other => Err(Error::corrupt(format!(
+            "schema_version holds {other:?}, not a version"
+        ))),
+    }
+}
+
+/// Refuse a file written by a newer build, without writing to it.
+pub(crate) async fn check_not_newer(conn: &Connection) -> Result<u32> {
+    let found = read_version(conn).await?;
+    if found > SCHEMA_VERSION {
+        return Err(newer_than_known(found));
+    }
+    Ok(found)
+}
+
+/// Move the database on `conn` to `target` (up or down) in one `BEGIN IMMEDIATE`
+/// transaction: all the migrations in between take effect, or none.
+pub(crate) async fn migrate(conn: &Connection, target: u32) -> Result<SchemaChange> {
+    if target > SCHEMA_VERSION {
+        return Err(Error::invalid(
+            "schema target version",
+            format!("at most {SCHEMA_VERSION} (the newest this build knows)"),
+            target.to_string(),
+        ));
+    }
+    conn.execute("BEGIN IMMEDIATE", ())
+        .await
+        .map_err(|e| db_error("starting the migration transaction", e))?;
+    let result = migrate_in_transaction(conn, target).await;
+    match result {
+        Ok(change) => {
+            if let Err(e) = conn.execute("COMMIT", ()).await {
+                let err = db_error("committing the migration", e);
+                rollback(conn).await;
+                return Err(err);
+            }
+            if change.from != change.to {
+                tracing::info!(from = change.from, to = change.to, "schema migrated");
+            }
+            Ok(change)
+        }
+        Err(e) => {
+            rollback(conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Best-effort rollback of a failed migration (SQLite may already have rolled back).
+async fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute("ROLLBACK", ()).await
+    {
+        tracing::warn!(error = %e, "rollback of a failed migration failed");
+    }
+}
+
+async fn migrate_in_transaction(conn: &Connection, target: u32) -> Result<SchemaChange> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             id      INTEGER PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL
+         )",
+        (),
+    )
+    .await
+    .map_err(|e| db_error("creating the schema_version table", e))?;
+    let from = version_row(conn).await?;
+    if from > SCHEMA_VERSION {
+        return Err(newer_than_known(from));
+    }
+    if from < target {
+        for m in MIGRATIONS
+            .iter()
+            .filter(|m| m.version > from && m.version <= target)
+        {
+            conn.execute_batch(m.up)
+                .await
+                .map_err(|e| db_error(format!("migration {} ({}) up", m.version, m.name), e))?;
+        }
+    } else {
+        for m in MIGRATIONS
+            .iter()
+            .rev()
+            .filter(|m| m.version > target && m.version <= from)
+        {
+            conn.execute_batch(m.down)
+                .await
+                .map_err(|e| db_error(format!("migration {} ({}) down", m.version, m.name), e))?;
+        }
+    }
+    if from != target {
+        conn.execute(
+            "INSERT INTO schema_version (id, version) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            vec![Value::Integer(i64::from(target))],
+        )
+        .await
+        .map_err(|e| db_error("recording the schema version", e))?;
+    }
+    Ok(SchemaChange { from, to: target })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory_core::ErrorKind;
+
+    fn is_newer_schema(e: &Error) -> bool {
+        e.kind() == ErrorKind::Storage && e.message().contains("newer than the newest version")
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_end_at_the_current_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.name);
+            assert!(!m.up.trim().is_empty() && !m.down.trim().is_empty());
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn newer_schema_error_names_both_versions() {
+        let e = newer_than_known(7);
+        assert!(is_newer_schema(&e));
+        assert!(
+            e.to_string().contains('7') && e.to_string().contains('2'),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! [`TursoStore`]: opening, closing and the `DurableStore` implementation.
+//!
+//! Owns the lifecycle: open the file (refusing a newer schema before touching it), set WAL and
+//! the durability pragma, run pending migrations, open the read pool, start the writer thread;
+//! route every write to the writer and every read to the pool; on `close` (or drop) let the
+//! writer finish what is queued and join it. It never runs a database call on a tokio worker
+//! thread and never holds a sync lock across an `.await`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use libsql::{Builder, Connection, Database, Value};
+use memory_core::store::{DurableStore, ListRequest, Page};
+use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result, Step};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::error::{db_error, shutting_down};
+use crate::exec::block_on;
+use crate::options::{Durability, TursoOptions};
+use crate::reader::ReadPool;
+use crate::schema::{self, SCHEMA_VERSION, SchemaChange};
+use crate::write_ops::{Statements, WriteOp};
+use crate::writer::{Counters, Message, Request, Writer, WriterStats};
+
+/// The durable store on a local libsql (SQLite-format) file.
+///
+/// - **Writes** go to one writer thread that group-commits them (see [`crate::CommitMode`]);
+///   a write returns `Ok` only after its transaction committed with the configured
+///   [`Durability`]. Concurrent writers never see "database is locked": there is one writer.
+/// - **Reads** run on a pool of read-only connections on tokio's blocking threads, each from
+///   one WAL snapshot, concurrently with writes.
+/// - **Lifecycle**: [`TursoStore::close`] finishes queued writes, stops the writer and reports
+///   a writer panic; dropping the store does the same, blocking the dropping thread until the
+///   queued writes are done. After a failed commit the store refuses writes until reopened.
+///
+/// One `TursoStore` per file: a second store (or process) on the same file works, but its
+/// writes then wait on SQLite's file lock (up to [`TursoOptions::busy_timeout`]).
+pub struct TursoStore {
+    path: PathBuf,
+    /// `None` only while dropping: closing the channel tells the writer to stop.
+    tx: Option<std::sync::mpsc::Sender<Message>>,
+    /// Places in the writer's queue (`TursoOptions::queue_capacity`): async backpressure in
+    /// front of the unbounded std channel.
+    queue: Arc<Semaphore>,
+    closed: AtomicBool,
+    readers: Arc<ReadPool>,
+    counters: Arc<Counters>,
+    /// The writer's exit signal and thread. An async mutex because `close` holds it across
+    /// the wait for the writer to finish, so concurrent `close` calls all return after it.
+    shutdown: tokio::sync::Mutex<Option<(oneshot::Receiver<()>, JoinHandle<()>)>>,
+    /// Kept for the lifetime of the connections opened from it.
+    _db: Database,
+}
+
+impl std::fmt::Debug for TursoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TursoStore")
+            .field("path", &self.path)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("writer", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the blocking part of `open_local` hands back.
+struct Opened {
+    db: Database,
+    writer: Connection,
+    statements: Statements,
+    readers: Vec<Connection>,
+}
+
+/// Run `work` on tokio's blocking pool (libsql's local calls block).
+async fn blocking<T, F>(what: &'static str, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|e| Error::storage(format!("{what} needs a tokio runtime")).with_source(e))?;
+    handle
+        .spawn_blocking(work)
+        .await
+        .map_err(|e| Error::storage(format!("{what} panicked or was cancelled")).with_source(e))?
+}
+
+async fn open_database(path: &Path) -> Result<Database> {
+    Builder::new_local(path)
+        .build()
+        .await
+        .map_err(|e| db_error(format!("opening {}", path.display()), e))
+}
+
+/// A new connection with the busy timeout set (it is per connection).
+fn connect(db: &Database, options: &TursoOptions, path: &Path) -> Result<Connection> {
+    let conn = db
+        .connect()
+        .map_err(|e| db_error(format!("connecting to {}", path.display()), e))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(|e| db_error("setting the busy timeout", e))?;
+    Ok(conn)
+}
+
+/// Switch to WAL (a persistent setting; the pragma answers with the mode now in force).
+async fn enable_wal(conn: &Connection) -> Result<()> {
+    let mut rows = conn
+        .query("PRAGMA journal_mode = WAL", ())
+        .await
+        .map_err(|e| db_error("enabling WAL", e))?;
+    let row = rows.next().await.map_err(|e| db_error("enabling WAL", e))?;
+    let mode = match row {
+        Some(row) => row.get_value(0).map_err(|e| db_error("enabling WAL", e))?,
+        None => Value::Null,
+    };
+    drop(rows);
+    match mode {
+        Value::Text(m) if m.eq_ignore_ascii_case("wal") => Ok(()),
+        other => Err(Error::storage(format!(
+            "the database refused WAL mode (journal_mode is {other:?}); is the file on a \
+             filesystem without shared memory support?"
+        ))),
+    }
+}
+
+/// Set a connection's durability (`PRAGMA synchronous` is per connection).
+async fn set_durability(conn: &Connection, durability: Durability) -> Result<()> {
+    let sql = match durability {
+        Durability::Full => "PRAGMA synchronous = FULL",
+        Durability::Normal => "PRAGMA synchronous = NORMAL",
+    };
+    conn.execute(sql, ())
+        .await
+        .map_err(|e| db_error("setting the durability", e))?;
+    Ok(())
+}
+
+/// Everything of `open_local` that touches the file. Runs on a blocking thread.
+async fn open_blocking(path: &Path, options: &TursoOptions) -> Result<Opened> {
+    let db = open_database(path).await?;
+    let writer = connect(&db, options, path)?;
+    // Before anything that could write: a newer file is refused untouched.
+    let found = schema::check_not_newer(&writer).await?;
+    enable_wal(&writer).await?;
+    set_durability(&writer, options.durability).await?;
+    if found != SCHEMA_VERSION {
+        schema::migrate(&writer, SCHEMA_VERSION).await?;
+    }
+    let statements = Statements::prepare(&writer).await?;
+    let mut readers = Vec::with_capacity(options.read_connections);
+    for _ in 0..options.read_connections {
+        let conn = connect(&db, options, path)?;
+        conn.execute("PRAGMA query_only = ON", ())
+            .await
+            .map_err(|e| db_error("making a read connection read-only", e))?;
+        readers.push(conn);
+    }
+    Ok(Opened {
+        db,
+        writer,
+        statements,
+        readers,
+    })
+}
+
+impl TursoStore {
+    /// Open (creating if needed) the store in the local file at `path`.
+    ///
+    /// Refuses, without writing to the file, one whose schema is newer than
+    /// [`SCHEMA_VERSION`] (`Storage` error naming both versions). Otherwise switches the file
+    /// to WAL, runs pending migrations in one transaction, opens
+    /// [`TursoOptions::read_connections`] read connections and starts the writer thread.
+    /// Needs a tokio runtime (any flavour).
+    pub async fn open_local(path: impl AsRef<Path>, options: TursoOptions) -> Result<Self> {
+        options.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let opened = {
+            let path = path.clone();
+            let options = options.clone();
+            blocking("opening the turso store", move || {
+                block_on(open_blocking(&path, &options))
+            })
+            .await?
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (exit_tx, exit_rx) = oneshot::channel::<()>();
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::new(
+            opened.writer,
+            opened.statements,
+            &options,
+            Arc::clone(&counters),
+        );
+        let thread = std::thread::Builder::new()
+            .name("memory-turso-writer".into())
+            .spawn(move || {
+                writer.run(rx);
+                // Last: tells `close` the writer and its connection are gone.
+                drop(exit_tx);
+            })
+            .map_err(|e| Error::storage("cannot start the writer thread").with_source(e))?;
+        tracing::info!(path = %path.display(), ?options, "turso store open");
+        Ok(Self {
+            path,
+            tx: Some(tx),
+            queue: Arc::new(Semaphore::new(options.queue_capacity)),
+            closed: AtomicBool::new(false),
+            readers: ReadPool::new(opened.readers),
+            counters,
+            shutdown: tokio::sync::Mutex::new(Some((exit_rx, thread))),
+            _db: opened.db,
+        })
+    }
+
+    /// Move the schema of the local file at `path` to `target_version`, up or down, in one
+    /// transaction, and report the versions before and after.
+    ///
+    /// An offline operation: no [`TursoStore`] may have the file open (one would keep running
+    /// on a schema it does not expect). Going down runs each migration's `down` SQL, newest
+    /// first; below version 1 every table is dropped **with its data**. Going down to 1 and up
+    /// again loses nothing (version 2's summaries are rebuilt from the steps). A target above
+    /// [`SCHEMA_VERSION`] is `InvalidInput`; a file newer than this build is refused untouched.
+    pub async fn migrate_local(
+        path: impl AsRef<Path>,
+        target_version: u32,
+    ) -> Result<SchemaChange> {
+        let path = path.as_ref().to_path_buf();
+        blocking("migrating the turso store", move || {
+            block_on(async {
+                let db = open_database(&path).await?;
+                let conn = connect(&db, &TursoOptions::default(), &path)?;
+                schema::check_not_newer(&conn).await?;
+                schema::migrate(&conn, target_version).await
+            })
+        })
+        .await
+    }
+
+    /// The file this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The writer's counters (batches committed, operations, failures) since open.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+
+    /// Stop accepting work, let the writer commit everything queued before this call, stop it
+    /// and close every connection. Idempotent; concurrent calls all return once the writer is
+    /// gone. Returns a `Storage` error if the writer thread had panicked. Operations started
+    /// after `close` fail with `ShuttingDown`.
+    pub async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        self.queue.close();
+        if let Some(tx) = &self.tx {
+            // Queued behind every write sent before it. Fails only if the writer already
+            // stopped; joining below tells why.
+            let _ = tx.send(Message::Shutdown);
+        }
+        let mut shutdown = self.shutdown.lock().await;
+        let Some((exited, thread)) = shutdown.take() else {
+            return Ok(());
+        };
+        // Resolves (with an error, as the sender is dropped) once the thread is done.
+        let _ = exited.await;
+        self.readers.close();
+        let joined = blocking("joining the writer thread", move || join_writer(thread)).await;
+        tracing::info!(path = %self.path.display(), "turso store closed");
+        joined
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(shutting_down())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The error when the writer went away without answering.
+    fn writer_gone(&self) -> Error {
+        if self.closed.load(Ordering::Acquire) {
+            shutting_down()
+        } else {
+            Error::storage(
+                "the turso writer thread stopped unexpectedly; the outcome of this write is \
+                 unknown: re-read, and reopen the store",
+            )
+        }
+    }
+
+    /// Queue `op` for the writer and wait for its committed result.
+    async fn write(&self, op: Result<WriteOp>) -> Result<bool> {
+        self.check_open()?;
+        let op = op?;
+        let tx = self.tx.as_ref().ok_or_else(shutting_down)?;
+        let permit = Arc::clone(&self.queue)
+            .acquire_owned()
+            .await
+            .map_err(|_| shutting_down())?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Message::Op(Request {
+            op,
+            reply,
+            _permit: permit,
+        }))
+        .map_err(|_| self.writer_gone())?;
+        answer.await.map_err(|_| self.writer_gone())?
+    }
+}
+
+/// Join the writer thread, turning a panic into a `Storage` error that quotes it.
+fn join_writer(thread: JoinHandle<()>) -> Result<()> {
+    thread.join().map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic".to_owned());
+        Error::storage(format!("the turso writer thread panicked: {what}"))
+    })
+}
+
+impl Drop for TursoStore {
+    fn drop(&mut self) {
+        // Closing the channel: the writer commits what is queued, then stops.
+        self.tx = None;
+        self.queue.close();
+        self.readers.close();
+        if let Some((_, thread)) = self.shutdown.get_mut().take()
+            && let Err(e) = join_writer(thread)
+        {
+            tracing::error!(path = %self.path.display(), error = %e, "on drop");
+        }
+    }
+}
+
+#[async_trait]
+impl DurableStore for TursoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %episode.id))]
+    async fn create_episode(&self, episode: &Episode) -> Result<()> {
+        self.write(WriteOp::create(episode)).await.map(drop)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id, steps = steps.len()))]
+    async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()> {
+        self.write(Ok(WriteOp::append(id, steps))).await.map(drop)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %episode.id))]
+    async fn complete_episode(&self, episode: &Episode) -> Result<()> {
+        self.write(WriteOp::complete(episode)).await.map(drop)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %episode.id))]
+    async fn update_episode(&self, episode: &Episode) -> Result<()> {
+        self.write(WriteOp::update(episode)).await.map(drop)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+    async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
+        self.write(Ok(WriteOp::Delete(id))).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Episode>> {
+        self.check_open()?;
+        self.readers.get_episode(id).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %request.namespace))]
+    async fn list_episodes(&self, request: &ListRequest) -> Result<Page<Episode>> {
+        self.check_open()?;
+        self.readers.list_episodes(request).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
+    async fn scan_summaries(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<EpisodeSummary>> {
+        self.check_open()?;
+        self.readers.scan_summaries(after, limit).await
+    }
+
+    /// [`TursoStore::close`]: commit everything queued, stop the writer, close connections.
+    async fn close(&self) -> Result<()> {
+        TursoStore::close(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory_core::ErrorKind;
+
+    #[test]
+    fn a_writer_panic_becomes_a_storage_error_quoting_it() {
+        let thread = std::thread::spawn(|| panic!("boom in the writer"));
+        let err = join_writer(thread).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Storage);
+        assert!(err.to_string().contains("boom in the writer"), "{err}");
+        join_writer(std::thread::spawn(|| ())).unwrap();
+    }
+}

@@ -1,0 +1,307 @@
+//! The single writer: an OS thread that owns the only write connection and turns queued
+//! operations into transactions (group commit).
+//!
+//! Callers take a queue permit (async backpressure: at most `queue_capacity` operations wait),
+//! send a [`Request`] over a std channel and await its oneshot reply. The thread blocks on the
+//! channel (precise timeouts, no async runtime of its own, libsql futures driven by
+//! `exec::block_on`), takes the first queued request, gathers more until `max_batch_ops` or
+//! `max_batch_delay`, and runs them in one `BEGIN IMMEDIATE` transaction, each inside
+//! `SAVEPOINT op`, so a failing operation is rolled back alone and fails alone. After `COMMIT` each caller gets its own
+//! result; if the commit fails, every operation that had succeeded gets the commit's error.
+//! Nothing is acknowledged before its commit returned.
+//!
+//! This module never runs on a tokio worker thread (libsql's local calls block), never lets
+//! two transactions overlap, and after a failed commit refuses all further writes (the store
+//! is poisoned until reopened) rather than guessing what reached the disk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use libsql::Connection;
+use memory_core::{Error, Result};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use crate::error::shutting_down;
+use crate::exec::block_on;
+use crate::options::{CommitMode, TursoOptions};
+use crate::write_ops::{Statements, WriteOp, run};
+
+/// One queued operation and where its result goes.
+pub(crate) struct Request {
+    pub(crate) op: WriteOp,
+    pub(crate) reply: oneshot::Sender<Result<bool>>,
+    /// The caller's place in the queue, given back when the writer takes the request.
+    pub(crate) _permit: OwnedSemaphorePermit,
+}
+
+/// What travels on the writer's channel.
+pub(crate) enum Message {
+    /// Run this operation.
+    Op(Request),
+    /// Finish everything queued before this message, then stop.
+    Shutdown,
+}
+
+/// Counters of the writer since the store was opened (a snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed (each holds one or more operations).
+    pub batches: u64,
+    /// Operations that took effect (their transaction committed).
+    pub operations: u64,
+    /// Operations that failed alone (conflict, not found, …) while their batch committed.
+    pub failed_operations: u64,
+    /// Transactions that could not begin or commit; all their operations failed.
+    pub failed_batches: u64,
+}
+
+/// Shared counters behind [`WriterStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    operations: AtomicU64,
+    failed_operations: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            operations: self.operations.load(Ordering::Relaxed),
+            failed_operations: self.failed_operations.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The batching bounds the writer runs with.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    max_ops: usize,
+    max_delay: Duration,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    conn: Connection,
+    statements: Statements,
+    bounds: Bounds,
+    counters: Arc<Counters>,
+    /// Set after a commit failed in a way that leaves the disk state unknown.
+    poisoned: Option<Error>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        statements: Statements,
+        options: &TursoOptions,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let max_ops = match options.commit_mode {
+            CommitMode::Grouped => options.max_batch_ops,
+            CommitMode::PerOperation => 1,
+        };
+        Self {
+            conn,
+            statements,
+            bounds: Bounds {
+                max_ops,
+                max_delay: options.max_batch_delay,
+            },
+            counters,
+            poisoned: None,
+        }
+    }
+
+    /// Serve requests until a `Shutdown` message or until every sender is gone, then answer
+    /// whatever is still queued with `ShuttingDown`. Runs on the writer thread and blocks it.
+    pub(crate) fn run(mut self, rx: Receiver<Message>) {
+        loop {
+            let first = match rx.recv() {
+                Ok(Message::Op(request)) => request,
+                Ok(Message::Shutdown) | Err(_) => break,
+            };
+            let (batch, stop) = self.gather(first, &rx);
+            let span = tracing::debug_span!("turso_write_batch", ops = batch.len());
+            let _entered = span.enter();
+            block_on(self.commit_batch(batch));
+            if stop {
+                break;
+            }
+        }
+        // Requests sent after this drain are dropped with the receiver; their callers see the
+        // reply channel close and report `ShuttingDown`.
+        while let Ok(message) = rx.try_recv() {
+            if let Message::Op(request) = message {
+                // The caller may have gone away; nothing to do then.
+                let _ = request.reply.send(Err(shutting_down()));
+            }
+        }
+        tracing::debug!("turso writer stopped");
+    }
+
+    /// Collect up to `max_ops` requests, waiting at most `max_delay` after the first. Returns
+    /// the batch and whether a shutdown was seen.
+    fn gather(&self, first: Request, rx: &Receiver<Message>) -> (Vec<Request>, bool) {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.bounds.max_delay;
+        while batch.len() < self.bounds.max_ops {
+            let message = match rx.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Disconnected) => return (batch, true),
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(message) => message,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return (batch, true),
+                    }
+                }
+            };
+            match message {
+                Message::Op(request) => batch.push(request),
+                Message::Shutdown => return (batch, true),
+            }
+        }
+        (batch, false)
+    }
+
+    /// Run `batch` in one transaction and answer every caller.
+    async fn commit_batch(&mut self, batch: Vec<Request>) {
+        // Dropping the permits here frees the callers' queue places.
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) =
+            batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+        let results = self.execute(ops).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            // A caller that stopped waiting (cancelled future) still had its write applied.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// The results of `ops`, in order, after their transaction ended.
+    async fn execute(&mut self, ops: Vec<WriteOp>) -> Vec<Result<bool>> {
+        let n = ops.len();
+        if let Some(poison) = &self.poisoned {
+            return vec![Err(poison.clone()); n];
+        }
+        if let Err(e) = run(&self.statements.begin, Vec::new(), "beginning a write").await {
+            self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            return vec![Err(e); n];
+        }
+        let grouped = n > 1;
+        let mut results: Vec<Result<bool>> = Vec::with_capacity(n);
+        for op in ops {
+            let name = op.name();
+            if grouped
+                && let Err(e) = run(&self.statements.savepoint, Vec::new(), "savepoint").await
+            {
+                return self.abort(results, n, e).await;
+            }
+            match self.statements.apply(op).await {
+                Ok(value) => {
+                    if grouped
+                        && let Err(e) = run(&self.statements.release, Vec::new(), "release").await
+                    {
+                        return self.abort(results, n, e).await;
+                    }
+                    results.push(Ok(value));
+                }
+                Err(e) => {
+                    tracing::debug!(op = name, error = %e, "write operation failed");
+                    if self.conn.is_autocommit() {
+                        // SQLite rolled the whole transaction back (disk full, I/O error):
+                        // nothing of this batch is on disk.
+                        return self.abort(results, n, e).await;
+                    }
+                    if grouped {
+                        let undone = async {
+                            run(&self.statements.rollback_to, Vec::new(), "rollback to").await?;
+                            run(&self.statements.release, Vec::new(), "release").await
+                        }
+                        .await;
+                        if let Err(undo) = undone {
+                            results.push(Err(e));
+                            return self.abort(results, n, undo).await;
+                        }
+                    }
+                    results.push(Err(e));
+                }
+            }
+        }
+        if !grouped && results.iter().all(|r| r.is_err()) {
+            // A lone failed operation: nothing to commit.
+            self.rollback().await;
+            self.counters
+                .failed_operations
+                .fetch_add(1, Ordering::Relaxed);
+            return results;
+        }
+        match run(
+            &self.statements.commit,
+            Vec::new(),
+            "committing a write batch",
+        )
+        .await
+        {
+            Ok(_) => {
+                let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .operations
+                    .fetch_add(n as u64 - failed, Ordering::Relaxed);
+                self.counters
+                    .failed_operations
+                    .fetch_add(failed, Ordering::Relaxed);
+                results
+            }
+            Err(e) => {
+                if !e.is_transient() {
+                    tracing::error!(error = %e, "commit failed; the store refuses writes until reopened");
+                    self.poisoned = Some(Error::storage(format!(
+                        "an earlier commit failed ({e}); the store refuses writes until it is \
+                         reopened"
+                    )));
+                }
+                self.abort(results, n, e).await
+            }
+        }
+    }
+
+    /// End a transaction that cannot commit: roll back what SQLite has not already rolled back
+    /// and fail every operation that had succeeded (and the ones never run) with `err`.
+    async fn abort(
+        &mut self,
+        mut results: Vec<Result<bool>>,
+        n: usize,
+        err: Error,
+    ) -> Vec<Result<bool>> {
+        self.rollback().await;
+        self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+        for r in &mut results {
+            if r.is_ok() {
+                *r = Err(err.clone());
+            }
+        }
+        results.resize(n, Err(err));
+        results
+    }
+
+    async fn rollback(&mut self) {
+        if self.conn.is_autocommit() {
+            return;
+        }
+        if let Err(e) = run(&self.statements.rollback, Vec::new(), "rolling back").await {
+            tracing::error!(error = %e, "rollback failed; the store refuses writes until reopened");
+            self.poisoned = Some(Error::storage(format!(
+                "a rollback failed ({e}); the store refuses writes until it is reopened"
+            )));
+        }
+    }
+}

@@ -7,7 +7,8 @@
 //! commits or rolls back a transaction: that is the writer's job.
 
 use libsql::{Connection, Statement, Value};
-use memory_core::{Episode, EpisodeId, Error, ErrorKind, Result, Step};
+use memory_core::store::rules::{self, StoredState};
+use memory_core::{Episode, EpisodeId, Result, Step};
 
 use crate::codec::{
     EPISODE_COLUMNS, STEP_COLUMNS, StepStats, decode_stats, episode_values, id_value, row_values,
@@ -124,6 +125,17 @@ struct Stored {
     completed: bool,
     version: u64,
     stats: StepStats,
+}
+
+impl Stored {
+    /// What the shared write rules need.
+    fn rules_view(&self) -> StoredState {
+        StoredState {
+            completed: self.completed,
+            version: self.version,
+            step_count: self.stats.count as usize,
+        }
+    }
 }
 
 /// The writer's prepared statements. libsql keeps no statement cache, so the writer prepares
@@ -261,6 +273,11 @@ impl Statements {
         }))
     }
 
+    /// The stored state of `id`, or `NotFound`.
+    async fn existing(&self, id: EpisodeId) -> Result<Stored> {
+        rules::require(id, self.state(id).await?)
+    }
+
     /// Apply one operation inside the caller's open transaction. On `Err` the caller must roll
     /// the operation back (its savepoint or the whole transaction). `Ok(true)` means "done"
     /// (for a delete: "it existed").
@@ -284,10 +301,8 @@ impl Statements {
 
     async fn create(&self, row: EpisodeRow) -> Result<bool> {
         let id = row.id;
-        if self.state(id).await?.is_some() {
-            return Err(Error::conflict(format!("episode {id} already exists")));
-        }
-        check_positions(&row.steps, 0)?;
+        let exists = self.state(id).await?.is_some();
+        rules::check_create(id, exists, row.steps.iter().map(|s| s.seq))?;
         run(&self.insert_episode, row.values, "inserting the episode").await?;
         let mut stats = StepStats::default();
         self.insert_steps(row.steps, &mut stats).await?;
@@ -301,29 +316,8 @@ impl Statements {
     }
 
     async fn append(&self, id: EpisodeId, steps: Vec<StepRow>) -> Result<bool> {
-        let stored = self
-            .state(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("episode {id}")))?;
-        if stored.completed {
-            return Err(Error::new(
-                ErrorKind::AlreadyCompleted,
-                format!("episode {id} is completed; no more steps"),
-            ));
-        }
-        if steps.is_empty() {
-            return Err(Error::invalid("steps", "at least 1 step", "0 steps"));
-        }
-        let from = stored.stats.count;
-        for (i, s) in steps.iter().enumerate() {
-            let expected = u64::from(from) + i as u64;
-            if u64::from(s.seq) != expected {
-                return Err(Error::conflict(format!(
-                    "episode {id}: step seq {} given where {expected} was expected",
-                    s.seq
-                )));
-            }
-        }
+        let stored = self.existing(id).await?;
+        rules::check_append(id, &stored.rules_view(), steps.iter().map(|s| s.seq))?;
         let mut stats = stored.stats;
         self.insert_steps(steps, &mut stats).await?;
         run(
@@ -337,27 +331,11 @@ impl Statements {
 
     async fn complete(&self, mut row: EpisodeRow) -> Result<bool> {
         let id = row.id;
-        let stored = self
-            .state(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("episode {id}")))?;
-        if stored.completed {
-            return Err(Error::new(
-                ErrorKind::AlreadyCompleted,
-                format!("episode {id} is already completed"),
-            ));
-        }
-        check_version(id, stored.version, row.version)?;
-        let stored_count = stored.stats.count as usize;
-        if row.steps.len() < stored_count {
-            return Err(Error::conflict(format!(
-                "episode {id}: completion carries {} steps but {stored_count} are stored",
-                row.steps.len()
-            )));
-        }
+        let stored = self.existing(id).await?;
+        let seqs: Vec<u32> = row.steps.iter().map(|s| s.seq).collect();
+        rules::check_complete(id, &stored.rules_view(), row.version, &seqs)?;
         // The stored steps stand; only the ones beyond them are new.
-        let new_steps = row.steps.split_off(stored_count);
-        check_positions(&new_steps, stored_count)?;
+        let new_steps = row.steps.split_off(stored.stats.count as usize);
         run(&self.update_episode, row.values, "completing the episode").await?;
         let mut stats = stored.stats;
         self.insert_steps(new_steps, &mut stats).await?;
@@ -372,11 +350,8 @@ impl Statements {
 
     async fn update(&self, row: EpisodeRow) -> Result<bool> {
         let id = row.id;
-        let stored = self
-            .state(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("episode {id}")))?;
-        check_version(id, stored.version, row.version)?;
+        let stored = self.existing(id).await?;
+        rules::check_version(id, stored.version, row.version)?;
         run(&self.update_episode, row.values, "updating the episode").await?;
         Ok(true)
     }
@@ -397,30 +372,4 @@ impl Statements {
         .await?;
         Ok(n > 0)
     }
-}
-
-/// The "writes carry the next version" rule.
-fn check_version(id: EpisodeId, stored: u64, next: u64) -> Result<()> {
-    if stored.checked_add(1) != Some(next) {
-        return Err(Error::conflict(format!(
-            "episode {id}: version {next} written over stored version {stored}"
-        )));
-    }
-    Ok(())
-}
-
-/// Steps written with a whole episode must sit at their positions (`seq == index`), or the
-/// step rows' keys would disagree with the episode's order.
-fn check_positions(steps: &[StepRow], first: usize) -> Result<()> {
-    for (i, s) in steps.iter().enumerate() {
-        let position = first + i;
-        if s.seq as usize != position {
-            return Err(Error::invalid(
-                format!("steps[{position}].seq"),
-                format!("equal to its position {position}"),
-                s.seq.to_string(),
-            ));
-        }
-    }
-    Ok(())
 }

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use crate::episode::{Episode, EpisodeSummary, Step};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 use crate::store::cache::{CacheStats, CacheStore, CachedVersion};
 use crate::store::durable::{DurableStore, ListRequest, Page};
 use crate::store::journal::{Journal, JournalEntry, JournalSeq};
+use crate::store::rules::{self, StoredState};
 
 /// Lock a std mutex, treating poisoning (a panic in another holder) as a storage error.
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
@@ -50,51 +51,17 @@ fn page<V, T>(
     }
 }
 
-/// Check `append_steps` preconditions shared by stores: non-empty, consecutive from `stored`.
-pub(crate) fn check_append(id: EpisodeId, stored: usize, steps: &[Step]) -> Result<()> {
-    if steps.is_empty() {
-        return Err(Error::invalid("steps", "at least 1 step", "0 steps"));
+/// The rules' view of a stored episode.
+fn state(e: &Episode) -> StoredState {
+    StoredState {
+        completed: e.is_completed(),
+        version: e.version,
+        step_count: e.steps.len(),
     }
-    for (i, s) in steps.iter().enumerate() {
-        if s.seq as usize != stored + i {
-            return Err(Error::conflict(format!(
-                "episode {id}: step seq {} given where {} was expected",
-                s.seq,
-                stored + i
-            )));
-        }
-    }
-    Ok(())
 }
 
-/// Check that `next` may replace `stored` (versions, completion state) for `complete`.
-pub(crate) fn check_complete(stored: &Episode, next: &Episode) -> Result<()> {
-    if stored.is_completed() {
-        return Err(Error::new(
-            ErrorKind::AlreadyCompleted,
-            format!("episode {} is already completed", stored.id),
-        ));
-    }
-    check_version(stored.id, stored.version, next.version)?;
-    if next.steps.len() < stored.steps.len() {
-        return Err(Error::conflict(format!(
-            "episode {}: completion carries {} steps but {} are stored",
-            stored.id,
-            next.steps.len(),
-            stored.steps.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Check the "writes carry the next version" rule.
-pub(crate) fn check_version(id: EpisodeId, stored: u64, next: u64) -> Result<()> {
-    if stored.checked_add(1) != Some(next) {
-        return Err(Error::conflict(format!(
-            "episode {id}: version {next} written over stored version {stored}"
-        )));
-    }
-    Ok(())
+fn seqs(steps: &[Step]) -> impl Iterator<Item = u32> + '_ {
+    steps.iter().map(|s| s.seq)
 }
 
 /// A [`DurableStore`] in a `BTreeMap`. Atomic per call; not durable across process exit.
@@ -114,38 +81,28 @@ impl InMemoryStore {
 impl DurableStore for InMemoryStore {
     async fn create_episode(&self, episode: &Episode) -> Result<()> {
         let mut map = lock(&self.episodes)?;
-        if map.contains_key(&episode.id) {
-            return Err(Error::conflict(format!(
-                "episode {} already exists",
-                episode.id
-            )));
-        }
+        rules::check_create(
+            episode.id,
+            map.contains_key(&episode.id),
+            seqs(&episode.steps),
+        )?;
         map.insert(episode.id, episode.clone());
         Ok(())
     }
 
     async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()> {
         let mut map = lock(&self.episodes)?;
-        let e = map
-            .get_mut(&id)
-            .ok_or_else(|| Error::not_found(format!("episode {id}")))?;
-        if e.is_completed() {
-            return Err(Error::new(
-                ErrorKind::AlreadyCompleted,
-                format!("episode {id} is completed; no more steps"),
-            ));
-        }
-        check_append(id, e.steps.len(), steps)?;
+        let e = rules::require(id, map.get_mut(&id))?;
+        rules::check_append(id, &state(e), seqs(steps))?;
         e.steps.extend_from_slice(steps);
         Ok(())
     }
 
     async fn complete_episode(&self, episode: &Episode) -> Result<()> {
         let mut map = lock(&self.episodes)?;
-        let stored = map
-            .get_mut(&episode.id)
-            .ok_or_else(|| Error::not_found(format!("episode {}", episode.id)))?;
-        check_complete(stored, episode)?;
+        let stored = rules::require(episode.id, map.get_mut(&episode.id))?;
+        let given: Vec<u32> = seqs(&episode.steps).collect();
+        rules::check_complete(episode.id, &state(stored), episode.version, &given)?;
         let steps = std::mem::take(&mut stored.steps);
         let mut next = episode.clone();
         next.steps = steps;
@@ -157,10 +114,8 @@ impl DurableStore for InMemoryStore {
 
     async fn update_episode(&self, episode: &Episode) -> Result<()> {
         let mut map = lock(&self.episodes)?;
-        let stored = map
-            .get_mut(&episode.id)
-            .ok_or_else(|| Error::not_found(format!("episode {}", episode.id)))?;
-        check_version(episode.id, stored.version, episode.version)?;
+        let stored = rules::require(episode.id, map.get_mut(&episode.id))?;
+        rules::check_version(episode.id, stored.version, episode.version)?;
         let steps = std::mem::take(&mut stored.steps);
         *stored = Episode {
             steps,

@@ -13,6 +13,7 @@ mod durable;
 mod fault;
 mod journal;
 mod memory;
+pub mod rules;
 mod shared;
 
 pub use cache::{CacheStats, CacheStore, CachedVersion};

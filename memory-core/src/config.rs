@@ -16,6 +16,10 @@ pub struct MemoryConfig {
     pub limits: Limits,
     /// How long `shutdown()` waits for in-flight work before giving up. Default 10 s.
     pub shutdown_timeout: Duration,
+    /// Completions allowed to run at once; more wait for a slot. Default 64.
+    pub max_concurrent_completions: usize,
+    /// How long a completion waits for a slot before failing with `Overloaded`. Default 5 s.
+    pub completion_wait_timeout: Duration,
     /// Where the embedded default keeps its files (`memory.db`, `cache.redb`). Default `data`.
     /// The core never touches it; the binaries that open backends read it from here.
     pub data_dir: PathBuf,
@@ -26,6 +30,8 @@ impl Default for MemoryConfig {
         Self {
             limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(10),
+            max_concurrent_completions: 64,
+            completion_wait_timeout: Duration::from_secs(5),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -89,6 +95,14 @@ const VARS: &[(&str, Setter)] = &[
         c.shutdown_timeout = Duration::from_millis(parse(n, v, "milliseconds")?);
         Ok(())
     }),
+    ("MEMORY_MAX_CONCURRENT_COMPLETIONS", |c, n, v| {
+        c.max_concurrent_completions = usize_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_COMPLETION_WAIT_TIMEOUT_MS", |c, n, v| {
+        c.completion_wait_timeout = Duration::from_millis(parse(n, v, "milliseconds")?);
+        Ok(())
+    }),
     ("MEMORY_DATA_DIR", |c, _, v| {
         c.data_dir = PathBuf::from(v);
         Ok(())
@@ -105,6 +119,12 @@ impl MemoryConfig {
         self.limits.validate()?;
         if self.shutdown_timeout.is_zero() {
             return Err(Error::invalid("shutdown_timeout", "more than 0", "0"));
+        }
+        if self.max_concurrent_completions == 0 {
+            return Err(Error::invalid("max_concurrent_completions", "at least 1", "0"));
+        }
+        if self.completion_wait_timeout.is_zero() {
+            return Err(Error::invalid("completion_wait_timeout", "more than 0", "0"));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
@@ -178,6 +198,8 @@ mod tests {
             ("MEMORY_EMBEDDING_DIMENSION", "18"),
             ("MEMORY_MAX_PAGE_SIZE", "19"),
             ("MEMORY_SHUTDOWN_TIMEOUT_MS", "20"),
+            ("MEMORY_MAX_CONCURRENT_COMPLETIONS", "21"),
+            ("MEMORY_COMPLETION_WAIT_TIMEOUT_MS", "22"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
             ("MEMORY_TEST_LIBSQL_URL", "ignored"),
             ("PATH", "ignored"),
@@ -204,6 +226,8 @@ mod tests {
         );
         assert_eq!((l.embedding_dimension, l.max_page_size), (Some(18), 19));
         assert_eq!(c.shutdown_timeout, Duration::from_millis(20));
+        assert_eq!(c.max_concurrent_completions, 21);
+        assert_eq!(c.completion_wait_timeout, Duration::from_millis(22));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     }
 

@@ -46,7 +46,10 @@ async fn thirty_two_tasks_times_one_hundred_steps() {
     }
     assert_eq!(all, (0..3_200).collect::<HashSet<u32>>());
 
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     assert_eq!(done.steps.len(), 3_200);
     for (i, s) in done.steps.iter().enumerate() {
         assert_eq!(s.seq as usize, i);
@@ -97,7 +100,11 @@ async fn completion_waits_for_accepted_steps_and_refuses_later_ones() {
     assert_eq!(early.await.unwrap().unwrap(), 0);
     let done = completing.await.unwrap().unwrap();
     let tools: Vec<_> = done.steps.iter().map(|s| s.tool.as_str()).collect();
-    assert_eq!(tools, ["early"], "the accepted step is in, the late one is not");
+    assert_eq!(
+        tools,
+        ["early"],
+        "the accepted step is in, the late one is not"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,4 +138,39 @@ async fn racing_completions_succeed_exactly_once() {
         }
         assert_eq!(ok, 1);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn completions_beyond_the_permit_bound_wait_then_get_overloaded() {
+    // Completions take 10 s each; one slot; waiting more than 1 s is refused.
+    let faults = FaultInjector::new(FaultPlan::none());
+    let mut config = memory_core::MemoryConfig::default();
+    config.max_concurrent_completions = 1;
+    config.completion_wait_timeout = Duration::from_secs(1);
+    let m = SelfLearningMemory::builder()
+        .durable(Faulty::new(InMemoryStore::new(), faults.clone()))
+        .config(config)
+        .open()
+        .await
+        .unwrap();
+    let a = m.start_episode("a", TaskContext::new("ns", "d", "t")).await.unwrap();
+    let b = m.start_episode("b", TaskContext::new("ns", "d", "t")).await.unwrap();
+    faults.set_plan(FaultPlan {
+        latency: Duration::from_secs(10),
+        ..FaultPlan::none()
+    });
+    let slow = {
+        let m = m.clone();
+        tokio::spawn(async move { m.complete_episode(a, Outcome::success("ok")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(m.completion_permits().in_flight, 1);
+    let e = m.complete_episode(b, Outcome::success("ok")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
+    assert!(e.is_transient());
+    assert_eq!(m.completion_permits().rejected, 1);
+    slow.await.unwrap().unwrap();
+    // b was untouched by the refusal and completes once a slot is free.
+    faults.set_plan(FaultPlan::none());
+    m.complete_episode(b, Outcome::success("ok")).await.unwrap();
 }

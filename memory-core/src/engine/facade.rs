@@ -13,6 +13,7 @@ use crate::config::MemoryConfig;
 use crate::engine::builder::MemoryBuilder;
 use crate::engine::gate::Gate;
 use crate::engine::live::{self, LiveEpisodes};
+use crate::engine::permits::{PermitStats, Permits};
 use crate::episode::{Completion, Episode, NewStep, TaskContext};
 use crate::error::{ErrorKind, Result};
 use crate::id::EpisodeId;
@@ -25,6 +26,7 @@ struct Inner {
     config: MemoryConfig,
     live: LiveEpisodes,
     gate: Gate,
+    permits: Permits,
 }
 
 /// An episodic memory: record task attempts, read them back, list them.
@@ -56,6 +58,10 @@ impl SelfLearningMemory {
         cache: Arc<dyn CacheStore>,
         config: MemoryConfig,
     ) -> Self {
+        let permits = Permits::new(
+            config.max_concurrent_completions,
+            config.completion_wait_timeout,
+        );
         Self {
             inner: Arc::new(Inner {
                 durable,
@@ -63,8 +69,14 @@ impl SelfLearningMemory {
                 config,
                 live: LiveEpisodes::default(),
                 gate: Gate::default(),
+                permits,
             }),
         }
+    }
+
+    /// Completions running and waiting now, and those refused as `Overloaded`.
+    pub fn completion_permits(&self) -> PermitStats {
+        self.inner.permits.stats()
     }
 
     /// The configuration in force.
@@ -117,11 +129,10 @@ impl SelfLearningMemory {
             .live
             .get_or_load(self.inner.durable.as_ref(), id)
             .await?;
-        let seqs = self
-            .forget_if_completed(
-                id,
-                live::append(&live, &self.inner.durable, limits.max_steps, vec![step]).await,
-            )?;
+        let seqs = self.forget_if_completed(
+            id,
+            live::append(&live, &self.inner.durable, limits.max_steps, vec![step]).await,
+        )?;
         seqs.first()
             .copied()
             .ok_or_else(|| crate::Error::storage("step flusher returned no sequence number"))
@@ -162,6 +173,7 @@ impl SelfLearningMemory {
         let _pass = self.inner.gate.enter()?;
         let completion = completion.into();
         self.inner.config.limits.check_completion(&completion)?;
+        let _permit = self.inner.permits.acquire().await?;
         let live = self
             .inner
             .live

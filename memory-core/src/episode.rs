@@ -277,6 +277,55 @@ impl Completion {
     }
 }
 
+/// Changes to a completed episode, applied by `SelfLearningMemory::update_episode` with a
+/// version check. Fields left `None` are unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpisodeUpdate {
+    /// Replace the tags.
+    pub tags: Option<Vec<String>>,
+    /// Replace the reflection (`Some(None)` clears it).
+    pub reflection: Option<Option<String>>,
+    /// Replace the reward.
+    pub reward: Option<f64>,
+}
+
+impl EpisodeUpdate {
+    /// Builder-style: replace the tags.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Builder-style: replace the reflection.
+    pub fn reflection(mut self, reflection: impl Into<String>) -> Self {
+        self.reflection = Some(Some(reflection.into()));
+        self
+    }
+
+    /// Builder-style: replace the reward.
+    pub fn reward(mut self, reward: f64) -> Self {
+        self.reward = Some(reward);
+        self
+    }
+
+    /// Apply to `episode` (version untouched).
+    pub fn apply_to(&self, episode: &mut Episode) {
+        if let Some(tags) = &self.tags {
+            episode.context.tags = tags.clone();
+        }
+        if let Some(reflection) = &self.reflection {
+            episode.reflection = reflection.clone();
+        }
+        if let Some(reward) = self.reward {
+            episode.reward = reward;
+        }
+    }
+}
+
 /// One recorded task attempt.
 ///
 /// `version` starts at 1 when the episode is created and grows by one with every change of an

@@ -35,17 +35,21 @@ mod engine;
 pub mod episode;
 pub mod error;
 pub mod id;
+pub mod index;
 pub mod limits;
 pub mod record;
+pub mod retrieval;
 pub mod store;
 pub mod time;
 
 pub use config::MemoryConfig;
-pub use engine::{MemoryBuilder, SelfLearningMemory};
+pub use engine::{MemoryBuilder, PermitStats, SelfLearningMemory};
 pub use episode::{
-    Completion, Complexity, Episode, EpisodeSummary, NewStep, Outcome, OutcomeKind, Step,
+    Completion, Complexity, Episode, EpisodeSummary, EpisodeUpdate, NewStep, Outcome, OutcomeKind, Step,
     TaskContext,
 };
 pub use error::{Error, ErrorKind, Result, Violation};
 pub use id::EpisodeId;
+pub use index::{IndexConfig, SpatiotemporalIndex};
 pub use limits::Limits;
+pub use retrieval::{RetrievalConfig, RetrievalFlags, RetrievalHit, RetrievalQuery, Retriever};

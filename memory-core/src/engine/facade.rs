@@ -14,7 +14,7 @@ use crate::engine::builder::MemoryBuilder;
 use crate::engine::gate::Gate;
 use crate::engine::live::{self, LiveEpisodes};
 use crate::engine::permits::{PermitStats, Permits};
-use crate::episode::{Completion, Episode, NewStep, TaskContext};
+use crate::episode::{Completion, Episode, EpisodeUpdate, NewStep, TaskContext};
 use crate::error::{ErrorKind, Result};
 use crate::id::EpisodeId;
 use crate::store::{CacheStore, DurableStore, ListRequest, Page};
@@ -262,6 +262,53 @@ impl SelfLearningMemory {
                 limit,
             })
             .await
+    }
+
+    /// Change a completed episode's tags, reflection or reward, if its version is still
+    /// `expected_version` (optimistic concurrency: a stale version is `Conflict`, so no update
+    /// is lost). Returns the episode at its new version. The durable store is changed first;
+    /// the cache entry is then replaced. In-progress episodes are refused (`InvalidInput`):
+    /// give these values at completion.
+    #[tracing::instrument(name = "update_episode", skip_all, fields(episode_id = %id))]
+    pub async fn update_episode(
+        &self,
+        id: EpisodeId,
+        expected_version: u64,
+        update: EpisodeUpdate,
+    ) -> Result<Episode> {
+        let _pass = self.inner.gate.enter()?;
+        let mut episode = self
+            .inner
+            .durable
+            .get_episode(id)
+            .await?
+            .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))?;
+        if !episode.is_completed() {
+            return Err(crate::Error::invalid(
+                "episode",
+                "a completed episode (set tags, reflection and reward of an in-progress one at completion)",
+                "in progress",
+            ));
+        }
+        if episode.version != expected_version {
+            return Err(crate::Error::conflict(format!(
+                "episode {id} is at version {}, not {expected_version}: re-read and retry",
+                episode.version
+            )));
+        }
+        update.apply_to(&mut episode);
+        episode.version += 1;
+        self.inner.config.limits.check_episode(&episode)?;
+        self.inner.durable.update_episode(&episode).await?;
+        self.fill_cache(&episode).await;
+        Ok(episode)
+    }
+
+    /// Drop the cached copy of an episode; the next read comes from the durable store.
+    #[tracing::instrument(name = "invalidate_cache", skip_all, fields(episode_id = %id))]
+    pub async fn invalidate_cache(&self, id: EpisodeId) -> Result<()> {
+        let _pass = self.inner.gate.enter()?;
+        self.inner.cache.invalidate(id).await
     }
 
     /// Delete an episode everywhere. `Ok(false)` if it did not exist.

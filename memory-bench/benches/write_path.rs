@@ -85,7 +85,7 @@ fn steps(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8));
     // One element = one step; each task logs 100 steps into one episode.
     group.throughput(Throughput::Elements(100));
-    for backend in [Backend::Memory, Backend::Turso { group_commit: true }] {
+    for backend in &[Backend::Memory, Backend::turso(true)] {
         for tasks in [16, 64] {
             let id = format!("{}/{tasks}_tasks", backend.label());
             group.bench_function(id, |b| {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use memory_bench::{demo, write_cmd};
 
 fn usage() -> &'static str {
-    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n  write   measure the write path: write [--backend memory|turso|turso-per-op] [--tasks N]\n          [--episodes N (per task)] [--steps N (per episode)] [--batched]\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
+    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n  write   measure the write path: write [--backend memory|turso|turso-per-op] [--tasks N]\n          [--episodes N (per task)] [--steps N (per episode)] [--batched]\n          [--batch-delay-us N] [--batch-ops N] (group-commit bounds, turso only)\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
 }
 
 fn main() -> ExitCode {

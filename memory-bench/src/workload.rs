@@ -13,31 +13,46 @@ use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{CommitMode, Durability, TursoOptions, TursoStore};
 
 /// Which stores a workload runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
     /// `InMemoryStore` + `InMemoryCache`: the cost of the engine without durability.
     Memory,
-    /// The embedded default: a local libsql file (fsync per commit) + a redb cache.
-    Turso {
-        /// Group commit on (default) or off.
-        group_commit: bool,
-    },
+    /// The embedded default: a local libsql file + a redb cache, with these options
+    /// (`TursoOptions::default()` is fsync per commit with group commit).
+    Turso(TursoOptions),
 }
 
 impl Backend {
+    /// The embedded default with group commit on or off (fsync per commit either way).
+    pub fn turso(group_commit: bool) -> Self {
+        Backend::Turso(TursoOptions {
+            durability: Durability::Full,
+            commit_mode: if group_commit {
+                CommitMode::Grouped
+            } else {
+                CommitMode::PerOperation
+            },
+            ..TursoOptions::default()
+        })
+    }
+
     /// A short label for reports.
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> String {
         match self {
-            Backend::Memory => "in-memory",
-            Backend::Turso { group_commit: true } => "libsql+redb, group commit",
-            Backend::Turso {
-                group_commit: false,
-            } => "libsql+redb, per-op commit",
+            Backend::Memory => "in-memory".into(),
+            Backend::Turso(o) => match o.commit_mode {
+                CommitMode::Grouped => format!(
+                    "libsql+redb, group commit (≤{} ops, {} µs)",
+                    o.max_batch_ops,
+                    o.max_batch_delay.as_micros()
+                ),
+                CommitMode::PerOperation => "libsql+redb, per-op commit".into(),
+            },
         }
     }
 
     /// Open the backend in `dir` (unused for `Memory`) with `config`.
-    pub async fn open(self, dir: &Path, config: MemoryConfig) -> Result<SelfLearningMemory> {
+    pub async fn open(&self, dir: &Path, config: MemoryConfig) -> Result<SelfLearningMemory> {
         let builder = SelfLearningMemory::builder().config(config);
         match self {
             Backend::Memory => {
@@ -47,17 +62,9 @@ impl Backend {
                     .open()
                     .await
             }
-            Backend::Turso { group_commit } => {
-                let options = TursoOptions {
-                    durability: Durability::Full,
-                    commit_mode: if group_commit {
-                        CommitMode::Grouped
-                    } else {
-                        CommitMode::PerOperation
-                    },
-                    ..TursoOptions::default()
-                };
-                let durable = TursoStore::open_local(dir.join("memory.db"), options).await?;
+            Backend::Turso(options) => {
+                let durable =
+                    TursoStore::open_local(dir.join("memory.db"), options.clone()).await?;
                 let cache =
                     RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
                 builder.durable(durable).cache(cache).open().await
@@ -206,7 +213,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_load_records_everything_it_reports() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Backend::Turso { group_commit: true }
+        let m = Backend::turso(true)
             .open(dir.path(), MemoryConfig::default())
             .await
             .unwrap();

@@ -13,7 +13,7 @@ fn value<T: std::str::FromStr>(args: &[String], i: usize, flag: &str) -> Result<
 
 /// Parse the flags and run the workload in a fresh temporary directory.
 pub async fn run(args: &[String]) -> Result<()> {
-    let mut backend = Backend::Turso { group_commit: true };
+    let mut backend = Backend::turso(true);
     let mut load = WriteLoad {
         tasks: 16,
         episodes_per_task: 50,
@@ -26,10 +26,8 @@ pub async fn run(args: &[String]) -> Result<()> {
             "--backend" => {
                 backend = match args.get(i + 1).map(String::as_str) {
                     Some("memory") => Backend::Memory,
-                    Some("turso") => Backend::Turso { group_commit: true },
-                    Some("turso-per-op") => Backend::Turso {
-                        group_commit: false,
-                    },
+                    Some("turso") => Backend::turso(true),
+                    Some("turso-per-op") => Backend::turso(false),
                     other => {
                         return Err(Error::invalid(
                             "--backend",
@@ -53,6 +51,20 @@ pub async fn run(args: &[String]) -> Result<()> {
                 i += 1;
             }
             "--batched" => load.step_mode = StepMode::Batched,
+            "--batch-delay-us" => {
+                let us: u64 = value(args, i, "--batch-delay-us")?;
+                if let Backend::Turso(o) = &mut backend {
+                    o.max_batch_delay = std::time::Duration::from_micros(us);
+                }
+                i += 1;
+            }
+            "--batch-ops" => {
+                let n: usize = value(args, i, "--batch-ops")?;
+                if let Backend::Turso(o) = &mut backend {
+                    o.max_batch_ops = n;
+                }
+                i += 1;
+            }
             other => return Err(Error::invalid("argument", "a known flag", other)),
         }
         i += 1;

@@ -54,14 +54,8 @@ fn completions(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(1));
-    let backends = [
-        Backend::Memory,
-        Backend::Turso { group_commit: true },
-        Backend::Turso {
-            group_commit: false,
-        },
-    ];
-    for backend in backends {
+    let backends = [Backend::Memory, Backend::turso(true), Backend::turso(false)];
+    for backend in &backends {
         for tasks in [1, 16] {
             for (mode, mode_name) in [
                 (StepMode::OneByOne, "log_step"),

@@ -20,7 +20,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Time `iters` episodes (spread over `tasks` tasks) on a fresh store.
 fn measure(
     rt: &tokio::runtime::Runtime,
-    backend: Backend,
+    backend: &Backend,
     tasks: usize,
     iters: u64,
     mode: StepMode,

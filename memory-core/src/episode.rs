@@ -2,7 +2,7 @@
 //!
 //! Plain data with serde derives. Invariants that need configuration (sizes, character rules)
 //! are checked by [`crate::limits`]; invariants that need the engine (sequence numbers,
-//! versions, timestamps) are set by the lifecycle in [`crate::memory`], never by callers.
+//! versions, timestamps) are set by the lifecycle in `SelfLearningMemory`, never by callers.
 
 use serde::{Deserialize, Serialize};
 

@@ -47,7 +47,11 @@ impl IndexConfig {
             ));
         }
         if self.embedding_dimension == Some(0) {
-            return Err(Error::invalid("index.embedding_dimension", "at least 1", "0"));
+            return Err(Error::invalid(
+                "index.embedding_dimension",
+                "at least 1",
+                "0",
+            ));
         }
         Ok(())
     }

@@ -110,7 +110,10 @@ impl Shard {
             self.field_len_total[f] += u64::from(draft.field_len[f]);
         }
         self.postings += terms.len() as u64;
-        let embedding_norm = draft.embedding.as_deref().map_or(0.0, super::document::norm);
+        let embedding_norm = draft
+            .embedding
+            .as_deref()
+            .map_or(0.0, super::document::norm);
         if draft.embedding.is_some() {
             self.embeddings += 1;
         }
@@ -201,6 +204,11 @@ impl Shard {
         Some(doc.version)
     }
 
+    /// Width of the temporal clusters, in µs.
+    pub(crate) fn bucket_width(&self) -> i64 {
+        self.bucket_width
+    }
+
     /// How many documents.
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
@@ -212,6 +220,7 @@ impl Shard {
     }
 
     /// The version of `id`, if here.
+    #[cfg(test)]
     pub(crate) fn version_of(&self, id: EpisodeId) -> Option<u64> {
         let slot = *self.by_id.get(&id)?;
         self.doc(slot).map(|d| d.version)
@@ -306,6 +315,7 @@ impl Shard {
 
     /// For tests: every cluster summary, by task type and bucket.
     #[cfg(test)]
+    #[allow(clippy::type_complexity)]
     fn clusters_by_text(&self) -> Vec<(String, i64, u32, Vec<(String, FieldTf)>)> {
         let mut out = Vec::new();
         for p in self.partitions.values() {

@@ -15,16 +15,16 @@ const MAX_TERM_BYTES: usize = 48;
 
 /// Common English function words: they occur in most descriptions and only add noise.
 const STOP_WORDS: &[&str] = &[
-    "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
-    "at", "be", "been", "before", "being", "both", "but", "by", "can", "could", "did", "do",
-    "does", "doing", "each", "for", "from", "had", "has", "have", "having", "he", "her", "here",
-    "hers", "him", "his", "how", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
-    "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only",
-    "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some",
-    "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they",
-    "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were",
-    "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would",
-    "you", "your", "yours", "yourself",
+    "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "both", "but", "by", "can", "could", "did", "do", "does",
+    "doing", "each", "for", "from", "had", "has", "have", "having", "he", "her", "here", "hers",
+    "him", "his", "how", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more",
+    "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or",
+    "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such",
+    "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this",
+    "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what",
+    "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you",
+    "your", "yours", "yourself",
 ];
 
 /// The terms of `text`, in order of appearance, repeats kept (term frequency matters).
@@ -84,7 +84,8 @@ fn split_camel_case(word: &str) -> Vec<&str> {
 }
 
 fn has_vowel(s: &str) -> bool {
-    s.bytes().any(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u' | b'y'))
+    s.bytes()
+        .any(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u' | b'y'))
 }
 
 /// A light, rule-based English stemmer for lower-case ASCII words (others are returned as they
@@ -104,8 +105,7 @@ pub fn stem(word: &str) -> String {
     } else if s.ends_with("ies") && s.len() > 4 {
         s.truncate(s.len() - 3);
         s.push('y');
-    } else if s.ends_with('s') && !s.ends_with("ss") && !s.ends_with("us") && !s.ends_with("is")
-    {
+    } else if s.ends_with('s') && !s.ends_with("ss") && !s.ends_with("us") && !s.ends_with("is") {
         s.truncate(s.len() - 1);
     }
     // Derivational -ication / -ation (modification → modify, cancellation → cancell).
@@ -160,22 +160,41 @@ mod tests {
         );
         assert_eq!(terms("getOrderDetails"), vec!["get", "order", "detail"]);
         assert_eq!(terms("HTTPServer"), vec!["http", "server"]);
-        assert_eq!(terms("modify-pending-order"), vec!["modify", "pend", "order"]);
+        assert_eq!(
+            terms("modify-pending-order"),
+            vec!["modify", "pend", "order"]
+        );
     }
 
     #[test]
     fn inflections_conflate() {
         for group in [
             &["exchange", "exchanged", "exchanges", "exchanging"][..],
-            &["modify", "modified", "modifies", "modifying", "modification"],
-            &["cancel", "cancelled", "canceled", "cancelling", "cancellation", "cancelation"],
+            &[
+                "modify",
+                "modified",
+                "modifies",
+                "modifying",
+                "modification",
+            ],
+            &[
+                "cancel",
+                "cancelled",
+                "canceled",
+                "cancelling",
+                "cancellation",
+                "cancelation",
+            ],
             &["return", "returned", "returns", "returning"],
             &["address", "addresses"],
             &["item", "items"],
             &["ship", "shipped", "shipping"],
         ] {
             let stems: Vec<String> = group.iter().map(|w| stem(w)).collect();
-            assert!(stems.iter().all(|s| s == &stems[0]), "{group:?} -> {stems:?}");
+            assert!(
+                stems.iter().all(|s| s == &stems[0]),
+                "{group:?} -> {stems:?}"
+            );
         }
     }
 
@@ -189,7 +208,10 @@ mod tests {
 
     #[test]
     fn stop_words_are_dropped_and_case_folded() {
-        assert_eq!(terms("You want to Return the Lamp"), vec!["want", "return", "lamp"]);
+        assert_eq!(
+            terms("You want to Return the Lamp"),
+            vec!["want", "return", "lamp"]
+        );
     }
 
     #[test]

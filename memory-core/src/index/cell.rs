@@ -1,0 +1,124 @@
+//! A shard behind its own lock, with its retirement flag and lock-wait accounting.
+//!
+//! Owns the only way to lock a shard. The lock is a `std::sync::RwLock` (a sync lock: it is
+//! only ever held for in-memory work and never across an `.await`; the index API is sync and
+//! does no I/O). A cell is *retired* when its shard became empty and is being dropped from the
+//! shard map; a writer that finds a retired cell under its write lock must look the shard up
+//! again, so nothing is ever written into a shard the map no longer points to. Lock poisoning
+//! is ignored (the guard is recovered): a panic inside the index is a bug, and the index is
+//! rebuildable from the durable store by reconciliation. This module must never take any other
+//! lock.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use super::shard::{Shard, ShardKey};
+
+/// How long the index's callers waited for its locks (shard locks and the shard-map lock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockWaitStats {
+    /// Lock acquisitions that had to wait (uncontended acquisitions are not counted).
+    pub contended: u64,
+    /// Total time spent waiting in those acquisitions.
+    pub total_wait: Duration,
+}
+
+/// Counters behind [`LockWaitStats`].
+#[derive(Debug, Default)]
+pub(crate) struct LockWaits {
+    contended: AtomicU64,
+    wait_nanos: AtomicU64,
+}
+
+impl LockWaits {
+    fn record(&self, since: Instant) {
+        let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.contended.fetch_add(1, Ordering::Relaxed);
+        self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// A snapshot.
+    pub(crate) fn snapshot(&self) -> LockWaitStats {
+        LockWaitStats {
+            contended: self.contended.load(Ordering::Relaxed),
+            total_wait: Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Read-lock `lock`, timing the wait only when the fast path fails.
+    pub(crate) fn read<'a, T>(&self, lock: &'a RwLock<T>) -> RwLockReadGuard<'a, T> {
+        match lock.try_read() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let since = Instant::now();
+                let g = lock.read().unwrap_or_else(PoisonError::into_inner);
+                self.record(since);
+                g
+            }
+        }
+    }
+
+    /// Write-lock `lock`, timing the wait only when the fast path fails.
+    pub(crate) fn write<'a, T>(&self, lock: &'a RwLock<T>) -> RwLockWriteGuard<'a, T> {
+        match lock.try_write() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let since = Instant::now();
+                let g = lock.write().unwrap_or_else(PoisonError::into_inner);
+                self.record(since);
+                g
+            }
+        }
+    }
+}
+
+/// One shard and its lock.
+#[derive(Debug)]
+pub(crate) struct ShardCell {
+    key: ShardKey,
+    retired: AtomicBool,
+    shard: RwLock<Shard>,
+}
+
+impl ShardCell {
+    /// A live cell holding `shard`.
+    pub(crate) fn new(key: ShardKey, shard: Shard) -> Self {
+        Self {
+            key,
+            retired: AtomicBool::new(false),
+            shard: RwLock::new(shard),
+        }
+    }
+
+    /// Which shard this is.
+    pub(crate) fn key(&self) -> &ShardKey {
+        &self.key
+    }
+
+    /// Lock for reading.
+    pub(crate) fn read(&self, waits: &LockWaits) -> RwLockReadGuard<'_, Shard> {
+        waits.read(&self.shard)
+    }
+
+    /// Lock for writing.
+    pub(crate) fn write(&self, waits: &LockWaits) -> RwLockWriteGuard<'_, Shard> {
+        waits.write(&self.shard)
+    }
+
+    /// Whether the cell was retired (its shard emptied and dropped from the map).
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Retire the cell if `guard` (this cell's write guard) shows an empty shard. Returns
+    /// whether it is retired. Once retired, a cell never comes back.
+    pub(crate) fn retire_if_empty(&self, guard: &RwLockWriteGuard<'_, Shard>) -> bool {
+        if guard.is_empty() {
+            self.retired.store(true, Ordering::Release);
+        }
+        self.is_retired()
+    }
+}

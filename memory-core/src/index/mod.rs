@@ -1,0 +1,34 @@
+//! The in-memory retrieval index: what episodes exist, grouped for fast, filtered search.
+//!
+//! Owns the data structures (shards by namespace and domain, task-type partitions with an
+//! R-tree over time and reward, temporal clusters, term statistics, vectors) and keeps them
+//! consistent under inserts, replaces, moves and removals. It never scores, never does I/O,
+//! and never holds a lock across an `.await`; `retrieval` reads it to answer queries.
+
+mod cell;
+mod cluster;
+mod config;
+mod directory;
+mod document;
+mod fields;
+mod footprint;
+mod interner;
+mod partition;
+mod shard;
+mod spatiotemporal;
+mod stats;
+mod tokenize;
+
+pub use cell::LockWaitStats;
+pub use config::IndexConfig;
+pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
+pub use spatiotemporal::SpatiotemporalIndex;
+pub use stats::IndexStats;
+
+pub(crate) use cell::{LockWaits, ShardCell};
+pub(crate) use cluster::{ClusterSummary, bucket_span};
+pub(crate) use document::{FieldTf, IndexedEpisode, check_vector, norm};
+pub(crate) use interner::Sym;
+pub(crate) use partition::{Partition, Slot, TimeRewardBox};
+pub(crate) use shard::Shard;
+pub(crate) use tokenize::terms;

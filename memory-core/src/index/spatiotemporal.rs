@@ -1,0 +1,399 @@
+//! [`SpatiotemporalIndex`]: the sharded, in-memory retrieval index and its locking protocol.
+//!
+//! Owns the shard map (`namespace → domain → shard cell`), the id directory, and every write
+//! path (insert, replace, move, remove, bulk rebuild). Reads for retrieval go through
+//! crate-private accessors that hand out shard cells; scoring lives in `retrieval`. The index
+//! must never do I/O, never `.await`, never hold a lock across a call into caller code, and
+//! never let a query of one namespace see a shard of another.
+
+use std::collections::{BTreeMap, HashMap};
+use std::mem::size_of;
+use std::sync::{Arc, RwLock};
+
+use crate::episode::EpisodeSummary;
+use crate::error::{Error, Result};
+use crate::id::EpisodeId;
+
+use super::cell::{LockWaitStats, LockWaits, ShardCell};
+use super::config::IndexConfig;
+use super::directory::{Directory, Located};
+use super::document::Draft;
+use super::footprint;
+use super::shard::{Shard, ShardKey};
+use super::stats::IndexStats;
+
+type DomainMap = BTreeMap<Arc<str>, Arc<ShardCell>>;
+type ShardMap = HashMap<Arc<str>, DomainMap>;
+
+/// The in-memory retrieval index: episode summaries sharded by `(namespace, domain)`.
+///
+/// Inside a shard, episodes are partitioned by task type; each partition keeps an R-tree over
+/// `[started_at, reward]` and temporal clusters (time buckets of
+/// [`IndexConfig::temporal_bucket_width`]), and the shard keeps what lexical scoring needs
+/// (per-field term frequencies, document frequencies, length totals) and optional vectors.
+/// All methods are synchronous, do no I/O and only hold locks for in-memory work.
+///
+/// # Locks and their order
+///
+/// - **Shard lock**: one `std::sync::RwLock` per `(namespace, domain)` shard. Writes to one
+///   shard take only that shard's lock, so a write to one shard never blocks another shard;
+///   a query read-locks the shards it searches one at a time, never two at once.
+/// - **Shard-map lock**: one `RwLock` over `namespace → domain → shard`, read-mostly. It is
+///   never held while a shard lock is taken or held: a caller read-locks it, clones the
+///   shard's `Arc`, and releases it before locking the shard. It is write-locked only to add
+///   a shard, to drop a shard that became empty, and by `bulk_build` to swap in a new map.
+/// - **Directory mutex**: guards `EpisodeId → (shard, version)` and the per-id claims that
+///   serialize operations on one id. It is held only for map operations, never while a shard
+///   lock is taken or held; a claim is a mark, not a held lock. The one nesting in the index
+///   is `bulk_build`, which holds the directory mutex while it write-locks the shard map for
+///   the swap (order: directory → shard map); nothing takes them in the other order.
+///
+/// An emptied shard is marked *retired* under its own write lock, then removed from the map
+/// (map write lock, shard lock released); a writer that finds a retired shard under its write
+/// lock looks the shard up again, so no write is ever lost in a shard being dropped. None of
+/// these locks is ever held across an `.await`.
+///
+/// # Memory
+///
+/// [`SpatiotemporalIndex::memory_bytes`] walks every shard (one read lock at a time) and sums
+/// container capacities × element sizes, string and slice lengths, and the R-tree node arrays;
+/// see the `footprint` module for the method and what it does not see.
+#[derive(Debug)]
+pub struct SpatiotemporalIndex {
+    config: IndexConfig,
+    bucket_width: i64,
+    shards: RwLock<ShardMap>,
+    directory: Directory,
+    waits: LockWaits,
+}
+
+impl SpatiotemporalIndex {
+    /// An empty index. Fails if `config` does not validate.
+    pub fn new(config: IndexConfig) -> Result<Self> {
+        config.validate()?;
+        let bucket_width = config.bucket_width_micros().ok_or_else(|| {
+            Error::invalid("index.temporal_bucket_width", "fits in i64 µs", "too large")
+        })?;
+        Ok(Self {
+            config,
+            bucket_width,
+            shards: RwLock::new(HashMap::new()),
+            directory: Directory::default(),
+            waits: LockWaits::default(),
+        })
+    }
+
+    /// The structural settings.
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// Index `summary`, replacing the entry with the same id if there is one, wherever it was
+    /// (another shard, another task type). Returns the replaced entry's version. Fails with
+    /// `InvalidInput`, changing nothing, on a non-finite reward or a bad embedding (see
+    /// [`IndexConfig::embedding_dimension`]). The text is analyzed before any lock is taken.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %summary.id))]
+    pub fn insert(&self, summary: &EpisodeSummary) -> Result<Option<u64>> {
+        let draft = Draft::from_summary(summary, &self.config)?;
+        let (id, version) = (draft.id, draft.version);
+        let claim = self.directory.claim(id);
+        let mut draft = Some(draft);
+        loop {
+            let cell = self.cell_for(&summary.context.namespace, &summary.context.domain);
+            let mut shard = cell.write(&self.waits);
+            if cell.is_retired() {
+                continue;
+            }
+            let Some(d) = draft.take() else {
+                return Err(Error::storage("index insert lost its draft"));
+            };
+            let replaced = shard.upsert(d);
+            drop(shard);
+            // A move: the new copy is in place before the old one goes, so a concurrent query
+            // may meet the episode twice (it keeps one) but never misses it.
+            let previous = match claim.current() {
+                Some(old) if !Arc::ptr_eq(&old.cell, &cell) => self.remove_from(&old.cell, id),
+                _ => replaced,
+            };
+            claim.finish(Some(Located { cell, version }));
+            return Ok(previous);
+        }
+    }
+
+    /// Remove `id`. Returns whether it was indexed. Nothing of it remains: no term statistics,
+    /// tree point, cluster contribution, tag or directory entry; a shard, task type or
+    /// cluster left empty is dropped.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub fn remove(&self, id: EpisodeId) -> bool {
+        let claim = self.directory.claim(id);
+        let Some(old) = claim.current().cloned() else {
+            return false;
+        };
+        let removed = self.remove_from(&old.cell, id).is_some();
+        claim.finish(None);
+        removed
+    }
+
+    /// Replace the whole content of the index with `summaries` (later duplicates of an id
+    /// win), bulk-loading every tree: the rebuild path at open and after a reload. Everything
+    /// is analyzed and validated before the index is touched; on error nothing changes.
+    /// Concurrent writes wait for the swap, so none is lost or half-applied; queries running
+    /// during the build see the old content. Returns the number of episodes indexed.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn bulk_build(&self, summaries: impl IntoIterator<Item = EpisodeSummary>) -> Result<usize> {
+        let mut drafts: HashMap<EpisodeId, Draft> = HashMap::new();
+        for s in summaries {
+            let d = Draft::from_summary(&s, &self.config)?;
+            drafts.insert(d.id, d);
+        }
+        let count = drafts.len();
+        let mut groups: BTreeMap<(String, String), Vec<Draft>> = BTreeMap::new();
+        for d in drafts.into_values() {
+            groups
+                .entry((d.namespace.clone(), d.domain.clone()))
+                .or_default()
+                .push(d);
+        }
+        let mut map = ShardMap::new();
+        let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
+        for ((namespace, domain), mut group) in groups {
+            group.sort_unstable_by_key(|d| d.id);
+            let located: Vec<(EpisodeId, u64)> = group.iter().map(|d| (d.id, d.version)).collect();
+            let key = ShardKey {
+                namespace: Arc::from(namespace.as_str()),
+                domain: Arc::from(domain.as_str()),
+            };
+            let cell = Arc::new(ShardCell::new(
+                key.clone(),
+                Shard::bulk(group, self.bucket_width),
+            ));
+            for (id, version) in located {
+                entries.insert(
+                    id,
+                    Located {
+                        cell: cell.clone(),
+                        version,
+                    },
+                );
+            }
+            map.entry(key.namespace)
+                .or_default()
+                .insert(key.domain, cell);
+        }
+        self.directory.rebuild(entries, || {
+            *self.waits.write(&self.shards) = map;
+        });
+        Ok(count)
+    }
+
+    /// How many episodes are indexed.
+    pub fn len(&self) -> usize {
+        self.directory.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The indexed version of `id`, if indexed: what reconciliation compares with the store.
+    pub fn contains(&self, id: EpisodeId) -> Option<u64> {
+        self.directory.version(id)
+    }
+
+    /// Counts of what the index holds (see [`IndexStats`]).
+    pub fn stats(&self) -> IndexStats {
+        let mut total = IndexStats::default();
+        for cell in self.all_cells() {
+            let shard = cell.read(&self.waits);
+            if !shard.is_empty() {
+                total.add(&shard.stats());
+            }
+        }
+        total
+    }
+
+    /// An estimate of the heap bytes the index holds: shard map, directory, and every shard
+    /// (document table, interners, per-document term and tag arrays, vectors, R-tree nodes,
+    /// cluster summaries). Capacities are counted, not lengths, so memory kept after removals
+    /// shows. Costs one pass over every shard, one read lock at a time.
+    pub fn memory_bytes(&self) -> usize {
+        let map_bytes = {
+            let map = self.waits.read(&self.shards);
+            let mut bytes = footprint::hash_map::<Arc<str>, DomainMap>(map.capacity());
+            for (ns, domains) in map.iter() {
+                bytes += ns.len() + footprint::btree_map::<Arc<str>, Arc<ShardCell>>(domains.len());
+                bytes += domains
+                    .keys()
+                    .map(|d| d.len() + size_of::<ShardCell>())
+                    .sum::<usize>();
+            }
+            bytes
+        };
+        let shard_bytes: usize = self
+            .all_cells()
+            .iter()
+            .map(|c| c.read(&self.waits).heap_bytes())
+            .sum();
+        map_bytes + shard_bytes + self.directory.heap_bytes()
+    }
+
+    /// How long callers have waited for the index's locks.
+    pub fn lock_waits(&self) -> LockWaitStats {
+        self.waits.snapshot()
+    }
+
+    /// The shard cells of `namespace` (only that domain's, when given), ordered by domain.
+    /// The map lock is released before this returns.
+    pub(crate) fn shards_of(&self, namespace: &str, domain: Option<&str>) -> Vec<Arc<ShardCell>> {
+        let map = self.waits.read(&self.shards);
+        let Some(domains) = map.get(namespace) else {
+            return Vec::new();
+        };
+        match domain {
+            Some(d) => domains.get(d).cloned().into_iter().collect(),
+            None => domains.values().cloned().collect(),
+        }
+    }
+
+    /// The lock-wait counters, for readers locking cells handed out by [`Self::shards_of`].
+    pub(crate) fn waits(&self) -> &LockWaits {
+        &self.waits
+    }
+
+    fn all_cells(&self) -> Vec<Arc<ShardCell>> {
+        let map = self.waits.read(&self.shards);
+        map.values().flat_map(|d| d.values().cloned()).collect()
+    }
+
+    /// The live cell of `(namespace, domain)`, created if missing or retired.
+    fn cell_for(&self, namespace: &str, domain: &str) -> Arc<ShardCell> {
+        {
+            let map = self.waits.read(&self.shards);
+            if let Some(cell) = map.get(namespace).and_then(|d| d.get(domain))
+                && !cell.is_retired()
+            {
+                return cell.clone();
+            }
+        }
+        let mut map = self.waits.write(&self.shards);
+        let domains = match map.get_mut(namespace) {
+            Some(d) => d,
+            None => map.entry(Arc::from(namespace)).or_default(),
+        };
+        if let Some(cell) = domains.get(domain)
+            && !cell.is_retired()
+        {
+            return cell.clone();
+        }
+        let key = ShardKey {
+            namespace: domains
+                .values()
+                .next()
+                .map_or_else(|| Arc::from(namespace), |c| c.key().namespace.clone()),
+            domain: Arc::from(domain),
+        };
+        let cell = Arc::new(ShardCell::new(key.clone(), Shard::new(self.bucket_width)));
+        domains.insert(key.domain, cell.clone());
+        cell
+    }
+
+    /// Remove `id` from `cell`'s shard, dropping the shard from the map if it emptied.
+    fn remove_from(&self, cell: &Arc<ShardCell>, id: EpisodeId) -> Option<u64> {
+        let mut shard = cell.write(&self.waits);
+        let removed = shard.remove(id);
+        let retired = cell.retire_if_empty(&shard);
+        drop(shard);
+        if retired {
+            self.drop_retired(cell);
+        }
+        removed
+    }
+
+    /// Remove a retired cell from the map, if the map still points to it.
+    fn drop_retired(&self, cell: &Arc<ShardCell>) {
+        let mut map = self.waits.write(&self.shards);
+        let key = cell.key();
+        let Some(domains) = map.get_mut(&*key.namespace) else {
+            return;
+        };
+        if domains
+            .get(&*key.domain)
+            .is_some_and(|c| Arc::ptr_eq(c, cell))
+        {
+            domains.remove(&*key.domain);
+        }
+        if domains.is_empty() {
+            map.remove(&*key.namespace);
+            if map.is_empty() {
+                *map = ShardMap::new();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::episode::{OutcomeKind, TaskContext};
+    use crate::time;
+
+    fn summary(id: EpisodeId, ns: &str, domain: &str) -> EpisodeSummary {
+        EpisodeSummary {
+            id,
+            version: 1,
+            context: TaskContext::new(ns, domain, "t"),
+            description: "refund the lamp".into(),
+            tools: vec![],
+            step_count: 0,
+            successful_steps: 0,
+            outcome: Some(OutcomeKind::Success),
+            reward: 1.0,
+            embedding: None,
+            started_at: time::now(),
+            completed_at: Some(time::now()),
+        }
+    }
+
+    #[test]
+    fn a_held_shard_lock_blocks_no_other_shard() {
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let a = EpisodeId::new();
+        index.insert(&summary(a, "ns", "a")).unwrap();
+        let cell = index.shards_of("ns", Some("a")).pop().unwrap();
+        let guard = cell.write(index.waits());
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let b = EpisodeId::new();
+                index.insert(&summary(b, "ns", "b")).unwrap();
+                index.insert(&summary(b, "other", "b")).unwrap();
+                let removed = index.remove(b);
+                tx.send((removed, index.contains(a), index.len())).unwrap();
+            });
+            let got = rx.recv_timeout(Duration::from_secs(30));
+            drop(guard);
+            assert_eq!(got, Ok((true, Some(1), 1)));
+        });
+    }
+
+    #[test]
+    fn moves_between_shards_drop_emptied_shards() {
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let id = EpisodeId::new();
+        index.insert(&summary(id, "ns", "a")).unwrap();
+        let mut moved = summary(id, "ns", "b");
+        moved.version = 2;
+        assert_eq!(index.insert(&moved).unwrap(), Some(1));
+        assert_eq!(index.stats().shards, 1);
+        assert!(index.shards_of("ns", Some("a")).is_empty());
+        assert_eq!(index.contains(id), Some(2));
+        assert!(index.remove(id));
+        assert_eq!(index.stats(), IndexStats::default());
+        assert!(index.shards_of("ns", None).is_empty());
+        assert_eq!(index.lock_waits().contended, 0);
+    }
+}

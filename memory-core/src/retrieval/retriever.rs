@@ -1,0 +1,412 @@
+//! [`Retriever`]: answers a [`RetrievalQuery`] from a [`SpatiotemporalIndex`].
+//!
+//! Owns the order of work of one query: validate; analyze the text; pick the namespace's
+//! shards (one domain's, when given); gather corpus statistics over them; when feedback is on,
+//! a first pass for the best `feedback_episodes` episodes, whose label terms form the feedback
+//! query; collect the best candidates through the hierarchical path (or the flat path when the
+//! flag is off, or as a counted fallback when the hierarchy yields fewer hits than the limit);
+//! then MMR re-ranking when diversity is on. Both passes take the same path, and each path is
+//! exact, so the flags never change the answer. Shards are read-locked one at a time, each only for in-memory work.
+//! It must never return an episode of another namespace (only that namespace's shards are ever
+//! visited), never apply a filter after the top-k, and never hold a lock across an `.await`
+//! (it has none: the API is synchronous).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::id::EpisodeId;
+use crate::index::{ShardCell, SpatiotemporalIndex};
+use crate::time::{self, Timestamp};
+
+use super::config::RetrievalConfig;
+use super::counters::{Counters, PathTaken, RetrievalCounts};
+use super::feedback;
+use super::filter::ShardFilter;
+use super::flags::RetrievalFlags;
+use super::hierarchical::Walk;
+use super::hit::RetrievalHit;
+use super::mmr::{self, Features};
+use super::query::RetrievalQuery;
+use super::scorer::{CorpusStats, QueryTerms, Scorer};
+use super::topk::TopK;
+use super::visit::ShardVisit;
+use super::{flat, hierarchical};
+
+/// Answers queries from an index with one scoring configuration and shared runtime flags.
+///
+/// ```
+/// use std::sync::Arc;
+/// use memory_core::index::SpatiotemporalIndex;
+/// use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
+///
+/// let config = RetrievalConfig::default();
+/// let index = Arc::new(SpatiotemporalIndex::new(config.index_config())?);
+/// let retriever = Retriever::new(index, config, Arc::new(RetrievalFlags::default()))?;
+/// let hits = retriever.search(&RetrievalQuery::new("agent-1", "refund a lamp").limit(5))?;
+/// assert!(hits.is_empty());
+/// # Ok::<(), memory_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Retriever {
+    index: Arc<SpatiotemporalIndex>,
+    config: RetrievalConfig,
+    flags: Arc<RetrievalFlags>,
+    counters: Counters,
+}
+
+/// Which way to collect candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Hierarchical { clustering: bool },
+    Flat,
+}
+
+/// What one collection pass produced.
+struct Collected {
+    top: TopK,
+    features: HashMap<EpisodeId, Features>,
+    walk: Walk,
+}
+
+impl Retriever {
+    /// A retriever over `index`. Fails if `config` does not validate or its structural
+    /// settings (`temporal_bucket_width`, `embedding_dimension`) differ from the index's.
+    pub fn new(
+        index: Arc<SpatiotemporalIndex>,
+        config: RetrievalConfig,
+        flags: Arc<RetrievalFlags>,
+    ) -> Result<Self> {
+        config.validate()?;
+        if config.index_config() != *index.config() {
+            return Err(Error::invalid(
+                "retrieval.temporal_bucket_width/embedding_dimension",
+                format!("equal to the index's {:?}", index.config()),
+                format!("{:?}", config.index_config()),
+            ));
+        }
+        Ok(Self {
+            index,
+            config,
+            flags,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The index searched (insert and remove through it).
+    pub fn index(&self) -> &Arc<SpatiotemporalIndex> {
+        &self.index
+    }
+
+    /// The scoring configuration.
+    pub fn config(&self) -> &RetrievalConfig {
+        &self.config
+    }
+
+    /// The runtime flags (shared; flip them at any time).
+    pub fn flags(&self) -> &Arc<RetrievalFlags> {
+        &self.flags
+    }
+
+    /// How many queries took each path so far.
+    pub fn counts(&self) -> RetrievalCounts {
+        self.counters.snapshot()
+    }
+
+    /// [`Retriever::search_at`] now.
+    pub fn search(&self, query: &RetrievalQuery) -> Result<Vec<RetrievalHit>> {
+        self.search_at(query, time::now())
+    }
+
+    /// The best episodes for `query`, best first, recency measured at `now`. At most
+    /// `query.hit_limit()` hits; fewer only when fewer episodes pass the scope and filters.
+    /// Fails with `InvalidInput` if the query does not validate.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = query.namespace(), limit = query.hit_limit()))]
+    pub fn search_at(&self, query: &RetrievalQuery, now: Timestamp) -> Result<Vec<RetrievalHit>> {
+        self.run(query, now).map(|(hits, _)| hits)
+    }
+
+    /// [`Retriever::search_at`], also reporting what the cluster walk did.
+    fn run(&self, query: &RetrievalQuery, now: Timestamp) -> Result<(Vec<RetrievalHit>, Walk)> {
+        query.validate(&self.config)?;
+        let flags = self.flags.snapshot();
+        let cells = self
+            .index
+            .shards_of(query.namespace(), query.domain_scope());
+        let path = if flags.hierarchical_index {
+            Path::Hierarchical {
+                clustering: flags.temporal_clustering,
+            }
+        } else {
+            Path::Flat
+        };
+
+        let query_terms = QueryTerms::of_text(query.text());
+        let m = self.config.feedback_episodes;
+        let query_terms = if m > 0 && self.config.feedback_weight > 0.0 && query_terms.len() > 0 {
+            let scorer = self.scorer(&cells, &query_terms, query, now);
+            let best = self.collect(&cells, query, &query_terms, &scorer, m, path, false);
+            let expansion =
+                feedback::label_terms(&cells, self.index.waits(), &best.top.into_sorted());
+            query_terms.with_feedback(&expansion)
+        } else {
+            query_terms
+        };
+        let scorer = self.scorer(&cells, &query_terms, query, now);
+
+        let limit = query.hit_limit();
+        let pool = if flags.diversity {
+            limit.saturating_mul(self.config.mmr_pool_factor)
+        } else {
+            limit
+        };
+        let collect = |path: Path| {
+            self.collect(
+                &cells,
+                query,
+                &query_terms,
+                &scorer,
+                pool,
+                path,
+                flags.diversity,
+            )
+        };
+        let collected = if flags.hierarchical_index {
+            let c = collect(path);
+            if c.top.len() < limit {
+                self.counters.record(PathTaken::Fallback);
+                collect(Path::Flat)
+            } else {
+                self.counters.record(PathTaken::Hierarchical);
+                c
+            }
+        } else {
+            self.counters.record(PathTaken::Flat);
+            collect(Path::Flat)
+        };
+
+        let walk = collected.walk;
+        let ranked = collected.top.into_sorted();
+        let hits = if flags.diversity {
+            mmr::rerank(ranked, &collected.features, limit, self.config.mmr_lambda)
+        } else {
+            ranked.into_iter().take(limit).map(|c| (c, 0.0)).collect()
+        };
+        let hits = hits
+            .into_iter()
+            .map(|(c, redundancy)| RetrievalHit {
+                id: c.id,
+                version: c.version,
+                score: c.score,
+                breakdown: c.breakdown,
+                redundancy,
+            })
+            .collect();
+        Ok((hits, walk))
+    }
+
+    /// Corpus statistics for `terms` over `cells`, and the scorer they give.
+    fn scorer(
+        &self,
+        cells: &[Arc<ShardCell>],
+        terms: &QueryTerms,
+        query: &RetrievalQuery,
+        now: Timestamp,
+    ) -> Scorer {
+        let mut stats = CorpusStats::new(terms.len());
+        for cell in cells {
+            stats.add(&cell.read(self.index.waits()), terms);
+        }
+        Scorer::new(&self.config, terms, &stats, query.query_embedding(), now)
+    }
+
+    /// One pass over `cells` along `path`, keeping the best `pool`; with `diversity`, the
+    /// MMR features of every candidate still kept after each shard are taken under that
+    /// shard's lock.
+    #[allow(clippy::too_many_arguments)]
+    fn collect(
+        &self,
+        cells: &[Arc<ShardCell>],
+        query: &RetrievalQuery,
+        query_terms: &QueryTerms,
+        scorer: &Scorer,
+        pool: usize,
+        path: Path,
+        diversity: bool,
+    ) -> Collected {
+        let mut top = TopK::new(pool);
+        let mut features = HashMap::new();
+        let mut walk = Walk::default();
+        for (shard_no, cell) in cells.iter().enumerate() {
+            debug_assert_eq!(&*cell.key().namespace, query.namespace());
+            let shard = cell.read(self.index.waits());
+            let filter = ShardFilter::compile(query, &shard);
+            if !filter.can_match() {
+                continue;
+            }
+            let syms = Scorer::resolve(&shard, query_terms);
+            let visit = ShardVisit {
+                shard: &shard,
+                shard_no,
+                filter: &filter,
+                scorer,
+                syms: &syms,
+            };
+            match path {
+                Path::Flat => flat::collect(&visit, &mut top),
+                Path::Hierarchical { clustering } => {
+                    let w = hierarchical::collect(&visit, &mut top, clustering);
+                    walk.visited += w.visited;
+                    walk.pruned += w.pruned;
+                }
+            }
+            if diversity {
+                let missing: HashSet<(EpisodeId, u32)> = top
+                    .iter()
+                    .filter(|c| c.shard == shard_no && !features.contains_key(&c.id))
+                    .map(|c| (c.id, c.slot))
+                    .collect();
+                for (id, slot) in missing {
+                    if let Some(doc) = shard.doc(slot).filter(|d| d.id == id) {
+                        features.insert(id, Features::extract(&shard, doc));
+                    }
+                }
+            }
+        }
+        Collected {
+            top,
+            features,
+            walk,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::episode::{EpisodeSummary, OutcomeKind, TaskContext};
+    use crate::retrieval::flags::FlagValues;
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn episode(ns: &str, task: &str, text: &str, day: i64) -> EpisodeSummary {
+        EpisodeSummary {
+            id: EpisodeId::new(),
+            version: 1,
+            context: TaskContext::new(ns, "retail", task),
+            description: text.into(),
+            tools: vec![format!("{task}_tool")],
+            step_count: 1,
+            successful_steps: 1,
+            outcome: Some(OutcomeKind::Success),
+            reward: 1.0,
+            embedding: None,
+            started_at: time::from_micros(day * DAY),
+            completed_at: Some(time::from_micros(day * DAY + 1)),
+        }
+    }
+
+    fn retriever(flags: FlagValues) -> Retriever {
+        retriever_with(flags, RetrievalConfig::default())
+    }
+
+    fn retriever_with(flags: FlagValues, config: RetrievalConfig) -> Retriever {
+        let config = RetrievalConfig {
+            temporal_bucket_width: Duration::from_secs(24 * 3600),
+            ..config
+        };
+        let index = Arc::new(
+            SpatiotemporalIndex::new(config.index_config()).unwrap_or_else(|e| panic!("{e}")),
+        );
+        Retriever::new(index, config, Arc::new(RetrievalFlags::from(flags))).unwrap()
+    }
+
+    #[test]
+    fn clusters_that_cannot_rank_are_skipped() {
+        let r = retriever(FlagValues {
+            diversity: false,
+            ..FlagValues::default()
+        });
+        for day in 0..200 {
+            let text = if day % 50 == 0 {
+                "refund the broken lamp"
+            } else {
+                "book a flight"
+            };
+            r.index().insert(&episode("ns", "t", text, day)).unwrap();
+        }
+        let q = RetrievalQuery::new("ns", "broken lamp refund").limit(2);
+        let (hits, walk) = r.run(&q, time::from_micros(200 * DAY)).unwrap();
+        assert_eq!(hits.len(), 2);
+        assert!(walk.pruned > 100, "{walk:?}");
+        assert_eq!(walk.visited + walk.pruned, 200);
+        assert_eq!(r.counts().hierarchical, 1);
+    }
+
+    #[test]
+    fn too_few_candidates_fall_back_and_are_counted() {
+        let r = retriever(FlagValues::default());
+        r.index().insert(&episode("ns", "t", "refund", 1)).unwrap();
+        r.index()
+            .insert(&episode("other", "t", "refund", 1))
+            .unwrap();
+        let hits = r
+            .search(&RetrievalQuery::new("ns", "refund").limit(5))
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(r.counts().fallback, 1);
+        r.flags()
+            .disable(crate::retrieval::RetrievalFlag::HierarchicalIndex);
+        r.search(&RetrievalQuery::new("ns", "refund")).unwrap();
+        assert_eq!(r.counts().flat, 1);
+    }
+
+    #[test]
+    fn diversity_demotes_near_duplicates() {
+        let r = retriever_with(
+            FlagValues::default(),
+            RetrievalConfig {
+                mmr_lambda: 0.5,
+                ..RetrievalConfig::default()
+            },
+        );
+        for d in 1..5 {
+            r.index()
+                .insert(&episode("ns", "refund", "refund the broken lamp", d))
+                .unwrap();
+        }
+        r.index()
+            .insert(&episode(
+                "ns",
+                "exchange",
+                "broken kitchen lamp, yellow, refund",
+                1,
+            ))
+            .unwrap();
+        let q = RetrievalQuery::new("ns", "refund broken lamp").limit(2);
+        let now = time::from_micros(10 * DAY);
+        let diverse = r.search_at(&q, now).unwrap();
+        r.flags()
+            .disable(crate::retrieval::RetrievalFlag::Diversity);
+        let plain = r.search_at(&q, now).unwrap();
+        assert!(plain.iter().all(|h| h.redundancy == 0.0));
+        assert!(diverse[1].redundancy < 1.0, "{diverse:?}");
+        assert_ne!(
+            plain.iter().map(|h| h.id).collect::<Vec<_>>(),
+            diverse.iter().map(|h| h.id).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn config_must_match_the_index() {
+        let index = Arc::new(SpatiotemporalIndex::new(Default::default()).unwrap());
+        let config = RetrievalConfig {
+            embedding_dimension: Some(4),
+            ..RetrievalConfig::default()
+        };
+        let e = Retriever::new(index, config, Arc::default()).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput);
+    }
+}

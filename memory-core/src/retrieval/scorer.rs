@@ -1,0 +1,353 @@
+//! The scoring function: two-channel BM25, feedback, cosine, recency, reward, and bounds.
+//!
+//! Owns [`QueryTerms`] (the query's distinct terms, each marked as a query term and/or a
+//! feedback term with its weight), [`CorpusStats`] (document count, per-field length totals
+//! and per-term document frequencies, summed over the shards a query searches, so every
+//! searched shard scores on the same scale), [`Scorer`] (the formula documented on
+//! `RetrievalConfig`, for one query) and [`ScoreBreakdown`]. The bound of a temporal cluster is
+//! computed with the very same floating-point operations as a document's score, on
+//! per-cluster maxima (term frequencies, reward, recency) and minima (field lengths); every
+//! operation used is monotone under IEEE rounding, so a bound is never below the score of any
+//! member. This module must never touch locks or decide which documents are visited.
+
+use crate::index::{
+    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, Shard, Sym,
+};
+use crate::time::{self, Timestamp};
+
+use super::config::RetrievalConfig;
+
+/// Each weighted term of a score; their sum is the score.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreBreakdown {
+    /// `lexical_weight × lex(q, d)`: two-channel BM25 of the query text, in `[0, 1]` before
+    /// weighting.
+    pub lexical: f64,
+    /// `feedback_weight × lex(q', d)`: the same for the feedback query (the label terms of the
+    /// best first-pass episodes).
+    pub feedback: f64,
+    /// `cosine_weight × max(0, cos)` of the embeddings (0 when either is missing).
+    pub cosine: f64,
+    /// `recency_weight × 0.5^(age / half-life)`.
+    pub recency: f64,
+    /// `reward_weight × clamp(reward, 0, 1)`.
+    pub reward: f64,
+}
+
+impl ScoreBreakdown {
+    /// The score: the sum of the terms, always added in this order.
+    pub fn total(&self) -> f64 {
+        self.lexical + self.feedback + self.cosine + self.recency + self.reward
+    }
+}
+
+/// The terms a query scores with: distinct, sorted, each a query term, a feedback term with a
+/// weight in `(0, 1]`, or both.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct QueryTerms {
+    pub(crate) text: Vec<String>,
+    pub(crate) in_query: Vec<bool>,
+    pub(crate) feedback: Vec<f64>,
+}
+
+impl QueryTerms {
+    /// The terms of `text`.
+    pub(crate) fn of_text(text: &str) -> Self {
+        let mut terms = crate::index::terms(text);
+        terms.sort_unstable();
+        terms.dedup();
+        let n = terms.len();
+        Self {
+            text: terms,
+            in_query: vec![true; n],
+            feedback: vec![0.0; n],
+        }
+    }
+
+    /// These terms plus `feedback` terms with their weights (merged, kept sorted).
+    pub(crate) fn with_feedback(&self, feedback: &[(String, f64)]) -> Self {
+        let mut all: Vec<(String, bool, f64)> = self
+            .text
+            .iter()
+            .cloned()
+            .zip(self.in_query.iter().copied())
+            .zip(self.feedback.iter().copied())
+            .map(|((t, q), f)| (t, q, f))
+            .collect();
+        for (t, w) in feedback {
+            match all.binary_search_by(|(x, _, _)| x.as_str().cmp(t)) {
+                Ok(i) => all[i].2 += w,
+                Err(i) => all.insert(i, (t.clone(), false, *w)),
+            }
+        }
+        Self {
+            text: all.iter().map(|a| a.0.clone()).collect(),
+            in_query: all.iter().map(|a| a.1).collect(),
+            feedback: all.iter().map(|a| a.2).collect(),
+        }
+    }
+
+    /// How many terms.
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
+    }
+}
+
+/// Corpus statistics over the shards a query searches.
+#[derive(Debug, Clone)]
+pub(crate) struct CorpusStats {
+    docs: u64,
+    field_len_total: [u64; FIELD_COUNT],
+    /// Per term (in the `QueryTerms` order): documents holding it.
+    df: Vec<u64>,
+}
+
+impl CorpusStats {
+    /// Empty statistics for `terms` terms.
+    pub(crate) fn new(terms: usize) -> Self {
+        Self {
+            docs: 0,
+            field_len_total: [0; FIELD_COUNT],
+            df: vec![0; terms],
+        }
+    }
+
+    /// Add `shard`'s statistics for `terms`.
+    pub(crate) fn add(&mut self, shard: &Shard, terms: &QueryTerms) {
+        self.docs += shard.len() as u64;
+        for (total, add) in self.field_len_total.iter_mut().zip(shard.field_len_total()) {
+            *total += add;
+        }
+        for (i, t) in terms.text.iter().enumerate() {
+            if let Some(sym) = shard.term_sym(t) {
+                self.df[i] += u64::from(shard.term_df(sym));
+            }
+        }
+    }
+}
+
+/// BM25 inverse document frequency (the non-negative "plus one" form).
+pub(crate) fn idf(docs: u64, df: u64) -> f64 {
+    let (n, df) = (docs as f64, df as f64);
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+}
+
+/// The channel of each field, as indices.
+const FIELD_CHANNEL: [usize; FIELD_COUNT] = [
+    Field::Description.channel().index(),
+    Field::Tags.channel().index(),
+    Field::Tools.channel().index(),
+    Field::TaskType.channel().index(),
+];
+
+/// The scoring function for one query.
+#[derive(Debug)]
+pub(crate) struct Scorer {
+    lexical_weight: f64,
+    feedback_weight: f64,
+    cosine_weight: f64,
+    recency_weight: f64,
+    reward_weight: f64,
+    k1: f64,
+    b: f64,
+    field_weight: [f64; FIELD_COUNT],
+    channel_weight: [f64; CHANNEL_COUNT],
+    avg_len: [f64; FIELD_COUNT],
+    /// Per term: its idf, or `None` when no searched document holds it.
+    idf: Vec<Option<f64>>,
+    in_query: Vec<bool>,
+    feedback: Vec<f64>,
+    /// The largest lexical sum the query can reach.
+    lexical_max: f64,
+    /// The largest feedback sum the feedback query can reach.
+    feedback_max: f64,
+    query_vector: Option<(Vec<f32>, f64)>,
+    now: i64,
+    half_life_micros: f64,
+}
+
+impl Scorer {
+    /// The scorer for `terms` with `stats`, an optional embedding, at instant `now`.
+    pub(crate) fn new(
+        config: &RetrievalConfig,
+        terms: &QueryTerms,
+        stats: &CorpusStats,
+        embedding: Option<&[f32]>,
+        now: Timestamp,
+    ) -> Self {
+        let avg_len = stats.field_len_total.map(|total| {
+            if stats.docs > 0 {
+                total as f64 / stats.docs as f64
+            } else {
+                0.0
+            }
+        });
+        let k1 = config.bm25_k1;
+        let channel_weight = config.channel_weights();
+        let channel_sum: f64 = channel_weight.iter().sum();
+        let idf: Vec<Option<f64>> = stats
+            .df
+            .iter()
+            .map(|&df| (df > 0).then(|| idf(stats.docs, df)))
+            .collect();
+        let mut lexical_max = 0.0;
+        let mut feedback_max = 0.0;
+        for (i, idf) in idf.iter().enumerate() {
+            if let Some(idf) = idf {
+                let top = idf * (k1 + 1.0) * channel_sum;
+                if terms.in_query[i] {
+                    lexical_max += top;
+                }
+                feedback_max += terms.feedback[i] * top;
+            }
+        }
+        Self {
+            lexical_weight: config.lexical_weight,
+            feedback_weight: config.feedback_weight,
+            cosine_weight: config.cosine_weight,
+            recency_weight: config.recency_weight,
+            reward_weight: config.reward_weight,
+            k1,
+            b: config.bm25_b,
+            field_weight: config.field_weights.as_array(),
+            channel_weight,
+            avg_len,
+            idf,
+            in_query: terms.in_query.clone(),
+            feedback: terms.feedback.clone(),
+            lexical_max,
+            feedback_max,
+            query_vector: embedding.map(|e| (e.to_vec(), crate::index::norm(e))),
+            now: time::to_micros(now),
+            half_life_micros: config.recency_half_life.as_micros() as f64,
+        }
+    }
+
+    /// Resolve `terms` to `shard`'s term ids (same order).
+    pub(crate) fn resolve(shard: &Shard, terms: &QueryTerms) -> Vec<Option<Sym>> {
+        terms.text.iter().map(|t| shard.term_sym(t)).collect()
+    }
+
+    /// One term's contribution before its idf: per channel, the weighted, length-normalized
+    /// frequency saturated, weighted by the channel, summed.
+    fn contribution(&self, idf: f64, tf: &FieldTf, len: &[u32; FIELD_COUNT]) -> f64 {
+        let mut per_channel = [0.0; CHANNEL_COUNT];
+        for f in 0..FIELD_COUNT {
+            if tf[f] == 0 {
+                continue;
+            }
+            let norm = if self.avg_len[f] > 0.0 {
+                1.0 - self.b + self.b * (f64::from(len[f]) / self.avg_len[f])
+            } else {
+                1.0
+            };
+            per_channel[FIELD_CHANNEL[f]] += self.field_weight[f] * f64::from(tf[f]) / norm;
+        }
+        let mut sum = 0.0;
+        for (c, tf) in per_channel.iter().enumerate() {
+            if *tf > 0.0 {
+                // idf × (k1 + 1) × tf / (tf + k1), written so each operation is monotone in tf.
+                sum += self.channel_weight[c]
+                    * (idf * (self.k1 + 1.0) * (1.0 - self.k1 / (tf + self.k1)));
+            }
+        }
+        sum
+    }
+
+    /// The lexical and feedback sums over the terms, given how to find a term's frequencies
+    /// and the lengths to normalize with.
+    fn sums<'a>(
+        &self,
+        syms: &[Option<Sym>],
+        len: &[u32; FIELD_COUNT],
+        tf_of: impl Fn(Sym) -> Option<&'a FieldTf>,
+    ) -> (f64, f64) {
+        let (mut lexical, mut feedback) = (0.0, 0.0);
+        for (i, (idf, sym)) in self.idf.iter().zip(syms).enumerate() {
+            let (Some(idf), Some(sym)) = (idf, sym) else {
+                continue;
+            };
+            let Some(tf) = tf_of(*sym) else {
+                continue;
+            };
+            let c = self.contribution(*idf, tf, len);
+            if self.in_query[i] {
+                lexical += c;
+            }
+            if self.feedback[i] > 0.0 {
+                feedback += self.feedback[i] * c;
+            }
+        }
+        (lexical, feedback)
+    }
+
+    fn breakdown(
+        &self,
+        sums: (f64, f64),
+        cosine: f64,
+        recency_at: i64,
+        reward: f64,
+    ) -> ScoreBreakdown {
+        let ratio = |sum: f64, max: f64| if max > 0.0 { sum / max } else { 0.0 };
+        let age = (self.now.saturating_sub(recency_at)).max(0) as f64;
+        ScoreBreakdown {
+            lexical: self.lexical_weight * ratio(sums.0, self.lexical_max),
+            feedback: self.feedback_weight * ratio(sums.1, self.feedback_max),
+            cosine: self.cosine_weight * cosine,
+            recency: self.recency_weight * (-(age / self.half_life_micros)).exp2(),
+            reward: self.reward_weight * reward.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The score of `doc`; `syms` from [`Scorer::resolve`] on `doc`'s shard.
+    pub(crate) fn score(&self, doc: &IndexedEpisode, syms: &[Option<Sym>]) -> ScoreBreakdown {
+        let sums = self.sums(syms, &doc.field_len, |s| doc.term(s));
+        let cosine = match (&self.query_vector, &doc.embedding) {
+            (Some((q, qn)), Some(d)) if *qn > 0.0 && doc.embedding_norm > 0.0 => {
+                let dot: f64 = q
+                    .iter()
+                    .zip(d.iter())
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
+                (dot / (qn * doc.embedding_norm)).clamp(0.0, 1.0)
+            }
+            _ => 0.0,
+        };
+        self.breakdown(sums, cosine, doc.recency_at(), doc.reward)
+    }
+
+    /// An upper bound of the score of every member of `cluster` (never below any member's
+    /// [`ScoreBreakdown::total`]).
+    pub(crate) fn bound(&self, cluster: &ClusterSummary, syms: &[Option<Sym>]) -> f64 {
+        let sums = self.sums(syms, &cluster.min_len, |s| cluster.term_max.get(&s));
+        let cosine = if self.query_vector.is_some() && cluster.embeddings > 0 {
+            1.0
+        } else {
+            0.0
+        };
+        self.breakdown(sums, cosine, cluster.max_recency_at, cluster.max_reward)
+            .total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idf_is_positive_and_falls_with_df() {
+        assert!(idf(100, 1) > idf(100, 10));
+        assert!(idf(100, 100) > 0.0);
+    }
+
+    #[test]
+    fn feedback_terms_merge_sorted() {
+        let q = QueryTerms::of_text("return the lamp");
+        assert_eq!(q.text, vec!["lamp", "return"]);
+        let f = q.with_feedback(&[("return".into(), 0.5), ("item".into(), 1.0)]);
+        assert_eq!(f.text, vec!["item", "lamp", "return"]);
+        assert_eq!(f.in_query, vec![false, true, true]);
+        assert_eq!(f.feedback, vec![1.0, 0.0, 0.5]);
+        assert_eq!(f.len(), 3);
+    }
+}

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use memory_core::retrieval::RetrievalQuery;
 use memory_core::{Completion, Episode, MemoryConfig, Result, SelfLearningMemory};
 use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
@@ -129,6 +130,34 @@ pub async fn run() -> Result<()> {
             shorten(&full.description, 110),
         );
     }
+
+    println!("\nretrieval (namespace {namespace:?}, top 3 per question):");
+    for question in [
+        "I received my order but want to return the headphones for a refund",
+        "please change the shipping address of my pending order",
+        "the shoes I got are too small, can I swap them for a bigger size",
+    ] {
+        let query = RetrievalQuery::new(namespace.clone(), question).limit(3);
+        let hits = memory.retrieve(query).await?;
+        println!("? {question}");
+        for hit in hits {
+            println!(
+                "  {:.3}  [{}] {}",
+                hit.score,
+                hit.episode.context.task_type,
+                shorten(&hit.episode.description, 90)
+            );
+        }
+    }
+    let counts = memory.retrieval_counts();
+    println!(
+        "index: {} episodes, ~{} KiB; queries: {} hierarchical, {} flat, {} fell back to flat",
+        memory.index().len(),
+        memory.index().memory_bytes() / 1024,
+        counts.hierarchical,
+        counts.flat,
+        counts.fallback
+    );
     memory.shutdown().await
 }
 

@@ -5,5 +5,7 @@
 
 pub mod dataset;
 pub mod demo;
+pub mod index_cmd;
+pub mod synthetic;
 pub mod workload;
 pub mod write_cmd;

@@ -6,10 +6,10 @@
 
 use std::process::ExitCode;
 
-use memory_bench::{demo, write_cmd};
+use memory_bench::{demo, index_cmd, write_cmd};
 
 fn usage() -> &'static str {
-    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n  write   measure the write path: write [--backend memory|turso|turso-per-op] [--tasks N]\n          [--episodes N (per task)] [--steps N (per episode)] [--batched]\n          [--batch-delay-us N] [--batch-ops N] (group-commit bounds, turso only)\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
+    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n  write   measure the write path: write [--backend memory|turso|turso-per-op] [--tasks N]\n          [--episodes N (per task)] [--steps N (per episode)] [--batched]\n          [--batch-delay-us N] [--batch-ops N] (group-commit bounds, turso only)\n  index   measure the in-memory index: index [--episodes N] [--queries N]\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
 }
 
 fn main() -> ExitCode {
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => runtime.block_on(demo::run()),
         Some("write") => runtime.block_on(write_cmd::run(&args[1..])),
+        Some("index") => index_cmd::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             return ExitCode::SUCCESS;

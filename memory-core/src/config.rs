@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::id::truncate_for_message;
 use crate::limits::Limits;
+use crate::retrieval::{FlagValues, RetrievalConfig};
 
 /// Everything the engine can be configured with. Every default is documented here and in
 /// `docs/configuration.md`.
@@ -14,6 +15,12 @@ use crate::limits::Limits;
 pub struct MemoryConfig {
     /// Input limits (see [`Limits`] for each default).
     pub limits: Limits,
+    /// Retrieval scoring (see [`RetrievalConfig`] for each default). Its
+    /// `embedding_dimension` is ignored: the engine uses `limits.embedding_dimension`.
+    pub retrieval: RetrievalConfig,
+    /// The retrieval feature flags at open (all on by default); switch them at runtime with
+    /// `SelfLearningMemory::retrieval_flags`.
+    pub flags: FlagValues,
     /// How long `shutdown()` waits for in-flight work before giving up. Default 10 s.
     pub shutdown_timeout: Duration,
     /// Completions allowed to run at once; more wait for a slot. Default 64.
@@ -29,6 +36,8 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            retrieval: RetrievalConfig::default(),
+            flags: FlagValues::default(),
             shutdown_timeout: Duration::from_secs(10),
             max_concurrent_completions: 64,
             completion_wait_timeout: Duration::from_secs(5),
@@ -48,6 +57,18 @@ fn parse<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T>
 
 fn usize_var(name: &str, value: &str) -> Result<usize> {
     parse(name, value, "a non-negative integer")
+}
+
+fn bool_var(name: &str, value: &str) -> Result<bool> {
+    match value.trim() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(Error::invalid(
+            name,
+            "true/false, on/off, yes/no or 1/0",
+            truncate_for_message(value),
+        )),
+    }
 }
 
 /// Every variable `from_env` reads, with how it sets the config.
@@ -103,6 +124,18 @@ const VARS: &[(&str, Setter)] = &[
         c.completion_wait_timeout = Duration::from_millis(parse(n, v, "milliseconds")?);
         Ok(())
     }),
+    ("MEMORY_HIERARCHICAL_INDEX", |c, n, v| {
+        c.flags.hierarchical_index = bool_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_DIVERSITY", |c, n, v| {
+        c.flags.diversity = bool_var(n, v)?;
+        Ok(())
+    }),
+    ("MEMORY_TEMPORAL_CLUSTERING", |c, n, v| {
+        c.flags.temporal_clustering = bool_var(n, v)?;
+        Ok(())
+    }),
     ("MEMORY_DATA_DIR", |c, _, v| {
         c.data_dir = PathBuf::from(v);
         Ok(())
@@ -117,19 +150,37 @@ impl MemoryConfig {
     /// Check every field; the first problem is returned as `InvalidInput` naming the field.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.retrieval_config().validate()?;
         if self.shutdown_timeout.is_zero() {
             return Err(Error::invalid("shutdown_timeout", "more than 0", "0"));
         }
         if self.max_concurrent_completions == 0 {
-            return Err(Error::invalid("max_concurrent_completions", "at least 1", "0"));
+            return Err(Error::invalid(
+                "max_concurrent_completions",
+                "at least 1",
+                "0",
+            ));
         }
         if self.completion_wait_timeout.is_zero() {
-            return Err(Error::invalid("completion_wait_timeout", "more than 0", "0"));
+            return Err(Error::invalid(
+                "completion_wait_timeout",
+                "more than 0",
+                "0",
+            ));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
         }
         Ok(())
+    }
+
+    /// The retrieval configuration the engine runs with: `retrieval` with the embedding
+    /// dimension of `limits`.
+    pub fn retrieval_config(&self) -> RetrievalConfig {
+        RetrievalConfig {
+            embedding_dimension: self.limits.embedding_dimension,
+            ..self.retrieval.clone()
+        }
     }
 
     /// The defaults overridden by the process's `MEMORY_*` environment variables, validated.
@@ -200,6 +251,9 @@ mod tests {
             ("MEMORY_SHUTDOWN_TIMEOUT_MS", "20"),
             ("MEMORY_MAX_CONCURRENT_COMPLETIONS", "21"),
             ("MEMORY_COMPLETION_WAIT_TIMEOUT_MS", "22"),
+            ("MEMORY_HIERARCHICAL_INDEX", "off"),
+            ("MEMORY_DIVERSITY", "false"),
+            ("MEMORY_TEMPORAL_CLUSTERING", "0"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
             ("MEMORY_TEST_LIBSQL_URL", "ignored"),
             ("PATH", "ignored"),
@@ -229,6 +283,16 @@ mod tests {
         assert_eq!(c.max_concurrent_completions, 21);
         assert_eq!(c.completion_wait_timeout, Duration::from_millis(22));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            c.flags,
+            FlagValues {
+                hierarchical_index: false,
+                diversity: false,
+                temporal_clustering: false
+            }
+        );
+        let e = MemoryConfig::from_vars([("MEMORY_DIVERSITY", "maybe")]).unwrap_err();
+        assert_eq!(e.violation().unwrap().field, "MEMORY_DIVERSITY");
     }
 
     #[test]

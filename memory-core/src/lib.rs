@@ -31,6 +31,7 @@
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod coordinator;
 mod engine;
 pub mod episode;
 pub mod error;
@@ -43,10 +44,11 @@ pub mod store;
 pub mod time;
 
 pub use config::MemoryConfig;
-pub use engine::{MemoryBuilder, PermitStats, SelfLearningMemory};
+pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};
+pub use engine::{MemoryBuilder, PermitStats, RetrievedEpisode, SelfLearningMemory};
 pub use episode::{
-    Completion, Complexity, Episode, EpisodeSummary, EpisodeUpdate, NewStep, Outcome, OutcomeKind, Step,
-    TaskContext,
+    Completion, Complexity, Episode, EpisodeSummary, EpisodeUpdate, NewStep, Outcome, OutcomeKind,
+    Step, TaskContext,
 };
 pub use error::{Error, ErrorKind, Result, Violation};
 pub use id::EpisodeId;

@@ -153,8 +153,14 @@ async fn completions_beyond_the_permit_bound_wait_then_get_overloaded() {
         .open()
         .await
         .unwrap();
-    let a = m.start_episode("a", TaskContext::new("ns", "d", "t")).await.unwrap();
-    let b = m.start_episode("b", TaskContext::new("ns", "d", "t")).await.unwrap();
+    let a = m
+        .start_episode("a", TaskContext::new("ns", "d", "t"))
+        .await
+        .unwrap();
+    let b = m
+        .start_episode("b", TaskContext::new("ns", "d", "t"))
+        .await
+        .unwrap();
     faults.set_plan(FaultPlan {
         latency: Duration::from_secs(10),
         ..FaultPlan::none()
@@ -165,7 +171,10 @@ async fn completions_beyond_the_permit_bound_wait_then_get_overloaded() {
     };
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(m.completion_permits().in_flight, 1);
-    let e = m.complete_episode(b, Outcome::success("ok")).await.unwrap_err();
+    let e = m
+        .complete_episode(b, Outcome::success("ok"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
     assert!(e.is_transient());
     assert_eq!(m.completion_permits().rejected, 1);

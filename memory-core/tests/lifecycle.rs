@@ -286,7 +286,10 @@ async fn updates_are_compare_and_set_and_refresh_the_cache() {
     let cache = Arc::new(InMemoryCache::new());
     let m = open(store.clone(), cache.clone()).await;
     let id = m.start_episode("t", ctx("a")).await.unwrap();
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     assert_eq!(done.version, 2);
 
     let v3 = m
@@ -295,7 +298,11 @@ async fn updates_are_compare_and_set_and_refresh_the_cache() {
         .unwrap();
     assert_eq!((v3.version, v3.reward), (3, 0.25));
     assert_eq!(v3.context.tags, ["x"]);
-    assert_eq!(cache.get(id).await.unwrap(), Some(v3.clone()), "cache holds the new version");
+    assert_eq!(
+        cache.get(id).await.unwrap(),
+        Some(v3.clone()),
+        "cache holds the new version"
+    );
     assert_eq!(store.get_episode(id).await.unwrap(), Some(v3.clone()));
 
     // A writer that read version 2 loses the race instead of overwriting version 3.
@@ -327,7 +334,9 @@ async fn concurrent_updates_lose_nothing() {
     use memory_core::EpisodeUpdate;
     let m = open(Default::default(), Default::default()).await;
     let id = m.start_episode("t", ctx("a")).await.unwrap();
-    m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    m.complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     // 8 writers each add one tag with read-modify-write retries on Conflict.
     let writers: Vec<_> = (0..8)
         .map(|i| {
@@ -368,7 +377,10 @@ async fn invalidate_cache_forces_a_durable_read() {
     let cache = Arc::new(InMemoryCache::new());
     let m = open(store.clone(), cache.clone()).await;
     let id = m.start_episode("t", ctx("a")).await.unwrap();
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     assert!(cache.get(id).await.unwrap().is_some());
     m.invalidate_cache(id).await.unwrap();
     assert!(cache.get(id).await.unwrap().is_none());

@@ -35,7 +35,14 @@ async fn a_failed_start_writes_nothing() {
     let e = m.start_episode("t", ctx()).await.unwrap_err();
     assert!(e.is_transient());
     faults.set_plan(FaultPlan::none());
-    assert!(store.scan_summaries(None, 10).await.unwrap().items.is_empty());
+    assert!(
+        store
+            .scan_summaries(None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -66,7 +73,10 @@ async fn an_ambiguous_append_is_resynchronised() {
     faults.set_plan(FaultPlan::none());
     // The engine re-reads the episode and numbers the next step after the one that landed.
     assert_eq!(m.log_step(id, NewStep::new("next", "")).await.unwrap(), 1);
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     assert_eq!(done, store.inner().get_episode(id).await.unwrap().unwrap());
     assert_eq!(done.steps.len(), 2);
 }
@@ -81,9 +91,20 @@ async fn a_failed_completion_leaves_the_episode_in_progress() {
         .await
         .unwrap_err();
     faults.set_plan(FaultPlan::none());
-    assert!(!store.inner().get_episode(id).await.unwrap().unwrap().is_completed());
+    assert!(
+        !store
+            .inner()
+            .get_episode(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_completed()
+    );
     assert_eq!(m.log_step(id, NewStep::new("b", "")).await.unwrap(), 1);
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     assert_eq!(done.steps.len(), 2);
     assert_eq!(done.version, 2);
 }
@@ -122,9 +143,19 @@ async fn cache_failures_never_fail_a_completion() {
         .await
         .unwrap();
     let id = m.start_episode("t", ctx()).await.unwrap();
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
-    assert!(cache.inner().get(id).await.unwrap().is_none(), "no cache entry");
-    assert_eq!(m.get_episode(id).await.unwrap(), done, "served from the durable store");
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
+    assert!(
+        cache.inner().get(id).await.unwrap().is_none(),
+        "no cache entry"
+    );
+    assert_eq!(
+        m.get_episode(id).await.unwrap(),
+        done,
+        "served from the durable store"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +169,10 @@ async fn a_corrupt_cache_record_is_never_served() {
         .await
         .unwrap();
     let id = m.start_episode("t", ctx()).await.unwrap();
-    let done = m.complete_episode(id, Outcome::success("ok")).await.unwrap();
+    let done = m
+        .complete_episode(id, Outcome::success("ok"))
+        .await
+        .unwrap();
     assert!(cache.corrupt(id).unwrap());
     assert_eq!(m.get_episode(id).await.unwrap(), done);
     let stats = cache.stats();

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use memory_core::store::{DurableStore, InMemoryStore};
-use memory_core::{Completion, ErrorKind, Limits, NewStep, Outcome, SelfLearningMemory, TaskContext};
+use memory_core::{
+    Completion, ErrorKind, Limits, NewStep, Outcome, SelfLearningMemory, TaskContext,
+};
 use proptest::prelude::*;
 
 fn runtime() -> tokio::runtime::Runtime {

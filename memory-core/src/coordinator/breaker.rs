@@ -37,10 +37,18 @@ impl BreakerConfig {
     /// Every bound must be at least 1 (and the cool-down non-zero).
     pub fn validate(&self) -> Result<()> {
         if self.failure_threshold == 0 {
-            return Err(Error::invalid("breaker.failure_threshold", "at least 1", "0"));
+            return Err(Error::invalid(
+                "breaker.failure_threshold",
+                "at least 1",
+                "0",
+            ));
         }
         if self.half_open_probes == 0 {
-            return Err(Error::invalid("breaker.half_open_probes", "at least 1", "0"));
+            return Err(Error::invalid(
+                "breaker.half_open_probes",
+                "at least 1",
+                "0",
+            ));
         }
         if self.cool_down.is_zero() {
             return Err(Error::invalid("breaker.cool_down", "more than 0", "0"));

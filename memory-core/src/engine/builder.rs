@@ -45,7 +45,8 @@ impl MemoryBuilder {
         self
     }
 
-    /// Validate the configuration and start the engine.
+    /// Validate the configuration, build the index from the durable store, and start the
+    /// engine. Nothing is served before this returns.
     pub async fn open(self) -> Result<SelfLearningMemory> {
         self.config.validate()?;
         let durable = self.durable.ok_or_else(|| {
@@ -56,6 +57,6 @@ impl MemoryBuilder {
             )
         })?;
         let cache = self.cache.unwrap_or_else(|| Arc::new(InMemoryCache::new()));
-        Ok(SelfLearningMemory::from_parts(durable, cache, self.config))
+        SelfLearningMemory::open_parts(durable, cache, self.config).await
     }
 }

@@ -17,6 +17,10 @@ use crate::engine::permits::{PermitStats, Permits};
 use crate::episode::{Completion, Episode, EpisodeUpdate, NewStep, TaskContext};
 use crate::error::{ErrorKind, Result};
 use crate::id::EpisodeId;
+use crate::index::SpatiotemporalIndex;
+use crate::retrieval::{
+    RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
+};
 use crate::store::{CacheStore, DurableStore, ListRequest, Page};
 use crate::time;
 
@@ -27,6 +31,18 @@ struct Inner {
     live: LiveEpisodes,
     gate: Gate,
     permits: Permits,
+    retriever: Retriever,
+}
+
+/// One retrieved episode with its relevance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievedEpisode {
+    /// The episode, as stored.
+    pub episode: Episode,
+    /// Relevance score (`breakdown.total()`).
+    pub score: f64,
+    /// The score's terms: lexical, feedback, cosine, recency, reward.
+    pub breakdown: ScoreBreakdown,
 }
 
 /// An episodic memory: record task attempts, read them back, list them.
@@ -53,16 +69,34 @@ impl SelfLearningMemory {
         MemoryBuilder::default()
     }
 
-    pub(crate) fn from_parts(
+    /// Assemble an engine and build its index from the durable store's summaries; nothing is
+    /// served before the index is complete.
+    pub(crate) async fn open_parts(
         durable: Arc<dyn DurableStore>,
         cache: Arc<dyn CacheStore>,
         config: MemoryConfig,
-    ) -> Self {
+    ) -> Result<Self> {
+        let retrieval = config.retrieval_config();
+        let index = Arc::new(SpatiotemporalIndex::new(retrieval.index_config())?);
+        let mut summaries = Vec::new();
+        let mut after = None;
+        loop {
+            let page = durable.scan_summaries(after, 10_000).await?;
+            summaries.extend(page.items);
+            match page.next_after {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let indexed = index.bulk_build(summaries)?;
+        tracing::info!(indexed, "index built from the durable store");
+        let flags = Arc::new(RetrievalFlags::from(config.flags));
+        let retriever = Retriever::new(index, retrieval, flags)?;
         let permits = Permits::new(
             config.max_concurrent_completions,
             config.completion_wait_timeout,
         );
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 durable,
                 cache,
@@ -70,8 +104,25 @@ impl SelfLearningMemory {
                 live: LiveEpisodes::default(),
                 gate: Gate::default(),
                 permits,
+                retriever,
             }),
-        }
+        })
+    }
+
+    /// The runtime retrieval switches (`hierarchical_index`, `diversity`,
+    /// `temporal_clustering`); flipping one affects queries that start afterwards.
+    pub fn retrieval_flags(&self) -> &RetrievalFlags {
+        self.inner.retriever.flags()
+    }
+
+    /// How many queries took the hierarchical path, the flat path, and fell back to flat.
+    pub fn retrieval_counts(&self) -> RetrievalCounts {
+        self.inner.retriever.counts()
+    }
+
+    /// The in-memory index (for its statistics and memory use).
+    pub fn index(&self) -> &SpatiotemporalIndex {
+        self.inner.retriever.index()
     }
 
     /// Completions running and waiting now, and those refused as `Overloaded`.
@@ -106,6 +157,11 @@ impl SelfLearningMemory {
             let episode = Episode::new(EpisodeId::new(), description, context, time::now());
             tracing::Span::current().record("episode_id", tracing::field::display(episode.id));
             self.inner.durable.create_episode(&episode).await?;
+            if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+                // Never leave an episode stored but unfindable: take the write back.
+                self.compensate_create(episode.id).await;
+                return Err(e);
+            }
             let id = episode.id;
             self.inner.live.insert(episode)?;
             Ok(id)
@@ -189,11 +245,19 @@ impl SelfLearningMemory {
         episode.embedding = completion.embedding;
         episode.completed_at = Some(time::now());
         episode.version += 1;
-        let result = self.inner.durable.complete_episode(&episode).await;
-        live::end_completion(&live, result.is_ok());
-        result?;
-        self.inner.live.remove(id)?;
+        if let Err(e) = self.inner.durable.complete_episode(&episode).await {
+            live::end_completion(&live, false);
+            return Err(e);
+        }
         self.fill_cache(&episode).await;
+        if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+            // Stored but unfindable is not an outcome: reopen the episode and report.
+            self.compensate_completion(&episode).await;
+            live::end_completion(&live, false);
+            return Err(e);
+        }
+        live::end_completion(&live, true);
+        self.inner.live.remove(id)?;
         Ok(episode)
     }
 
@@ -205,34 +269,66 @@ impl SelfLearningMemory {
     #[tracing::instrument(name = "get_episode", skip_all, fields(episode_id = %id))]
     pub async fn get_episode(&self, id: EpisodeId) -> Result<Episode> {
         let _pass = self.inner.gate.enter()?;
+        self.read(id)
+            .await?
+            .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))
+    }
+
+    /// The most relevant episodes for `query`, best first, each with its score and the score's
+    /// terms. Scoped to the query's namespace (and domain / task type when given); only
+    /// completed episodes unless the query includes in-progress ones.
+    #[tracing::instrument(
+        name = "retrieve",
+        skip_all,
+        fields(namespace = %query.namespace(), domain = ?query.domain_scope(), hits = tracing::field::Empty)
+    )]
+    pub async fn retrieve(&self, query: RetrievalQuery) -> Result<Vec<RetrievedEpisode>> {
+        let _pass = self.inner.gate.enter()?;
+        let hits = self.inner.retriever.search(&query)?;
+        let mut out = Vec::with_capacity(hits.len());
+        for hit in hits {
+            // A hit deleted since the search is gone, not an error.
+            if let Some(episode) = self.read(hit.id).await? {
+                out.push(RetrievedEpisode {
+                    episode,
+                    score: hit.score,
+                    breakdown: hit.breakdown,
+                });
+            }
+        }
+        tracing::Span::current().record("hits", out.len());
+        Ok(out)
+    }
+
+    /// An episode from memory (in progress), the cache, or the durable store (refilling the
+    /// cache); `None` if it does not exist. A damaged cache record is never returned: it is
+    /// invalidated and the durable copy served.
+    async fn read(&self, id: EpisodeId) -> Result<Option<Episode>> {
         if let Some(live) = self.inner.live.get(id)? {
             let st = live.lock()?;
             if !st.stale && st.phase != live::Phase::Closed {
-                return Ok(st.episode.clone());
+                return Ok(Some(st.episode.clone()));
             }
         }
         match self.inner.cache.get(id).await {
-            Ok(Some(e)) => return Ok(e),
+            Ok(Some(e)) => return Ok(Some(e)),
             Ok(None) => {}
             Err(e) => {
-                warn!(error = %e, "cache read failed; serving from the durable store");
+                warn!(error = %e, episode_id = %id, "cache read failed; serving from the durable store");
                 if e.kind() == ErrorKind::Corrupt
                     && let Err(e) = self.inner.cache.invalidate(id).await
                 {
-                    warn!(error = %e, "could not invalidate a corrupt cache entry");
+                    warn!(error = %e, episode_id = %id, "could not invalidate a corrupt cache entry");
                 }
             }
         }
-        let episode = self
-            .inner
-            .durable
-            .get_episode(id)
-            .await?
-            .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))?;
+        let Some(episode) = self.inner.durable.get_episode(id).await? else {
+            return Ok(None);
+        };
         if episode.is_completed() {
             self.fill_cache(&episode).await;
         }
-        Ok(episode)
+        Ok(Some(episode))
     }
 
     /// One page of a namespace's episodes, oldest first. `limit` must be 1..=`max_page_size`
@@ -301,6 +397,11 @@ impl SelfLearningMemory {
         self.inner.config.limits.check_episode(&episode)?;
         self.inner.durable.update_episode(&episode).await?;
         self.fill_cache(&episode).await;
+        // Replacing a summary of an id the index already holds cannot fail on input the
+        // limits accepted; if it does, the reconciler re-indexes from the durable store.
+        if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+            warn!(error = %e, episode_id = %id, "index update failed after an update");
+        }
         Ok(episode)
     }
 
@@ -317,6 +418,7 @@ impl SelfLearningMemory {
         let _pass = self.inner.gate.enter()?;
         let existed = self.inner.durable.delete_episode(id).await?;
         self.inner.live.remove(id)?;
+        self.inner.retriever.index().remove(id);
         if let Err(e) = self.inner.cache.invalidate(id).await {
             warn!(error = %e, "could not invalidate the cache entry of a deleted episode");
         }
@@ -336,6 +438,33 @@ impl SelfLearningMemory {
         let durable = self.inner.durable.close().await;
         let cache = self.inner.cache.close().await;
         drained.and(durable).and(cache)
+    }
+
+    /// Undo a create whose index insert failed. A failed undo is logged; the episode is then
+    /// in the durable store without an index entry until reconciliation indexes it.
+    async fn compensate_create(&self, id: EpisodeId) {
+        if let Err(e) = self.inner.durable.delete_episode(id).await {
+            warn!(error = %e, episode_id = %id, "could not undo a create after an index failure");
+        }
+    }
+
+    /// Undo a completion whose index update failed: the episode goes back to in progress (one
+    /// version later) in the durable store and leaves the cache. A failed undo is logged; the
+    /// reconciler then finds the completed episode missing from the index and indexes it.
+    async fn compensate_completion(&self, completed: &Episode) {
+        let mut reopened = completed.clone();
+        reopened.outcome = None;
+        reopened.completed_at = None;
+        reopened.reward = 0.0;
+        reopened.reflection = None;
+        reopened.embedding = None;
+        reopened.version += 1;
+        if let Err(e) = self.inner.durable.update_episode(&reopened).await {
+            warn!(error = %e, episode_id = %completed.id, "could not reopen an episode after an index failure");
+        }
+        if let Err(e) = self.inner.cache.invalidate(completed.id).await {
+            warn!(error = %e, episode_id = %completed.id, "could not invalidate after an index failure");
+        }
     }
 
     /// Drop the in-progress entry of an episode the durable store says is completed (another

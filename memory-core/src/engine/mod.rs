@@ -11,5 +11,5 @@ mod live;
 mod permits;
 
 pub use builder::MemoryBuilder;
-pub use facade::SelfLearningMemory;
+pub use facade::{RetrievedEpisode, SelfLearningMemory};
 pub use permits::PermitStats;

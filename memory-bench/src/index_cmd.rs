@@ -1,0 +1,176 @@
+//! The `index` command: build the in-memory index from N synthetic episodes and measure build
+//! time, bytes per episode, insert/remove/retrieve latency percentiles (distinct queries, no
+//! result cache), and retrieval while 8 writer threads insert into other shards and into the
+//! queried shard. Prints Markdown for docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use memory_core::index::SpatiotemporalIndex;
+use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
+use memory_core::{Error, Result};
+
+use crate::synthetic::{Generator, Shape};
+use crate::workload::percentile;
+
+/// Resident set size of this process in bytes (Linux), if readable.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+/// Parse `--episodes N` and `--queries N`, then measure.
+pub fn run(args: &[String]) -> Result<()> {
+    let mut episodes = 100_000usize;
+    let mut queries = 2_000usize;
+    let mut i = 0;
+    while i < args.len() {
+        let v = |i: usize| -> Result<usize> {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Error::invalid(args[i].clone(), "a number", "missing"))
+        };
+        match args[i].as_str() {
+            "--episodes" => episodes = v(i)?,
+            "--queries" => queries = v(i)?,
+            other => {
+                return Err(Error::invalid(
+                    "argument",
+                    "--episodes N or --queries N",
+                    other,
+                ));
+            }
+        }
+        i += 2;
+    }
+    let shape = Shape::default();
+    let mut generator = Generator::new(42, shape);
+    let summaries: Vec<_> = (0..episodes).map(|_| generator.summary()).collect();
+    let config = RetrievalConfig::default();
+    let index = Arc::new(SpatiotemporalIndex::new(config.index_config())?);
+    let rss_before = rss_bytes().unwrap_or(0);
+    let started = Instant::now();
+    index.bulk_build(summaries)?;
+    let build = started.elapsed();
+    let rss_after = rss_bytes().unwrap_or(0);
+    let retriever = Retriever::new(index.clone(), config, Arc::new(RetrievalFlags::default()))?;
+
+    let mut qgen = Generator::new(7, shape);
+    let qs: Vec<RetrievalQuery> = (0..queries)
+        .map(|_| {
+            let (ns, domain, text) = qgen.query();
+            RetrievalQuery::new(ns, text).domain(domain).limit(5)
+        })
+        .collect();
+    let mut lat = Vec::with_capacity(qs.len());
+    let mut hits = 0usize;
+    for q in &qs {
+        let t = Instant::now();
+        hits += retriever.search(q)?.len();
+        lat.push(t.elapsed());
+    }
+    let mut ns_lat = Vec::new();
+    for q in qs.iter().take(queries / 4) {
+        let q =
+            RetrievalQuery::new(q.namespace().to_string(), "refund order payment failed").limit(5);
+        let t = Instant::now();
+        retriever.search(&q)?;
+        ns_lat.push(t.elapsed());
+    }
+
+    let mut extra = Generator::new(99, shape);
+    let fresh: Vec<_> = (0..2_000).map(|_| extra.summary()).collect();
+    let mut ins = Vec::new();
+    for s in &fresh {
+        let t = Instant::now();
+        index.insert(s)?;
+        ins.push(t.elapsed());
+    }
+    let mut rem = Vec::new();
+    for s in &fresh {
+        let t = Instant::now();
+        index.remove(s.id);
+        rem.push(t.elapsed());
+    }
+
+    // Retrieval while 8 writers insert: 4 into other shards, 4 into the shard being queried.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let target = qs.first().cloned();
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let index = index.clone();
+            let stop = stop.clone();
+            let written = written.clone();
+            let target = target.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let mut g = Generator::new(1_000 + w, shape);
+                while !stop.load(Ordering::Relaxed) {
+                    let mut s = g.summary();
+                    if w < 4
+                        && let Some(q) = &target
+                    {
+                        s.context.namespace = q.namespace().to_string();
+                        if let Some(d) = q.domain_scope() {
+                            s.context.domain = d.to_string();
+                        }
+                    } else {
+                        s.context.namespace = format!("writer{w}");
+                    }
+                    index.insert(&s)?;
+                    written.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let mut busy = Vec::new();
+    for q in qs.iter().cycle().take(queries) {
+        // Half the queries hit the shard the writers fill.
+        let q = if busy.len() % 2 == 0 {
+            target.as_ref().unwrap_or(q)
+        } else {
+            q
+        };
+        let t = Instant::now();
+        retriever.search(q)?;
+        busy.push(t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join()
+            .map_err(|_| Error::storage("a writer thread panicked"))??;
+    }
+    let waits = index.lock_waits();
+
+    println!(
+        "| episodes | build s | index bytes/episode (estimate) | RSS growth bytes/episode | retrieve p50 ms | p99 ms | namespace-wide p50 ms | p99 ms | insert p50 ms | p99 ms | remove p50 ms | p99 ms | retrieve p50 / p99 ms with 8 writers | writer inserts during it |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {episodes} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
+        build.as_secs_f64(),
+        index.memory_bytes() / episodes.max(1),
+        rss_after.saturating_sub(rss_before) / episodes.max(1) as u64,
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(percentile(&ns_lat, 0.5)),
+        ms(percentile(&ns_lat, 0.99)),
+        ms(percentile(&ins, 0.5)),
+        ms(percentile(&ins, 0.99)),
+        ms(percentile(&rem, 0.5)),
+        ms(percentile(&rem, 0.99)),
+        ms(percentile(&busy, 0.5)),
+        ms(percentile(&busy, 0.99)),
+        written.load(Ordering::Relaxed),
+    );
+    println!("\n{queries} distinct queries returned {hits} hits; lock waits: {waits:?}");
+    Ok(())
+}

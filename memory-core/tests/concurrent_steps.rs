@@ -144,9 +144,11 @@ async fn racing_completions_succeed_exactly_once() {
 async fn completions_beyond_the_permit_bound_wait_then_get_overloaded() {
     // Completions take 10 s each; one slot; waiting more than 1 s is refused.
     let faults = FaultInjector::new(FaultPlan::none());
-    let mut config = memory_core::MemoryConfig::default();
-    config.max_concurrent_completions = 1;
-    config.completion_wait_timeout = Duration::from_secs(1);
+    let config = memory_core::MemoryConfig {
+        max_concurrent_completions: 1,
+        completion_wait_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
     let m = SelfLearningMemory::builder()
         .durable(Faulty::new(InMemoryStore::new(), faults.clone()))
         .config(config)

@@ -27,6 +27,7 @@ pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
         RedbCache::open_async(config.data_dir.join("cache.redb"), RedbOptions::default()).await?;
     SelfLearningMemory::builder()
         .durable(durable)
+        .journal(cache.journal())
         .cache(cache)
         .config(config)
         .open()

@@ -67,7 +67,12 @@ impl Backend {
                     TursoStore::open_local(dir.join("memory.db"), options.clone()).await?;
                 let cache =
                     RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
-                builder.durable(durable).cache(cache).open().await
+                builder
+                    .durable(durable)
+                    .journal(cache.journal())
+                    .cache(cache)
+                    .open()
+                    .await
             }
         }
     }

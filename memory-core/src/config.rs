@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::coordinator::ResilienceConfig;
 use crate::error::{Error, Result};
 use crate::id::truncate_for_message;
 use crate::limits::Limits;
@@ -27,6 +28,14 @@ pub struct MemoryConfig {
     pub max_concurrent_completions: usize,
     /// How long a completion waits for a slot before failing with `Overloaded`. Default 5 s.
     pub completion_wait_timeout: Duration,
+    /// Circuit breaker and journal bounds, used when a journal is configured.
+    pub resilience: ResilienceConfig,
+    /// How often the background job replays journaled writes while the durable store is
+    /// back (each attempt is the breaker's half-open probe). Default 1 s.
+    pub replay_interval: Duration,
+    /// How often the background job runs a reconciliation pass; `None` turns the periodic
+    /// pass off (`reconcile()` still works). Default 60 s.
+    pub reconcile_interval: Option<Duration>,
     /// Where the embedded default keeps its files (`memory.db`, `cache.redb`). Default `data`.
     /// The core never touches it; the binaries that open backends read it from here.
     pub data_dir: PathBuf,
@@ -41,6 +50,9 @@ impl Default for MemoryConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_concurrent_completions: 64,
             completion_wait_timeout: Duration::from_secs(5),
+            resilience: ResilienceConfig::default(),
+            replay_interval: Duration::from_secs(1),
+            reconcile_interval: Some(Duration::from_secs(60)),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -136,6 +148,27 @@ const VARS: &[(&str, Setter)] = &[
         c.flags.temporal_clustering = bool_var(n, v)?;
         Ok(())
     }),
+    ("MEMORY_BREAKER_FAILURE_THRESHOLD", |c, n, v| {
+        c.resilience.breaker.failure_threshold = parse(n, v, "a positive integer")?;
+        Ok(())
+    }),
+    ("MEMORY_BREAKER_COOL_DOWN_MS", |c, n, v| {
+        c.resilience.breaker.cool_down = Duration::from_millis(parse(n, v, "milliseconds")?);
+        Ok(())
+    }),
+    ("MEMORY_MAX_JOURNAL_ENTRIES", |c, n, v| {
+        c.resilience.max_journal_entries = parse(n, v, "a positive integer")?;
+        Ok(())
+    }),
+    ("MEMORY_REPLAY_INTERVAL_MS", |c, n, v| {
+        c.replay_interval = Duration::from_millis(parse(n, v, "milliseconds")?);
+        Ok(())
+    }),
+    ("MEMORY_RECONCILE_INTERVAL_MS", |c, n, v| {
+        let ms: u64 = parse(n, v, "milliseconds (0 turns it off)")?;
+        c.reconcile_interval = (ms > 0).then(|| Duration::from_millis(ms));
+        Ok(())
+    }),
     ("MEMORY_DATA_DIR", |c, _, v| {
         c.data_dir = PathBuf::from(v);
         Ok(())
@@ -167,6 +200,10 @@ impl MemoryConfig {
                 "more than 0",
                 "0",
             ));
+        }
+        self.resilience.validate()?;
+        if self.replay_interval.is_zero() {
+            return Err(Error::invalid("replay_interval", "more than 0", "0"));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
@@ -254,6 +291,11 @@ mod tests {
             ("MEMORY_HIERARCHICAL_INDEX", "off"),
             ("MEMORY_DIVERSITY", "false"),
             ("MEMORY_TEMPORAL_CLUSTERING", "0"),
+            ("MEMORY_BREAKER_FAILURE_THRESHOLD", "23"),
+            ("MEMORY_BREAKER_COOL_DOWN_MS", "24"),
+            ("MEMORY_MAX_JOURNAL_ENTRIES", "25"),
+            ("MEMORY_REPLAY_INTERVAL_MS", "26"),
+            ("MEMORY_RECONCILE_INTERVAL_MS", "0"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
             ("MEMORY_TEST_LIBSQL_URL", "ignored"),
             ("PATH", "ignored"),
@@ -283,6 +325,11 @@ mod tests {
         assert_eq!(c.max_concurrent_completions, 21);
         assert_eq!(c.completion_wait_timeout, Duration::from_millis(22));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.resilience.breaker.failure_threshold, 23);
+        assert_eq!(c.resilience.breaker.cool_down, Duration::from_millis(24));
+        assert_eq!(c.resilience.max_journal_entries, 25);
+        assert_eq!(c.replay_interval, Duration::from_millis(26));
+        assert_eq!(c.reconcile_interval, None);
         assert_eq!(
             c.flags,
             FlagValues {

@@ -45,7 +45,9 @@ pub mod time;
 
 pub use config::MemoryConfig;
 pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};
-pub use engine::{MemoryBuilder, PermitStats, RetrievedEpisode, SelfLearningMemory};
+pub use engine::{
+    MemoryBuilder, PermitStats, ReconcileReport, RetrievedEpisode, SelfLearningMemory,
+};
 pub use episode::{
     Completion, Complexity, Episode, EpisodeSummary, EpisodeUpdate, NewStep, Outcome, OutcomeKind,
     Step, TaskContext,

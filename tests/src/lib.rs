@@ -22,6 +22,7 @@ pub async fn open_embedded(dir: &Path, config: MemoryConfig) -> Result<Embedded>
     let memory = SelfLearningMemory::builder()
         .durable(durable)
         .cache(cache.clone())
+        .journal(cache.journal())
         .config(config)
         .open()
         .await?;

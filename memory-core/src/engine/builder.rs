@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::config::MemoryConfig;
 use crate::engine::facade::SelfLearningMemory;
 use crate::error::{Error, Result};
-use crate::store::{CacheStore, DurableStore, InMemoryCache};
+use crate::store::{CacheStore, DurableStore, InMemoryCache, Journal};
 
 /// Collects the parts of an engine instance. Nothing is shared between instances: two engines
 /// built from separate stores never see each other's data.
@@ -13,6 +13,7 @@ use crate::store::{CacheStore, DurableStore, InMemoryCache};
 pub struct MemoryBuilder {
     durable: Option<Arc<dyn DurableStore>>,
     cache: Option<Arc<dyn CacheStore>>,
+    journal: Option<Arc<dyn Journal>>,
     config: MemoryConfig,
 }
 
@@ -21,6 +22,7 @@ impl std::fmt::Debug for MemoryBuilder {
         f.debug_struct("MemoryBuilder")
             .field("durable", &self.durable.is_some())
             .field("cache", &self.cache.is_some())
+            .field("journal", &self.journal.is_some())
             .field("config", &self.config)
             .finish()
     }
@@ -39,14 +41,23 @@ impl MemoryBuilder {
         self
     }
 
+    /// The journal that keeps writes while the durable store is unavailable. Optional:
+    /// without one, a durable-store outage fails writes (transient errors) instead of
+    /// journaling them, and there is no circuit breaker.
+    pub fn journal(mut self, journal: impl Journal) -> Self {
+        self.journal = Some(Arc::new(journal));
+        self
+    }
+
     /// The configuration (default: [`MemoryConfig::default`]).
     pub fn config(mut self, config: MemoryConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Validate the configuration, build the index from the durable store, and start the
-    /// engine. Nothing is served before this returns.
+    /// Validate the configuration, replay any journaled writes left by an earlier run, build
+    /// the index from the durable store, start the background job, and start the engine.
+    /// Nothing is served before this returns. Needs a tokio runtime.
     pub async fn open(self) -> Result<SelfLearningMemory> {
         self.config.validate()?;
         let durable = self.durable.ok_or_else(|| {
@@ -57,6 +68,6 @@ impl MemoryBuilder {
             )
         })?;
         let cache = self.cache.unwrap_or_else(|| Arc::new(InMemoryCache::new()));
-        SelfLearningMemory::open_parts(durable, cache, self.config).await
+        SelfLearningMemory::open_parts(durable, cache, self.journal, self.config).await
     }
 }

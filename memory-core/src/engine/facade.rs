@@ -5,15 +5,18 @@
 //! instead). This file never holds a lock across `.await`; in-progress state lives in
 //! `live`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use tracing::{Instrument, warn};
 
 use crate::config::MemoryConfig;
+use crate::coordinator::{ReplayReport, ResilientStore};
 use crate::engine::builder::MemoryBuilder;
 use crate::engine::gate::Gate;
+use crate::engine::jobs::{Job, Tick};
 use crate::engine::live::{self, LiveEpisodes};
 use crate::engine::permits::{PermitStats, Permits};
+use crate::engine::reconcile::{self, ReconcileReport};
 use crate::episode::{Completion, Episode, EpisodeUpdate, NewStep, TaskContext};
 use crate::error::{ErrorKind, Result};
 use crate::id::EpisodeId;
@@ -21,7 +24,7 @@ use crate::index::SpatiotemporalIndex;
 use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
 };
-use crate::store::{CacheStore, DurableStore, ListRequest, Page};
+use crate::store::{CacheStore, DurableStore, Journal, ListRequest, Page};
 use crate::time;
 
 struct Inner {
@@ -32,6 +35,79 @@ struct Inner {
     gate: Gate,
     permits: Permits,
     retriever: Retriever,
+    /// The durable store's breaker and journal, when a journal was configured (`durable` is
+    /// then this same store).
+    resilient: Option<Arc<ResilientStore>>,
+    /// The background job; taken and stopped by `shutdown`, cancelled on drop.
+    job: Mutex<Option<Job>>,
+    /// Serialises reconciliation passes (the job's and `reconcile()` calls).
+    reconciling: tokio::sync::Mutex<()>,
+}
+
+impl Inner {
+    /// Replay journaled writes if any are pending.
+    async fn replay_pending(&self) -> Result<Option<ReplayReport>> {
+        match &self.resilient {
+            Some(r) if r.is_journaling() => Ok(Some(r.replay().await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// One reconciliation pass: replay the journal, then compare and repair.
+    async fn reconcile(&self) -> Result<ReconcileReport> {
+        // Held across the pass's awaits: two passes at once would only repeat work.
+        let _one_at_a_time = self.reconciling.lock().await;
+        let mut report = ReconcileReport::default();
+        if let Some(r) = self.replay_pending().await? {
+            report.journal_replayed = r.applied;
+            report.journal_remaining = r.remaining;
+            if r.remaining > 0 {
+                return Ok(report);
+            }
+        }
+        let index = self.retriever.index();
+        let (stored, cached, indexed) =
+            reconcile::observe(self.durable.as_ref(), self.cache.as_ref(), index).await?;
+        report.durable_episodes = stored.len() as u64;
+        let repairs = reconcile::plan(&stored, &cached, &indexed);
+        reconcile::apply(
+            &repairs,
+            self.durable.as_ref(),
+            self.cache.as_ref(),
+            index,
+            &mut report,
+        )
+        .await?;
+        if report.repairs() > 0 {
+            tracing::info!(?report, "reconciliation repaired divergences");
+        }
+        Ok(report)
+    }
+}
+
+/// The background job's view of the engine: weak, so the job ends when the engine is dropped.
+struct EngineTick(Weak<Inner>);
+
+impl Tick for EngineTick {
+    async fn replay(&self) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return false;
+        };
+        if let Err(e) = inner.replay_pending().await {
+            warn!(error = %e, "journal replay stopped");
+        }
+        true
+    }
+
+    async fn reconcile(&self) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return false;
+        };
+        if let Err(e) = inner.reconcile().await {
+            warn!(error = %e, "reconciliation pass failed");
+        }
+        true
+    }
 }
 
 /// One retrieved episode with its relevance.
@@ -74,8 +150,23 @@ impl SelfLearningMemory {
     pub(crate) async fn open_parts(
         durable: Arc<dyn DurableStore>,
         cache: Arc<dyn CacheStore>,
+        journal: Option<Arc<dyn Journal>>,
         config: MemoryConfig,
     ) -> Result<Self> {
+        // Recovery: writes journaled before a crash are replayed before anything is served.
+        let (durable, resilient) = match journal {
+            Some(journal) => {
+                let r = Arc::new(
+                    ResilientStore::open(durable, journal, config.resilience).await?,
+                );
+                if r.is_journaling() {
+                    let report = r.replay().await?;
+                    tracing::info!(?report, "journal replayed at open");
+                }
+                (r.clone() as Arc<dyn DurableStore>, Some(r))
+            }
+            None => (durable, None),
+        };
         let retrieval = config.retrieval_config();
         let index = Arc::new(SpatiotemporalIndex::new(retrieval.index_config())?);
         let mut summaries = Vec::new();
@@ -96,17 +187,43 @@ impl SelfLearningMemory {
             config.max_concurrent_completions,
             config.completion_wait_timeout,
         );
-        Ok(Self {
-            inner: Arc::new(Inner {
-                durable,
-                cache,
-                config,
-                live: LiveEpisodes::default(),
-                gate: Gate::default(),
-                permits,
-                retriever,
-            }),
-        })
+        let replay_every = config.replay_interval;
+        let reconcile_every = config.reconcile_interval;
+        let inner = Arc::new(Inner {
+            durable,
+            cache,
+            config,
+            live: LiveEpisodes::default(),
+            gate: Gate::default(),
+            permits,
+            retriever,
+            resilient,
+            job: Mutex::new(None),
+            reconciling: tokio::sync::Mutex::new(()),
+        });
+        let job = Job::start(
+            EngineTick(Arc::downgrade(&inner)),
+            replay_every,
+            reconcile_every,
+        );
+        if let Ok(mut slot) = inner.job.lock() {
+            *slot = Some(job);
+        }
+        Ok(Self { inner })
+    }
+
+    /// Run one reconciliation pass now: replay pending journaled writes, then compare the
+    /// durable store, the cache and the index and repair every divergence. Safe while writes
+    /// continue (no repair undoes a newer write); idempotent.
+    #[tracing::instrument(name = "reconcile", skip_all)]
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let _pass = self.inner.gate.enter()?;
+        self.inner.reconcile().await
+    }
+
+    /// The durable store's breaker and journal, when the engine was built with a journal.
+    pub fn resilience(&self) -> Option<&ResilientStore> {
+        self.inner.resilient.as_deref()
     }
 
     /// The runtime retrieval switches (`hierarchical_index`, `diversity`,
@@ -426,7 +543,7 @@ impl SelfLearningMemory {
     }
 
     /// Stop accepting work, wait (at most `shutdown_timeout`) for running operations to
-    /// finish, then close the stores (the durable store finishes its queued writes first).
+    /// finish, stop the background job, then close the stores (the durable store finishes its queued writes first).
     /// Everything acknowledged before is durable whether or not this is called.
     #[tracing::instrument(name = "shutdown", skip_all)]
     pub async fn shutdown(&self) -> Result<()> {
@@ -435,9 +552,14 @@ impl SelfLearningMemory {
             .gate
             .close(self.inner.config.shutdown_timeout)
             .await;
+        let job = self.inner.job.lock().ok().and_then(|mut j| j.take());
+        let stopped = match job {
+            Some(job) => job.stop().await,
+            None => Ok(()),
+        };
         let durable = self.inner.durable.close().await;
         let cache = self.inner.cache.close().await;
-        drained.and(durable).and(cache)
+        drained.and(stopped).and(durable).and(cache)
     }
 
     /// Undo a create whose index insert failed. A failed undo is logged; the episode is then

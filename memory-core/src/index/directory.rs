@@ -73,6 +73,15 @@ impl Directory {
         self.lock().entries.get(&id).map(|l| l.version)
     }
 
+    /// Every indexed id with its version.
+    pub(crate) fn versions(&self) -> Vec<(EpisodeId, u64)> {
+        self.lock()
+            .entries
+            .iter()
+            .map(|(id, l)| (*id, l.version))
+            .collect()
+    }
+
     /// How many episodes are indexed.
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()

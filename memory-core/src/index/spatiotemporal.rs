@@ -89,7 +89,9 @@ impl SpatiotemporalIndex {
     }
 
     /// Index `summary`, replacing the entry with the same id if there is one, wherever it was
-    /// (another shard, another task type). Returns the replaced entry's version. Fails with
+    /// (another shard, another task type), unless that entry has a newer version: the index
+    /// never goes back to an older version, so a slow writer or a repair cannot undo a newer
+    /// write. Returns the version of the entry held before (unchanged if it was newer). Fails with
     /// `InvalidInput`, changing nothing, on a non-finite reward or a bad embedding (see
     /// [`IndexConfig::embedding_dimension`]). The text is analyzed before any lock is taken.
     #[tracing::instrument(level = "debug", skip_all, fields(id = %summary.id))]
@@ -97,6 +99,11 @@ impl SpatiotemporalIndex {
         let draft = Draft::from_summary(summary, &self.config)?;
         let (id, version) = (draft.id, draft.version);
         let claim = self.directory.claim(id);
+        if let Some(current) = claim.current()
+            && current.version > version
+        {
+            return Ok(Some(current.version));
+        }
         let mut draft = Some(draft);
         loop {
             let cell = self.cell_for(&summary.context.namespace, &summary.context.domain);
@@ -184,6 +191,12 @@ impl SpatiotemporalIndex {
             *self.waits.write(&self.shards) = map;
         });
         Ok(count)
+    }
+
+    /// Every indexed id with its version (a snapshot, in no particular order): what
+    /// reconciliation compares with the durable store.
+    pub fn versions(&self) -> Vec<(EpisodeId, u64)> {
+        self.directory.versions()
     }
 
     /// How many episodes are indexed.

@@ -1,0 +1,312 @@
+//! Reconciliation: compare the durable store (the truth), the cache and the index, and repair
+//! every divergence.
+//!
+//! [`plan`] is pure: from what was observed it decides which repairs to attempt. `apply`
+//! then performs each repair only after re-reading the episode from the durable store, so a
+//! write that landed after the scan is never undone: cache `put` and index `insert` never
+//! replace a newer version, and removals happen only when the durable store, read again, no
+//! longer has the episode. A divergence created by a write racing the pass is left for the
+//! next pass, which is why a pass is idempotent and safe to run at any time.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::id::EpisodeId;
+use crate::index::SpatiotemporalIndex;
+use crate::store::{CacheStore, CachedVersion, DurableStore};
+
+/// What one reconciliation pass found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconcileReport {
+    /// Episodes in the durable store when the pass scanned it.
+    pub durable_episodes: u64,
+    /// Journaled writes replayed into the durable store first.
+    pub journal_replayed: u64,
+    /// Journaled writes still pending (the durable store is still unavailable); the rest of
+    /// the pass is skipped while any remain, since the durable store cannot be compared.
+    pub journal_remaining: u64,
+    /// Cache entries of episodes the durable store does not have, removed.
+    pub cache_orphans: u64,
+    /// Damaged cache records, removed (and refilled from the durable store when completed).
+    pub cache_corrupt: u64,
+    /// Cache entries older than the durable store, refreshed (or removed if the episode is no
+    /// longer completed).
+    pub cache_stale: u64,
+    /// Cache entries newer than the durable store (left by a write whose durable commit was
+    /// undone), removed.
+    pub cache_ahead: u64,
+    /// Index entries of episodes the durable store does not have, removed.
+    pub index_orphans: u64,
+    /// Durable episodes missing from the index, indexed.
+    pub index_missing: u64,
+    /// Index entries at another version than the durable store, re-indexed.
+    pub index_stale: u64,
+    /// Planned repairs found unnecessary on re-reading (a concurrent write settled them).
+    pub raced: u64,
+}
+
+impl ReconcileReport {
+    /// Repairs made (every kind above except `raced`).
+    pub fn repairs(&self) -> u64 {
+        self.cache_orphans
+            + self.cache_corrupt
+            + self.cache_stale
+            + self.cache_ahead
+            + self.index_orphans
+            + self.index_missing
+            + self.index_stale
+    }
+}
+
+/// One repair to attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repair {
+    /// The cache has an episode the durable store lacks.
+    CacheOrphan(EpisodeId),
+    /// The cache record is damaged.
+    CacheCorrupt(EpisodeId),
+    /// The cache holds an older version.
+    CacheStale(EpisodeId),
+    /// The cache holds a newer version than the durable store.
+    CacheAhead(EpisodeId),
+    /// The index has an episode the durable store lacks.
+    IndexOrphan(EpisodeId),
+    /// The durable store has an episode the index lacks.
+    IndexMissing(EpisodeId),
+    /// The index holds another version.
+    IndexStale(EpisodeId),
+}
+
+/// Decide the repairs from one observation of the three stores.
+pub(crate) fn plan(
+    durable: &HashMap<EpisodeId, u64>,
+    cache: &[CachedVersion],
+    index: &[(EpisodeId, u64)],
+) -> Vec<Repair> {
+    let mut repairs = Vec::new();
+    for c in cache {
+        match (c.version, durable.get(&c.id)) {
+            (None, _) => repairs.push(Repair::CacheCorrupt(c.id)),
+            (Some(_), None) => repairs.push(Repair::CacheOrphan(c.id)),
+            (Some(v), Some(d)) if v < *d => repairs.push(Repair::CacheStale(c.id)),
+            (Some(v), Some(d)) if v > *d => repairs.push(Repair::CacheAhead(c.id)),
+            _ => {}
+        }
+    }
+    let mut indexed: HashMap<EpisodeId, u64> = HashMap::with_capacity(index.len());
+    for (id, v) in index {
+        indexed.insert(*id, *v);
+        match durable.get(id) {
+            None => repairs.push(Repair::IndexOrphan(*id)),
+            Some(d) if d != v => repairs.push(Repair::IndexStale(*id)),
+            _ => {}
+        }
+    }
+    for id in durable.keys() {
+        if !indexed.contains_key(id) {
+            repairs.push(Repair::IndexMissing(*id));
+        }
+    }
+    repairs.sort_by_key(|r| match r {
+        Repair::CacheOrphan(id)
+        | Repair::CacheCorrupt(id)
+        | Repair::CacheStale(id)
+        | Repair::CacheAhead(id)
+        | Repair::IndexOrphan(id)
+        | Repair::IndexMissing(id)
+        | Repair::IndexStale(id) => *id,
+    });
+    repairs
+}
+
+/// Observe the three stores.
+pub(crate) async fn observe(
+    durable: &dyn DurableStore,
+    cache: &dyn CacheStore,
+    index: &SpatiotemporalIndex,
+) -> Result<(
+    HashMap<EpisodeId, u64>,
+    Vec<CachedVersion>,
+    Vec<(EpisodeId, u64)>,
+)> {
+    // The index is read first: an entry it gained after this read cannot look like an
+    // orphan, and one gained before has its durable write already committed.
+    let indexed = index.versions();
+    let mut stored = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = durable.scan_summaries(after, 10_000).await?;
+        stored.extend(page.items.iter().map(|s| (s.id, s.version)));
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let mut cached = Vec::new();
+    let mut after = None;
+    loop {
+        let page = cache.scan(after, 10_000).await?;
+        cached.extend(page.items);
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok((stored, cached, indexed))
+}
+
+/// Perform `repairs`, each after re-reading the episode from the durable store.
+pub(crate) async fn apply(
+    repairs: &[Repair],
+    durable: &dyn DurableStore,
+    cache: &dyn CacheStore,
+    index: &SpatiotemporalIndex,
+    report: &mut ReconcileReport,
+) -> Result<()> {
+    for repair in repairs {
+        match *repair {
+            Repair::CacheOrphan(id) => match durable.get_episode(id).await? {
+                None => {
+                    cache.invalidate(id).await?;
+                    report.cache_orphans += 1;
+                }
+                Some(_) => report.raced += 1,
+            },
+            Repair::CacheCorrupt(id) => {
+                cache.invalidate(id).await?;
+                if let Some(e) = durable.get_episode(id).await?
+                    && e.is_completed()
+                {
+                    cache.put(&e).await?;
+                }
+                report.cache_corrupt += 1;
+            }
+            Repair::CacheStale(id) => {
+                refresh_cache(id, durable, cache).await?;
+                report.cache_stale += 1;
+            }
+            Repair::CacheAhead(id) => {
+                let fresh = durable.get_episode(id).await?;
+                let cached = cache.get(id).await.ok().flatten();
+                match (fresh, cached) {
+                    (Some(d), Some(c)) if c.version > d.version => {
+                        cache.invalidate(id).await?;
+                        report.cache_ahead += 1;
+                    }
+                    (None, Some(_)) => {
+                        cache.invalidate(id).await?;
+                        report.cache_orphans += 1;
+                    }
+                    _ => report.raced += 1,
+                }
+            }
+            Repair::IndexOrphan(id) => match durable.get_episode(id).await? {
+                None => {
+                    index.remove(id);
+                    report.index_orphans += 1;
+                }
+                Some(_) => report.raced += 1,
+            },
+            Repair::IndexMissing(id) | Repair::IndexStale(id) => {
+                match durable.get_episode(id).await? {
+                    Some(e) if index.contains(id) != Some(e.version) => {
+                        index.insert(&e.summary())?;
+                        if matches!(repair, Repair::IndexMissing(_)) {
+                            report.index_missing += 1;
+                        } else {
+                            report.index_stale += 1;
+                        }
+                    }
+                    _ => report.raced += 1,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replace an older cache entry with the durable copy, or drop it if the episode is no longer
+/// completed (the cache holds completed episodes only).
+async fn refresh_cache(
+    id: EpisodeId,
+    durable: &dyn DurableStore,
+    cache: &dyn CacheStore,
+) -> Result<()> {
+    match durable.get_episode(id).await? {
+        Some(e) if e.is_completed() => cache.put(&e).await,
+        _ => cache.invalidate(id).await,
+    }
+}
+
+/// The cache entry for `e`, for tests.
+#[cfg(test)]
+fn version_of(e: &crate::Episode) -> CachedVersion {
+    CachedVersion {
+        id: e.id,
+        version: Some(e.version),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_finds_each_kind_of_divergence() {
+        let ids: Vec<EpisodeId> = (0..7).map(|_| EpisodeId::new()).collect();
+        let durable: HashMap<_, _> = [(ids[0], 2), (ids[1], 3), (ids[2], 2), (ids[3], 2)].into();
+        let cache = vec![
+            CachedVersion {
+                id: ids[0],
+                version: Some(2),
+            }, // agrees
+            CachedVersion {
+                id: ids[1],
+                version: Some(2),
+            }, // stale
+            CachedVersion {
+                id: ids[2],
+                version: None,
+            }, // corrupt
+            CachedVersion {
+                id: ids[4],
+                version: Some(2),
+            }, // orphan
+            CachedVersion {
+                id: ids[3],
+                version: Some(5),
+            }, // ahead
+        ];
+        let index = vec![(ids[0], 2), (ids[1], 2), (ids[5], 2)]; // agrees, stale, orphan
+        let got = plan(&durable, &cache, &index);
+        let want = {
+            let mut w = vec![
+                Repair::CacheStale(ids[1]),
+                Repair::CacheCorrupt(ids[2]),
+                Repair::CacheOrphan(ids[4]),
+                Repair::CacheAhead(ids[3]),
+                Repair::IndexStale(ids[1]),
+                Repair::IndexOrphan(ids[5]),
+                Repair::IndexMissing(ids[2]),
+                Repair::IndexMissing(ids[3]),
+            ];
+            w.sort_by_key(|r| format!("{r:?}"));
+            w
+        };
+        let mut got_sorted = got.clone();
+        got_sorted.sort_by_key(|r| format!("{r:?}"));
+        assert_eq!(got_sorted, want);
+    }
+
+    #[test]
+    fn agreeing_stores_need_nothing() {
+        let e = crate::conformance::sample_episode("ns");
+        let durable: HashMap<_, _> = [(e.id, e.version)].into();
+        assert!(plan(&durable, &[version_of(&e)], &[(e.id, e.version)]).is_empty());
+        assert!(
+            plan(&durable, &[], &[(e.id, e.version)]).is_empty(),
+            "a cache miss is fine"
+        );
+    }
+}

@@ -168,14 +168,6 @@ impl IndexedEpisode {
         self.completed_at.unwrap_or(self.started_at)
     }
 
-    /// The per-field frequencies of term `sym`, if the document holds it.
-    pub(crate) fn term(&self, sym: Sym) -> Option<&FieldTf> {
-        self.terms
-            .binary_search_by_key(&sym, |(s, _)| *s)
-            .ok()
-            .map(|i| &self.terms[i].1)
-    }
-
     /// Whether the document carries tag `sym`.
     pub(crate) fn has_tag(&self, sym: Sym) -> bool {
         self.tags.binary_search(&sym).is_ok()

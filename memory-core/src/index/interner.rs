@@ -93,6 +93,12 @@ impl Interner {
         }
     }
 
+    /// One more than the largest id ever handed out and not yet forgotten with the whole
+    /// table: every live id is below it (the size of a table indexed by id).
+    pub(crate) fn id_bound(&self) -> usize {
+        self.entries.len()
+    }
+
     /// How many distinct strings are held.
     pub(crate) fn len(&self) -> usize {
         self.ids.len()

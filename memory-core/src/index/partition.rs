@@ -117,14 +117,18 @@ impl Partition {
         bucket_width: i64,
     ) -> Self {
         let mut entries = Vec::new();
-        let mut clusters: BTreeMap<i64, ClusterSummary> = BTreeMap::new();
+        let mut buckets: BTreeMap<i64, Vec<&IndexedEpisode>> = BTreeMap::new();
         for (slot, doc) in members {
             entries.push(entry(slot, doc));
-            clusters
+            buckets
                 .entry(cluster::bucket_of(doc.started_at, bucket_width))
                 .or_default()
-                .absorb(doc);
+                .push(doc);
         }
+        let clusters = buckets
+            .into_iter()
+            .map(|(bucket, docs)| (bucket, ClusterSummary::of(docs)))
+            .collect();
         Self {
             task_type,
             tree: Tree::bulk_load_with_params(entries),

@@ -254,6 +254,11 @@ impl Shard {
         self.terms.get(text)
     }
 
+    /// Every term id of this shard is below this.
+    pub(crate) fn term_id_bound(&self) -> usize {
+        self.terms.id_bound()
+    }
+
     /// How many documents of this shard hold term `sym`.
     pub(crate) fn term_df(&self, sym: Sym) -> u32 {
         self.terms.count(sym)

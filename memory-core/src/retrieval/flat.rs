@@ -11,6 +11,6 @@ use super::visit::ShardVisit;
 /// Offer every qualifying episode of `visit`'s shard to `top`.
 pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK) {
     for (slot, doc) in visit.shard.docs() {
-        visit.consider(slot, doc, top);
+        visit.consider(slot, doc, top, None);
     }
 }

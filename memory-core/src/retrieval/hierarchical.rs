@@ -11,8 +11,9 @@
 
 use std::cmp::Ordering;
 
-use crate::index::{Partition, TimeRewardBox, bucket_span};
+use crate::index::{ClusterSummary, Partition, TimeRewardBox, bucket_span};
 
+use super::scorer::TermBounds;
 use super::topk::TopK;
 use super::visit::ShardVisit;
 
@@ -40,12 +41,12 @@ pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) 
     let mut walk = Walk::default();
     if !clustering {
         for p in partitions {
-            scan(visit, p, &tree_box, top);
+            scan(visit, p, &tree_box, top, None);
         }
         return walk;
     }
     let width = shard.bucket_width();
-    let mut clusters: Vec<(f64, &Partition, TimeRewardBox)> = Vec::new();
+    let mut clusters: Vec<(f64, &Partition, TimeRewardBox, &ClusterSummary)> = Vec::new();
     for p in partitions {
         for (bucket, summary) in p.clusters() {
             let (from, to) = bucket_span(bucket, width);
@@ -55,12 +56,13 @@ pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) 
             if summary.max_reward < tree_box.min_reward {
                 continue;
             }
-            clusters.push((visit.scorer.bound(summary, visit.syms), p, b));
+            clusters.push((visit.scorer.bound(summary, visit.resolved), p, b, summary));
         }
     }
-    clusters.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Equal bounds may be visited in any order: the result is exact either way.
+    clusters.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let total = clusters.len();
-    for (bound, p, b) in clusters {
+    for (bound, p, b, summary) in clusters {
         if let Some(threshold) = top.threshold()
             && below(bound, threshold)
         {
@@ -68,20 +70,28 @@ pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) 
             break;
         }
         walk.visited += 1;
-        scan(visit, p, &b, top);
+        let bounds = visit.scorer.term_bounds(summary, visit.resolved);
+        scan(visit, p, &b, top, Some(&bounds));
     }
     walk
 }
 
-fn below(bound: f64, threshold: f64) -> bool {
+/// Whether `bound` is certainly below `threshold` (by more than the margin).
+pub(crate) fn below(bound: f64, threshold: f64) -> bool {
     let margin = BOUND_MARGIN * threshold.abs().max(1.0);
     (bound + margin).total_cmp(&threshold) == Ordering::Less
 }
 
-fn scan(visit: &ShardVisit<'_>, p: &Partition, b: &TimeRewardBox, top: &mut TopK) {
+fn scan(
+    visit: &ShardVisit<'_>,
+    p: &Partition,
+    b: &TimeRewardBox,
+    top: &mut TopK,
+    bounds: Option<&TermBounds>,
+) {
     for slot in p.locate(b) {
         if let Some(doc) = visit.shard.doc(slot) {
-            visit.consider(slot, doc, top);
+            visit.consider(slot, doc, top, bounds);
         }
     }
 }

@@ -237,6 +237,7 @@ impl Retriever {
         let mut top = TopK::new(pool);
         let mut features = HashMap::new();
         let mut walk = Walk::default();
+        let mut table = Vec::new();
         for (shard_no, cell) in cells.iter().enumerate() {
             debug_assert_eq!(&*cell.key().namespace, query.namespace());
             let shard = cell.read(self.index.waits());
@@ -244,13 +245,13 @@ impl Retriever {
             if !filter.can_match() {
                 continue;
             }
-            let syms = Scorer::resolve(&shard, query_terms);
+            let resolved = scorer.resolve(&shard, query_terms, std::mem::take(&mut table));
             let visit = ShardVisit {
                 shard: &shard,
                 shard_no,
                 filter: &filter,
                 scorer,
-                syms: &syms,
+                resolved: &resolved,
             };
             match path {
                 Path::Flat => flat::collect(&visit, &mut top),
@@ -272,6 +273,7 @@ impl Retriever {
                     }
                 }
             }
+            table = resolved.into_buffer();
         }
         Collected {
             top,

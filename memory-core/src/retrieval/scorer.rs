@@ -93,6 +93,28 @@ impl QueryTerms {
     }
 }
 
+/// A query's terms resolved in one shard: their ids, and per term id of the shard the query
+/// term it is (index + 1; 0 for none, or for a term no searched document holds).
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub(crate) syms: Vec<Option<Sym>>,
+    table: Vec<u32>,
+}
+
+impl Resolved {
+    /// Give back the table's buffer, for the next shard.
+    pub(crate) fn into_buffer(self) -> Vec<u32> {
+        self.table
+    }
+}
+
+/// Per-term score bounds over one cluster, from [`Scorer::term_bounds`].
+#[derive(Debug, Default)]
+pub(crate) struct TermBounds {
+    per_term: Vec<f64>,
+    rest: f64,
+}
+
 /// Corpus statistics over the shards a query searches.
 #[derive(Debug, Clone)]
 pub(crate) struct CorpusStats {
@@ -223,9 +245,23 @@ impl Scorer {
         }
     }
 
-    /// Resolve `terms` to `shard`'s term ids (same order).
-    pub(crate) fn resolve(shard: &Shard, terms: &QueryTerms) -> Vec<Option<Sym>> {
-        terms.text.iter().map(|t| shard.term_sym(t)).collect()
+    /// Resolve `terms` to `shard`'s term ids (same order), with the table from term id to
+    /// query term that lets a document's terms be matched in one pass, without a search per
+    /// query term. `table` is a buffer to reuse (its contents are replaced).
+    pub(crate) fn resolve(&self, shard: &Shard, terms: &QueryTerms, table: Vec<u32>) -> Resolved {
+        let syms: Vec<Option<Sym>> = terms.text.iter().map(|t| shard.term_sym(t)).collect();
+        let mut table = table;
+        table.clear();
+        table.resize(shard.term_id_bound(), 0);
+        for (i, (sym, idf)) in syms.iter().zip(&self.idf).enumerate() {
+            if let (Some(sym), Some(_)) = (sym, idf)
+                && let Some(entry) = table.get_mut(*sym as usize)
+            {
+                // A query of more than u32::MAX − 1 terms cannot be built in memory.
+                *entry = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            }
+        }
+        Resolved { syms, table }
     }
 
     /// One term's contribution before its idf: per channel, the weighted, length-normalized
@@ -281,6 +317,131 @@ impl Scorer {
         (lexical, feedback)
     }
 
+    /// [`Scorer::sums`] for a sorted term list (a document's or a cluster's): the list is
+    /// walked once against `r`'s table, and the matched terms' contributions are then added in
+    /// query-term order, exactly as `sums` adds them (same operations, same order, same result).
+    fn sums_sorted(
+        &self,
+        r: &Resolved,
+        terms: &[(Sym, FieldTf)],
+        len: &[u32; FIELD_COUNT],
+    ) -> (f64, f64) {
+        const MAX_HITS: usize = 48;
+        let search = |s: Sym| {
+            terms
+                .binary_search_by_key(&s, |(t, _)| *t)
+                .ok()
+                .map(|i| &terms[i].1)
+        };
+        if terms.len() > 8 * r.syms.len() {
+            // A long list (a large cluster's): a search per query term is cheaper than a walk.
+            return self.sums(&r.syms, len, search);
+        }
+        let mut hits = [(0u32, 0u32); MAX_HITS];
+        let mut n = 0;
+        for (pos, (sym, _)) in terms.iter().enumerate() {
+            let q = r.table.get(*sym as usize).copied().unwrap_or(0);
+            if q != 0 {
+                if n == MAX_HITS {
+                    return self.sums(&r.syms, len, search);
+                }
+                hits[n] = (q - 1, pos as u32);
+                n += 1;
+            }
+        }
+        let hits = &mut hits[..n];
+        hits.sort_unstable();
+        let (mut lexical, mut feedback) = (0.0, 0.0);
+        for &(i, pos) in hits.iter() {
+            let i = i as usize;
+            let Some(idf) = self.idf[i] else {
+                continue;
+            };
+            let c = self.contribution(idf, &terms[pos as usize].1, len);
+            if self.in_query[i] {
+                lexical += c;
+            }
+            if self.feedback[i] > 0.0 {
+                feedback += self.feedback[i] * c;
+            }
+        }
+        (lexical, feedback)
+    }
+
+    /// Per query term, the most it can add to the score of any member of `cluster` (0 for a
+    /// term no member holds), and the most the non-lexical terms can add: with
+    /// [`Scorer::quick_bound`], a bound of a member's score that costs one pass over its terms.
+    pub(crate) fn term_bounds(&self, cluster: &ClusterSummary, r: &Resolved) -> TermBounds {
+        let ratio = |sum: f64, max: f64| if max > 0.0 { sum / max } else { 0.0 };
+        let per_term = self
+            .idf
+            .iter()
+            .zip(&r.syms)
+            .enumerate()
+            .map(|(i, (idf, sym))| {
+                let (Some(idf), Some(sym)) = (idf, sym) else {
+                    return 0.0;
+                };
+                let Ok(at) = cluster.term_max.binary_search_by_key(sym, |(s, _)| *s) else {
+                    return 0.0;
+                };
+                let c = self.contribution(*idf, &cluster.term_max[at].1, &cluster.min_len);
+                let lexical = if self.in_query[i] { c } else { 0.0 };
+                self.lexical_weight * ratio(lexical, self.lexical_max)
+                    + self.feedback_weight * ratio(self.feedback[i] * c, self.feedback_max)
+            })
+            .collect();
+        let cosine = if self.query_vector.is_some() && cluster.embeddings > 0 {
+            1.0
+        } else {
+            0.0
+        };
+        let rest = self.breakdown(
+            (0.0, 0.0),
+            cosine,
+            cluster.max_recency_at,
+            cluster.max_reward,
+        );
+        TermBounds {
+            per_term,
+            rest: rest.cosine + rest.recency + rest.reward,
+        }
+    }
+
+    /// A bound of the score of a member of the cluster of `b` with `terms`, up to rounding (a
+    /// relative error far below the pruning margin): the sum of its query terms' bounds.
+    pub(crate) fn quick_bound(
+        &self,
+        r: &Resolved,
+        terms: &[(Sym, FieldTf)],
+        b: &TermBounds,
+    ) -> f64 {
+        let mut sum = b.rest;
+        for (sym, _) in terms {
+            let q = r.table.get(*sym as usize).copied().unwrap_or(0);
+            if q != 0 {
+                sum += b.per_term.get(q as usize - 1).copied().unwrap_or(0.0);
+            }
+        }
+        sum
+    }
+
+    /// The part of the score that does not depend on the non-lexical terms, plus the largest
+    /// value those can take: an upper bound of `doc`'s total that costs no `exp2`.
+    fn lexical_bound(&self, sums: (f64, f64)) -> f64 {
+        let ratio = |sum: f64, max: f64| if max > 0.0 { sum / max } else { 0.0 };
+        let cosine = if self.query_vector.is_some() {
+            self.cosine_weight
+        } else {
+            0.0
+        };
+        self.lexical_weight * ratio(sums.0, self.lexical_max)
+            + self.feedback_weight * ratio(sums.1, self.feedback_max)
+            + cosine
+            + self.recency_weight
+            + self.reward_weight
+    }
+
     fn breakdown(
         &self,
         sums: (f64, f64),
@@ -299,9 +460,26 @@ impl Scorer {
         }
     }
 
-    /// The score of `doc`; `syms` from [`Scorer::resolve`] on `doc`'s shard.
-    pub(crate) fn score(&self, doc: &IndexedEpisode, syms: &[Option<Sym>]) -> ScoreBreakdown {
-        let sums = self.sums(syms, &doc.field_len, |s| doc.term(s));
+    /// The score of `doc` (`r` from [`Scorer::resolve`] on `doc`'s shard), unless an upper
+    /// bound of it is `below` `threshold`: then `None`, without the costlier terms (recency's
+    /// `exp2`, the cosine) computed.
+    pub(crate) fn score_above(
+        &self,
+        doc: &IndexedEpisode,
+        r: &Resolved,
+        threshold: Option<f64>,
+        below: impl Fn(f64, f64) -> bool,
+    ) -> Option<ScoreBreakdown> {
+        let sums = self.sums_sorted(r, &doc.terms, &doc.field_len);
+        if let Some(t) = threshold
+            && below(self.lexical_bound(sums), t)
+        {
+            return None;
+        }
+        Some(self.finish(doc, sums))
+    }
+
+    fn finish(&self, doc: &IndexedEpisode, sums: (f64, f64)) -> ScoreBreakdown {
         let cosine = match (&self.query_vector, &doc.embedding) {
             (Some((q, qn)), Some(d)) if *qn > 0.0 && doc.embedding_norm > 0.0 => {
                 let dot: f64 = q
@@ -318,8 +496,8 @@ impl Scorer {
 
     /// An upper bound of the score of every member of `cluster` (never below any member's
     /// [`ScoreBreakdown::total`]).
-    pub(crate) fn bound(&self, cluster: &ClusterSummary, syms: &[Option<Sym>]) -> f64 {
-        let sums = self.sums(syms, &cluster.min_len, |s| cluster.term_max.get(&s));
+    pub(crate) fn bound(&self, cluster: &ClusterSummary, r: &Resolved) -> f64 {
+        let sums = self.sums_sorted(r, &cluster.term_max, &cluster.min_len);
         let cosine = if self.query_vector.is_some() && cluster.embeddings > 0 {
             1.0
         } else {

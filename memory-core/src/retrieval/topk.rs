@@ -76,6 +76,14 @@ impl TopK {
 
     /// Offer `c`; kept if the set is not full or `c` ranks before the worst kept.
     pub(crate) fn offer(&mut self, c: Candidate) {
+        // Full and not better than the worst kept: nothing changes (an earlier sighting of the
+        // same id is kept and ranks at least as well as the worst).
+        if self.heap.len() >= self.capacity
+            && let Some(worst) = self.heap.peek()
+            && rank_order(&c, &worst.0) != Ordering::Less
+        {
+            return;
+        }
         if self.members.contains(&c.id) {
             let better = self
                 .heap

@@ -5,10 +5,10 @@
 //! offered to the top-k. Both paths (flat and hierarchical) go through it, so they score
 //! identically. This module must never decide which episodes are visited.
 
-use crate::index::{IndexedEpisode, Shard, Slot, Sym};
+use crate::index::{IndexedEpisode, Shard, Slot};
 
 use super::filter::ShardFilter;
-use super::scorer::Scorer;
+use super::scorer::{Resolved, Scorer, TermBounds};
 use super::topk::{Candidate, TopK};
 
 /// A read-locked shard, ready to be searched.
@@ -19,17 +19,36 @@ pub(crate) struct ShardVisit<'a> {
     pub(crate) shard_no: usize,
     pub(crate) filter: &'a ShardFilter<'a>,
     pub(crate) scorer: &'a Scorer,
-    /// The query terms' ids in this shard.
-    pub(crate) syms: &'a [Option<Sym>],
+    /// The query terms resolved in this shard.
+    pub(crate) resolved: &'a Resolved,
 }
 
 impl ShardVisit<'_> {
     /// Filter, score and offer the episode at `slot`.
-    pub(crate) fn consider(&self, slot: Slot, doc: &IndexedEpisode, top: &mut TopK) {
+    pub(crate) fn consider(
+        &self,
+        slot: Slot,
+        doc: &IndexedEpisode,
+        top: &mut TopK,
+        bounds: Option<&TermBounds>,
+    ) {
         if !self.filter.matches(doc) {
             return;
         }
-        let breakdown = self.scorer.score(doc, self.syms);
+        let threshold = top.threshold();
+        if let (Some(b), Some(t)) = (bounds, threshold)
+            && super::hierarchical::below(self.scorer.quick_bound(self.resolved, &doc.terms, b), t)
+        {
+            return;
+        }
+        // An episode that cannot reach the current k-th score is not scored in full (its
+        // exact score would be rejected by the top-k anyway).
+        let Some(breakdown) =
+            self.scorer
+                .score_above(doc, self.resolved, threshold, super::hierarchical::below)
+        else {
+            return;
+        };
         top.offer(Candidate {
             id: doc.id,
             version: doc.version,

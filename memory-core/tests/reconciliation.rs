@@ -19,7 +19,9 @@ async fn record(m: &SelfLearningMemory, desc: &str) -> EpisodeId {
         .start_episode(desc, TaskContext::new("ns", "d", "t"))
         .await
         .expect("record");
-    m.log_step(id, NewStep::new("tool", "{}")).await.expect("record");
+    m.log_step(id, NewStep::new("tool", "{}"))
+        .await
+        .expect("record");
     m.complete_episode(id, Outcome::success("ok"))
         .await
         .expect("record");

@@ -156,9 +156,7 @@ impl SelfLearningMemory {
         // Recovery: writes journaled before a crash are replayed before anything is served.
         let (durable, resilient) = match journal {
             Some(journal) => {
-                let r = Arc::new(
-                    ResilientStore::open(durable, journal, config.resilience).await?,
-                );
+                let r = Arc::new(ResilientStore::open(durable, journal, config.resilience).await?);
                 if r.is_journaling() {
                     let report = r.replay().await?;
                     tracing::info!(?report, "journal replayed at open");
@@ -610,5 +608,80 @@ impl SelfLearningMemory {
                 warn!(error = %e, episode_id = %episode.id, "cache invalidation failed too");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::episode::{NewStep, Outcome};
+    use crate::store::InMemoryStore;
+
+    async fn engine(store: Arc<InMemoryStore>) -> SelfLearningMemory {
+        SelfLearningMemory::builder()
+            .durable(store)
+            .open()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_index_failure_at_start_takes_the_create_back() {
+        let store = Arc::new(InMemoryStore::new());
+        let m = engine(store.clone()).await;
+        m.index().fail_next_inserts(1);
+        let e = m
+            .start_episode("t", TaskContext::new("ns", "d", "t"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("injected index failure"), "{e}");
+        let page = store.scan_summaries(None, 10).await.unwrap();
+        assert!(page.items.is_empty(), "no stored-but-unfindable episode");
+    }
+
+    #[tokio::test]
+    async fn an_index_failure_at_completion_reopens_the_episode() {
+        let store = Arc::new(InMemoryStore::new());
+        let m = engine(store.clone()).await;
+        let id = m
+            .start_episode("t", TaskContext::new("ns", "d", "t"))
+            .await
+            .unwrap();
+        m.log_step(id, NewStep::new("a", "")).await.unwrap();
+        m.index().fail_next_inserts(1);
+        let e = m
+            .complete_episode(id, Outcome::success("ok"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("injected index failure"), "{e}");
+
+        let stored = store.get_episode(id).await.unwrap().unwrap();
+        assert!(
+            !stored.is_completed(),
+            "the durable completion was compensated"
+        );
+        assert_eq!(
+            stored.version, 3,
+            "reopened one version after the completion"
+        );
+        assert_eq!(
+            m.index().contains(id),
+            Some(1),
+            "the index still has the open episode"
+        );
+        assert!(
+            m.inner.cache.get(id).await.unwrap().is_none(),
+            "no cache entry"
+        );
+
+        // The episode is usable again: more steps, then a successful completion.
+        assert_eq!(m.log_step(id, NewStep::new("b", "")).await.unwrap(), 1);
+        let done = m
+            .complete_episode(id, Outcome::success("ok"))
+            .await
+            .unwrap();
+        assert_eq!(done.version, 4);
+        assert_eq!(m.index().contains(id), Some(4));
+        assert_eq!(store.get_episode(id).await.unwrap(), Some(done));
     }
 }

@@ -65,6 +65,9 @@ pub struct SpatiotemporalIndex {
     shards: RwLock<ShardMap>,
     directory: Directory,
     waits: LockWaits,
+    /// Unit tests of the engine's compensation paths: inserts to fail before touching anything.
+    #[cfg(test)]
+    fail_inserts: std::sync::atomic::AtomicU32,
 }
 
 impl SpatiotemporalIndex {
@@ -80,6 +83,8 @@ impl SpatiotemporalIndex {
             shards: RwLock::new(HashMap::new()),
             directory: Directory::default(),
             waits: LockWaits::default(),
+            #[cfg(test)]
+            fail_inserts: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -96,6 +101,18 @@ impl SpatiotemporalIndex {
     /// [`IndexConfig::embedding_dimension`]). The text is analyzed before any lock is taken.
     #[tracing::instrument(level = "debug", skip_all, fields(id = %summary.id))]
     pub fn insert(&self, summary: &EpisodeSummary) -> Result<Option<u64>> {
+        #[cfg(test)]
+        if self
+            .fail_inserts
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return Err(Error::storage("injected index failure"));
+        }
         let draft = Draft::from_summary(summary, &self.config)?;
         let (id, version) = (draft.id, draft.version);
         let claim = self.directory.claim(id);
@@ -191,6 +208,13 @@ impl SpatiotemporalIndex {
             *self.waits.write(&self.shards) = map;
         });
         Ok(count)
+    }
+
+    /// Make the next `n` inserts fail (unit tests of the engine's compensation paths).
+    #[cfg(test)]
+    pub(crate) fn fail_next_inserts(&self, n: u32) {
+        self.fail_inserts
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every indexed id with its version (a snapshot, in no particular order): what

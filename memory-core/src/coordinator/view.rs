@@ -288,14 +288,24 @@ fn check_partial(id: EpisodeId, p: Partial, write: Write<'_>) -> Result<Verdict>
             rules::check_complete(id, &assumed, e.version, &given)?;
             Ok(journal)
         }
-        Write::Update(e) => {
-            if let Some(v) = p.version {
+        Write::Update(e) => match p.version {
+            Some(v) => {
                 rules::check_version(id, v, e.version)?;
+                Ok(journal)
             }
-            Ok(journal)
-        }
+            None => Err(unverifiable_update(id)),
+        },
         Write::Delete(_) => Ok(journal),
     }
+}
+
+/// An update is a compare-and-set: acknowledging one whose version cannot be checked could
+/// acknowledge two writers of the same version, and replay would then refuse one of them.
+fn unverifiable_update(id: EpisodeId) -> Error {
+    Error::unavailable(format!(
+        "episode {id}: its version cannot be checked while the durable store is unreachable; \
+         retry the update later"
+    ))
 }
 
 /// Nothing is known of the episode: only the write's own shape can be checked.
@@ -310,7 +320,8 @@ fn check_unknown(id: EpisodeId, write: Write<'_>) -> Result<Verdict> {
             };
             rules::check_append(id, &assumed, seqs(steps))?;
         }
-        Write::Complete(_) | Write::Update(_) | Write::Delete(_) => {}
+        Write::Update(_) => return Err(unverifiable_update(id)),
+        Write::Complete(_) | Write::Delete(_) => {}
     }
     Ok(Verdict::Journal { existed: true })
 }

@@ -510,7 +510,12 @@ impl SelfLearningMemory {
         update.apply_to(&mut episode);
         episode.version += 1;
         self.inner.config.limits.check_episode(&episode)?;
-        self.inner.durable.update_episode(&episode).await?;
+        if let Err(e) = self.inner.durable.update_episode(&episode).await {
+            // The failure may have been an ambiguous commit: never leave the old version in
+            // the cache to contradict the store (a retry must re-read the truth).
+            self.drop_cached(id).await;
+            return Err(e);
+        }
         self.fill_cache(&episode).await;
         // Replacing a summary of an id the index already holds cannot fail on input the
         // limits accepted; if it does, the reconciler re-indexes from the durable store.
@@ -531,7 +536,16 @@ impl SelfLearningMemory {
     #[tracing::instrument(name = "delete_episode", skip_all, fields(episode_id = %id))]
     pub async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
         let _pass = self.inner.gate.enter()?;
-        let existed = self.inner.durable.delete_episode(id).await?;
+        let existed = match self.inner.durable.delete_episode(id).await {
+            Ok(existed) => existed,
+            Err(e) => {
+                // Possibly an ambiguous commit: forget what this instance holds so the next
+                // read asks the durable store.
+                self.inner.live.remove(id)?;
+                self.drop_cached(id).await;
+                return Err(e);
+            }
+        };
         self.inner.live.remove(id)?;
         self.inner.retriever.index().remove(id);
         if let Err(e) = self.inner.cache.invalidate(id).await {
@@ -598,6 +612,13 @@ impl SelfLearningMemory {
             self.inner.live.remove(id)?;
         }
         result
+    }
+
+    /// Invalidate a cache entry, logging (not failing) if that fails.
+    async fn drop_cached(&self, id: EpisodeId) {
+        if let Err(e) = self.inner.cache.invalidate(id).await {
+            warn!(error = %e, episode_id = %id, "cache invalidation failed");
+        }
     }
 
     /// Put a completed episode in the cache; on failure make sure no stale entry remains.

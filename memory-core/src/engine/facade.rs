@@ -24,7 +24,7 @@ use crate::index::SpatiotemporalIndex;
 use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
 };
-use crate::store::{CacheStore, DurableStore, Journal, ListRequest, Page};
+use crate::store::{CacheStore, DurableStore, Journal, ListRequest, Page, scan_all_summaries};
 use crate::time;
 
 struct Inner {
@@ -167,17 +167,7 @@ impl SelfLearningMemory {
         };
         let retrieval = config.retrieval_config();
         let index = Arc::new(SpatiotemporalIndex::new(retrieval.index_config())?);
-        let mut summaries = Vec::new();
-        let mut after = None;
-        loop {
-            let page = durable.scan_summaries(after, 10_000).await?;
-            summaries.extend(page.items);
-            match page.next_after {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
-        let indexed = index.bulk_build(summaries)?;
+        let indexed = index.bulk_build(scan_all_summaries(durable.as_ref()).await?)?;
         tracing::info!(indexed, "index built from the durable store");
         let flags = Arc::new(RetrievalFlags::from(config.flags));
         let retriever = Retriever::new(index, retrieval, flags)?;

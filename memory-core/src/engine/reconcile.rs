@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
-use crate::store::{CacheStore, CachedVersion, DurableStore};
+use crate::store::{CacheStore, CachedVersion, DurableStore, scan_all_summaries};
 
 /// What one reconciliation pass found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,16 +133,11 @@ pub(crate) async fn observe(
     // The index is read first: an entry it gained after this read cannot look like an
     // orphan, and one gained before has its durable write already committed.
     let indexed = index.versions();
-    let mut stored = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = durable.scan_summaries(after, 10_000).await?;
-        stored.extend(page.items.iter().map(|s| (s.id, s.version)));
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let stored: HashMap<EpisodeId, u64> = scan_all_summaries(durable)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.version))
+        .collect();
     let mut cached = Vec::new();
     let mut after = None;
     loop {

@@ -89,3 +89,18 @@ pub trait DurableStore: Send + Sync + 'static {
         Ok(())
     }
 }
+
+/// Every summary of `store`, paging through [`DurableStore::scan_summaries`]: what index
+/// rebuilds and reconciliation read.
+pub async fn scan_all_summaries(store: &dyn DurableStore) -> Result<Vec<EpisodeSummary>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_summaries(after, 10_000).await?;
+        all.extend(page.items);
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return Ok(all),
+        }
+    }
+}

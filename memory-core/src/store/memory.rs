@@ -51,19 +51,6 @@ fn page<V, T>(
     }
 }
 
-/// The rules' view of a stored episode.
-fn state(e: &Episode) -> StoredState {
-    StoredState {
-        completed: e.is_completed(),
-        version: e.version,
-        step_count: e.steps.len(),
-    }
-}
-
-fn seqs(steps: &[Step]) -> impl Iterator<Item = u32> + '_ {
-    steps.iter().map(|s| s.seq)
-}
-
 /// A [`DurableStore`] in a `BTreeMap`. Atomic per call; not durable across process exit.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
@@ -84,7 +71,7 @@ impl DurableStore for InMemoryStore {
         rules::check_create(
             episode.id,
             map.contains_key(&episode.id),
-            seqs(&episode.steps),
+            rules::seqs(&episode.steps),
         )?;
         map.insert(episode.id, episode.clone());
         Ok(())
@@ -93,7 +80,7 @@ impl DurableStore for InMemoryStore {
     async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()> {
         let mut map = lock(&self.episodes)?;
         let e = rules::require(id, map.get_mut(&id))?;
-        rules::check_append(id, &state(e), seqs(steps))?;
+        rules::check_append(id, &StoredState::of(e), rules::seqs(steps))?;
         e.steps.extend_from_slice(steps);
         Ok(())
     }
@@ -101,8 +88,13 @@ impl DurableStore for InMemoryStore {
     async fn complete_episode(&self, episode: &Episode) -> Result<()> {
         let mut map = lock(&self.episodes)?;
         let stored = rules::require(episode.id, map.get_mut(&episode.id))?;
-        let given: Vec<u32> = seqs(&episode.steps).collect();
-        rules::check_complete(episode.id, &state(stored), episode.version, &given)?;
+        let given: Vec<u32> = rules::seqs(&episode.steps).collect();
+        rules::check_complete(
+            episode.id,
+            &StoredState::of(stored),
+            episode.version,
+            &given,
+        )?;
         let steps = std::mem::take(&mut stored.steps);
         let mut next = episode.clone();
         next.steps = steps;

@@ -5,6 +5,7 @@
 //! I/O. A backend reads the state inside its write transaction, asks these functions, and
 //! writes only on `Ok`.
 
+use crate::episode::{Episode, Step};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::EpisodeId;
 
@@ -17,6 +18,22 @@ pub struct StoredState {
     pub version: u64,
     /// How many steps are stored.
     pub step_count: usize,
+}
+
+impl StoredState {
+    /// The rules' view of a whole stored episode.
+    pub fn of(episode: &Episode) -> Self {
+        Self {
+            completed: episode.is_completed(),
+            version: episode.version,
+            step_count: episode.steps.len(),
+        }
+    }
+}
+
+/// The sequence numbers of `steps`, as the rules take them.
+pub fn seqs(steps: &[Step]) -> impl Iterator<Item = u32> + '_ {
+    steps.iter().map(|s| s.seq)
 }
 
 /// `NotFound` unless the episode exists (`stored` is whatever the backend read for it).

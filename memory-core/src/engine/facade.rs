@@ -448,13 +448,7 @@ impl SelfLearningMemory {
         let _pass = self.inner.gate.enter()?;
         let limits = &self.inner.config.limits;
         limits.check_name("namespace", namespace)?;
-        if limit == 0 || limit > limits.max_page_size {
-            return Err(crate::Error::invalid(
-                "limit",
-                format!("1 to {} (max_page_size)", limits.max_page_size),
-                limit.to_string(),
-            ));
-        }
+        self.check_page_limit(limit)?;
         self.inner
             .durable
             .list_episodes(&ListRequest {
@@ -463,6 +457,79 @@ impl SelfLearningMemory {
                 limit,
             })
             .await
+    }
+
+    /// One page of every stored episode of every namespace, in ascending id order, read from
+    /// the durable store: what `export` streams. `limit` as for
+    /// [`SelfLearningMemory::list_episodes`]; follow `next_after` for the rest.
+    #[tracing::instrument(name = "scan_episodes", skip_all)]
+    pub async fn scan_episodes(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<Episode>> {
+        let _pass = self.inner.gate.enter()?;
+        self.check_page_limit(limit)?;
+        let ids = self.inner.durable.scan_summaries(after, limit).await?;
+        let mut items = Vec::with_capacity(ids.items.len());
+        for summary in &ids.items {
+            // Deleted between the scan and the read: gone, not an error.
+            if let Some(e) = self.inner.durable.get_episode(summary.id).await? {
+                items.push(e);
+            }
+        }
+        Ok(Page {
+            items,
+            next_after: ids.next_after,
+        })
+    }
+
+    /// Store an episode exactly as given (id, version, timestamps, steps): what `import`
+    /// uses to restore a backup or move between stores. Validated like any write. Importing
+    /// an episode that is already stored identically is `Ok(false)` (so an interrupted import
+    /// can be run again); a different episode under the same id is `Conflict`. `Ok(true)`
+    /// when it was stored; it is then indexed and, if completed, cached.
+    #[tracing::instrument(name = "import_episode", skip_all, fields(
+        namespace = %episode.context.namespace,
+        domain = %episode.context.domain,
+        episode_id = %episode.id,
+    ))]
+    pub async fn import_episode(&self, episode: &Episode) -> Result<bool> {
+        let _pass = self.inner.gate.enter()?;
+        self.inner.config.limits.check_episode(episode)?;
+        if let Err(e) = self.inner.durable.create_episode(episode).await {
+            if e.kind() != ErrorKind::Conflict {
+                return Err(e);
+            }
+            return match self.inner.durable.get_episode(episode.id).await? {
+                Some(stored) if &stored == episode => Ok(false),
+                _ => Err(crate::Error::conflict(format!(
+                    "episode {} is already stored with different content",
+                    episode.id
+                ))),
+            };
+        }
+        if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+            self.compensate_create(episode.id).await;
+            return Err(e);
+        }
+        if episode.is_completed() {
+            self.fill_cache(episode).await;
+        }
+        Ok(true)
+    }
+
+    /// `limit` must be 1..=`max_page_size`: an error otherwise, never a silent cap.
+    fn check_page_limit(&self, limit: usize) -> Result<()> {
+        let max = self.inner.config.limits.max_page_size;
+        if limit == 0 || limit > max {
+            return Err(crate::Error::invalid(
+                "limit",
+                format!("1 to {max} (max_page_size)"),
+                limit.to_string(),
+            ));
+        }
+        Ok(())
     }
 
     /// Change a completed episode's tags, reflection or reward, if its version is still

@@ -12,11 +12,14 @@ use tracing::{Instrument, warn};
 use crate::config::MemoryConfig;
 use crate::coordinator::{ReplayReport, ResilientStore};
 use crate::engine::builder::MemoryBuilder;
+use crate::engine::compensate::{self, Stage, Undo, WriteKind};
+use crate::engine::fence::{CacheFence, Ticket};
 use crate::engine::gate::Gate;
 use crate::engine::jobs::{Job, Tick};
 use crate::engine::live::{self, LiveEpisodes};
 use crate::engine::permits::{PermitStats, Permits};
 use crate::engine::reconcile::{self, ReconcileReport};
+use crate::engine::repairs::{RepairLog, RepairReason};
 use crate::episode::{Completion, Episode, EpisodeUpdate, NewStep, TaskContext};
 use crate::error::{ErrorKind, Result};
 use crate::id::EpisodeId;
@@ -42,6 +45,10 @@ struct Inner {
     job: Mutex<Option<Job>>,
     /// Serialises reconciliation passes (the job's and `reconcile()` calls).
     reconciling: tokio::sync::Mutex<()>,
+    /// Keeps reads that raced a write from refilling the cache with an old copy.
+    fence: CacheFence,
+    /// Repairs owed after failed compensations or cache invalidations.
+    repairs: RepairLog,
 }
 
 impl Inner {
@@ -65,6 +72,7 @@ impl Inner {
                 return Ok(report);
             }
         }
+        report.recorded_repaired = self.repair_recorded().await?;
         let index = self.retriever.index();
         let (stored, cached, indexed) =
             reconcile::observe(self.durable.as_ref(), self.cache.as_ref(), index).await?;
@@ -75,6 +83,7 @@ impl Inner {
             self.durable.as_ref(),
             self.cache.as_ref(),
             index,
+            &self.fence,
             &mut report,
         )
         .await?;
@@ -82,6 +91,28 @@ impl Inner {
             tracing::info!(?report, "reconciliation repaired divergences");
         }
         Ok(report)
+    }
+}
+
+impl Inner {
+    /// Carry out the repairs recorded after failed compensations: make each episode's cache
+    /// and index entries agree with the durable store. Returns how many were repaired; a
+    /// repair that fails stays recorded and its error is returned.
+    async fn repair_recorded(&self) -> Result<u64> {
+        let mut repaired = 0;
+        for owed in self.repairs.snapshot() {
+            reconcile::resync(
+                owed.id,
+                self.durable.as_ref(),
+                self.cache.as_ref(),
+                self.retriever.index(),
+                &self.fence,
+            )
+            .await?;
+            self.repairs.resolve(owed);
+            repaired += 1;
+        }
+        Ok(repaired)
     }
 }
 
@@ -95,6 +126,11 @@ impl Tick for EngineTick {
         };
         if let Err(e) = inner.replay_pending().await {
             warn!(error = %e, "journal replay stopped");
+        }
+        if inner.repairs.pending() > 0
+            && let Err(e) = inner.repair_recorded().await
+        {
+            warn!(error = %e, "recorded repairs stopped; retried at the next tick");
         }
         true
     }
@@ -188,6 +224,8 @@ impl SelfLearningMemory {
             resilient,
             job: Mutex::new(None),
             reconciling: tokio::sync::Mutex::new(()),
+            fence: CacheFence::default(),
+            repairs: RepairLog::default(),
         });
         let job = Job::start(
             EngineTick(Arc::downgrade(&inner)),
@@ -264,7 +302,8 @@ impl SelfLearningMemory {
             self.inner.durable.create_episode(&episode).await?;
             if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
                 // Never leave an episode stored but unfindable: take the write back.
-                self.compensate_create(episode.id).await;
+                self.compensate(WriteKind::Create, Stage::Index, episode.id, None)
+                    .await;
                 return Err(e);
             }
             let id = episode.id;
@@ -351,13 +390,17 @@ impl SelfLearningMemory {
         episode.completed_at = Some(time::now());
         episode.version += 1;
         if let Err(e) = self.inner.durable.complete_episode(&episode).await {
+            self.compensate(WriteKind::Complete, Stage::Durable, id, None)
+                .await;
             live::end_completion(&live, false);
             return Err(e);
         }
-        self.fill_cache(&episode).await;
+        self.cache_after_write(WriteKind::Complete, &episode).await;
         if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
             // Stored but unfindable is not an outcome: reopen the episode and report.
-            self.compensate_completion(&episode).await;
+            let reopened = reopened(&episode);
+            self.compensate(WriteKind::Complete, Stage::Index, id, Some(&reopened))
+                .await;
             live::end_completion(&live, false);
             return Err(e);
         }
@@ -415,7 +458,13 @@ impl SelfLearningMemory {
                 return Ok(Some(st.episode.clone()));
             }
         }
-        match self.inner.cache.get(id).await {
+        // A pending repair means the cache entry may be wrong: ask the durable store.
+        let cached = if self.inner.repairs.is_pending(id) {
+            Ok(None)
+        } else {
+            self.inner.cache.get(id).await
+        };
+        match cached {
             Ok(Some(e)) => return Ok(Some(e)),
             Ok(None) => {}
             Err(e) => {
@@ -427,11 +476,12 @@ impl SelfLearningMemory {
                 }
             }
         }
+        let ticket = self.inner.fence.ticket(id);
         let Some(episode) = self.inner.durable.get_episode(id).await? else {
             return Ok(None);
         };
         if episode.is_completed() {
-            self.fill_cache(&episode).await;
+            self.cache_after_read(&episode, ticket).await;
         }
         Ok(Some(episode))
     }
@@ -510,11 +560,12 @@ impl SelfLearningMemory {
             };
         }
         if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
-            self.compensate_create(episode.id).await;
+            self.compensate(WriteKind::Import, Stage::Index, episode.id, None)
+                .await;
             return Err(e);
         }
         if episode.is_completed() {
-            self.fill_cache(episode).await;
+            self.cache_after_write(WriteKind::Import, episode).await;
         }
         Ok(true)
     }
@@ -564,20 +615,23 @@ impl SelfLearningMemory {
                 episode.version
             )));
         }
+        let mut before = episode.clone();
         update.apply_to(&mut episode);
         episode.version += 1;
         self.inner.config.limits.check_episode(&episode)?;
         if let Err(e) = self.inner.durable.update_episode(&episode).await {
             // The failure may have been an ambiguous commit: never leave the old version in
             // the cache to contradict the store (a retry must re-read the truth).
-            self.drop_cached(id).await;
+            self.compensate(WriteKind::Update, Stage::Durable, id, None)
+                .await;
             return Err(e);
         }
-        self.fill_cache(&episode).await;
-        // Replacing a summary of an id the index already holds cannot fail on input the
-        // limits accepted; if it does, the reconciler re-indexes from the durable store.
+        self.cache_after_write(WriteKind::Update, &episode).await;
         if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
-            warn!(error = %e, episode_id = %id, "index update failed after an update");
+            before.version = episode.version + 1;
+            self.compensate(WriteKind::Update, Stage::Index, id, Some(&before))
+                .await;
+            return Err(e);
         }
         Ok(episode)
     }
@@ -586,7 +640,10 @@ impl SelfLearningMemory {
     #[tracing::instrument(name = "invalidate_cache", skip_all, fields(episode_id = %id))]
     pub async fn invalidate_cache(&self, id: EpisodeId) -> Result<()> {
         let _pass = self.inner.gate.enter()?;
-        self.inner.cache.invalidate(id).await
+        self.inner.fence.advance(id);
+        self.inner.cache.invalidate(id).await.inspect_err(|_| {
+            self.inner.repairs.record(id, RepairReason::Cache);
+        })
     }
 
     /// Delete an episode everywhere. `Ok(false)` if it did not exist.
@@ -598,15 +655,18 @@ impl SelfLearningMemory {
             Err(e) => {
                 // Possibly an ambiguous commit: forget what this instance holds so the next
                 // read asks the durable store.
-                self.inner.live.remove(id)?;
-                self.drop_cached(id).await;
+                self.compensate(WriteKind::Delete, Stage::Durable, id, None)
+                    .await;
                 return Err(e);
             }
         };
         self.inner.live.remove(id)?;
         self.inner.retriever.index().remove(id);
+        self.inner.fence.advance(id);
         if let Err(e) = self.inner.cache.invalidate(id).await {
-            warn!(error = %e, "could not invalidate the cache entry of a deleted episode");
+            warn!(error = %e, episode_id = %id, "cache invalidation after a delete failed");
+            self.compensate(WriteKind::Delete, Stage::Cache, id, None)
+                .await;
         }
         Ok(existed)
     }
@@ -631,31 +691,59 @@ impl SelfLearningMemory {
         drained.and(stopped).and(durable).and(cache)
     }
 
-    /// Undo a create whose index insert failed. A failed undo is logged; the episode is then
-    /// in the durable store without an index entry until reconciliation indexes it.
-    async fn compensate_create(&self, id: EpisodeId) {
-        if let Err(e) = self.inner.durable.delete_episode(id).await {
-            warn!(error = %e, episode_id = %id, "could not undo a create after an index failure");
+    /// Carry out [`compensate::plan`] for `write` failing at `stage`; `restore` is the state
+    /// to write back for [`Undo::RestoreDurable`]. An undo step that fails is logged and
+    /// recorded as a repair (never dropped); later steps that depend on it are skipped.
+    /// The caller then returns its error, or acknowledges when the plan says so.
+    async fn compensate(
+        &self,
+        write: WriteKind,
+        stage: Stage,
+        id: EpisodeId,
+        restore: Option<&Episode>,
+    ) {
+        let plan = compensate::plan(write, stage);
+        let mut restored = false;
+        for step in plan.undo {
+            let done: Result<()> = match step {
+                Undo::ForgetLive => self.inner.live.remove(id),
+                Undo::InvalidateCache => {
+                    self.inner.fence.advance(id);
+                    self.inner.cache.invalidate(id).await
+                }
+                Undo::DeleteDurable => self.inner.durable.delete_episode(id).await.map(|_| ()),
+                Undo::RestoreDurable => match restore {
+                    Some(r) => {
+                        let done = self.inner.durable.update_episode(r).await;
+                        restored = done.is_ok();
+                        done
+                    }
+                    None => Err(crate::Error::storage("no state to restore was given")),
+                },
+                Undo::IndexRestored => match restore {
+                    Some(r) if restored => self
+                        .inner
+                        .retriever
+                        .index()
+                        .insert(&r.summary())
+                        .map(|_| ()),
+                    // The restore failed and is already recorded.
+                    _ => Ok(()),
+                },
+            };
+            if let Err(e) = done {
+                warn!(error = %e, episode_id = %id, ?write, ?stage, undo = ?step, "compensation failed; repair recorded");
+                let reason = match step {
+                    Undo::InvalidateCache => RepairReason::Cache,
+                    _ => RepairReason::Compensation,
+                };
+                self.inner.repairs.record(id, reason);
+            }
         }
-    }
-
-    /// Undo a completion whose index update failed: the episode goes back to in progress (one
-    /// version later) in the durable store and leaves the cache. A failed undo is logged; the
-    /// reconciler then finds the completed episode missing from the index and indexes it.
-    async fn compensate_completion(&self, completed: &Episode) {
-        let mut reopened = completed.clone();
-        reopened.outcome = None;
-        reopened.completed_at = None;
-        reopened.reward = 0.0;
-        reopened.reflection = None;
-        reopened.embedding = None;
-        reopened.version += 1;
-        if let Err(e) = self.inner.durable.update_episode(&reopened).await {
-            warn!(error = %e, episode_id = %completed.id, "could not reopen an episode after an index failure");
+        if let Some(reason) = plan.record {
+            self.inner.repairs.record(id, reason);
         }
-        if let Err(e) = self.inner.cache.invalidate(completed.id).await {
-            warn!(error = %e, episode_id = %completed.id, "could not invalidate after an index failure");
-        }
+        tracing::debug!(episode_id = %id, ?write, ?stage, acknowledged = plan.acknowledge, "compensated");
     }
 
     /// Drop the in-progress entry of an episode the durable store says is completed (another
@@ -671,22 +759,46 @@ impl SelfLearningMemory {
         result
     }
 
-    /// Invalidate a cache entry, logging (not failing) if that fails.
-    async fn drop_cached(&self, id: EpisodeId) {
-        if let Err(e) = self.inner.cache.invalidate(id).await {
-            warn!(error = %e, episode_id = %id, "cache invalidation failed");
+    /// Put the episode a write just made durable into the cache (after advancing its fence,
+    /// so racing reads cannot put an older copy back); on failure, compensate.
+    async fn cache_after_write(&self, write: WriteKind, episode: &Episode) {
+        self.inner.fence.advance(episode.id);
+        if let Err(e) = self.inner.cache.put(episode).await {
+            warn!(error = %e, episode_id = %episode.id, "cache write failed; invalidating");
+            self.compensate(write, Stage::Cache, episode.id, None).await;
         }
     }
 
-    /// Put a completed episode in the cache; on failure make sure no stale entry remains.
-    async fn fill_cache(&self, episode: &Episode) {
-        if let Err(e) = self.inner.cache.put(episode).await {
-            warn!(error = %e, episode_id = %episode.id, "cache write failed; invalidating");
-            if let Err(e) = self.inner.cache.invalidate(episode.id).await {
-                warn!(error = %e, episode_id = %episode.id, "cache invalidation failed too");
-            }
+    /// Put an episode read from the durable store into the cache, unless a write of it
+    /// committed since the read began (`ticket`): then the copy may be old and is dropped.
+    async fn cache_after_read(&self, episode: &Episode, ticket: Ticket) {
+        let id = episode.id;
+        let filled = match self.inner.cache.put(episode).await {
+            Ok(()) if self.inner.fence.unchanged(id, ticket) => return,
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &filled {
+            warn!(error = %e, episode_id = %id, "cache fill failed; invalidating");
+        }
+        if let Err(e) = self.inner.cache.invalidate(id).await {
+            warn!(error = %e, episode_id = %id, "cache invalidation failed; repair recorded");
+            self.inner.repairs.record(id, RepairReason::Cache);
         }
     }
+}
+
+/// The in-progress state a completion whose index update failed goes back to, one version
+/// after the completion (steps kept).
+fn reopened(completed: &Episode) -> Episode {
+    let mut e = completed.clone();
+    e.outcome = None;
+    e.completed_at = None;
+    e.reward = 0.0;
+    e.reflection = None;
+    e.embedding = None;
+    e.version += 1;
+    e
 }
 
 #[cfg(test)]
@@ -744,8 +856,8 @@ mod tests {
         );
         assert_eq!(
             m.index().contains(id),
-            Some(1),
-            "the index still has the open episode"
+            Some(3),
+            "the index has the reopened episode"
         );
         assert!(
             m.inner.cache.get(id).await.unwrap().is_none(),
@@ -761,5 +873,71 @@ mod tests {
         assert_eq!(done.version, 4);
         assert_eq!(m.index().contains(id), Some(4));
         assert_eq!(store.get_episode(id).await.unwrap(), Some(done));
+    }
+
+    #[tokio::test]
+    async fn an_index_failure_at_update_restores_the_previous_state() {
+        let store = Arc::new(InMemoryStore::new());
+        let m = engine(store.clone()).await;
+        let id = m
+            .start_episode("t", TaskContext::new("ns", "d", "t"))
+            .await
+            .unwrap();
+        let done = m
+            .complete_episode(id, Outcome::success("ok"))
+            .await
+            .unwrap();
+        m.index().fail_next_inserts(1);
+        let e = m
+            .update_episode(id, done.version, EpisodeUpdate::default().reflection("new"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("injected index failure"), "{e}");
+        let stored = store.get_episode(id).await.unwrap().unwrap();
+        assert_eq!(stored.reflection, done.reflection, "the update was undone");
+        assert_eq!(stored.version, done.version + 2, "one version for the undo");
+        assert_eq!(m.index().contains(id), Some(stored.version));
+        assert_eq!(m.get_episode(id).await.unwrap(), stored, "no stale cache");
+    }
+
+    #[tokio::test]
+    async fn a_failed_undo_is_recorded_and_repaired_by_the_reconciler() {
+        use crate::store::{FaultInjector, FaultPlan, Faulty, Op};
+        let faults = FaultInjector::new(FaultPlan::none());
+        let store = Arc::new(Faulty::new(InMemoryStore::new(), faults.clone()));
+        let m = SelfLearningMemory::builder()
+            .durable(store.clone())
+            .config(MemoryConfig {
+                reconcile_interval: None,
+                ..Default::default()
+            })
+            .open()
+            .await
+            .unwrap();
+        let id = m
+            .start_episode("t", TaskContext::new("ns", "d", "t"))
+            .await
+            .unwrap();
+        // The index update fails, and so does the durable restore meant to undo it.
+        m.index().fail_next_inserts(1);
+        faults.set_plan(FaultPlan::fail_ops([Op::Update]));
+        m.complete_episode(id, Outcome::success("ok"))
+            .await
+            .unwrap_err();
+        faults.set_plan(FaultPlan::none());
+        let stored = store.inner().get_episode(id).await.unwrap().unwrap();
+        assert!(stored.is_completed(), "the undo failed: still completed");
+        assert_eq!(m.index().contains(id), Some(1), "the index lags");
+        assert_eq!(m.inner.repairs.pending(), 1, "the failed undo is recorded");
+        assert_eq!(
+            m.get_episode(id).await.unwrap(),
+            stored,
+            "reads serve the durable truth"
+        );
+
+        let report = m.reconcile().await.unwrap();
+        assert_eq!(report.recorded_repaired, 1, "{report:?}");
+        assert_eq!(m.index().contains(id), Some(stored.version));
+        assert_eq!(m.inner.repairs.pending(), 0);
     }
 }

@@ -2,16 +2,21 @@
 //!
 //! `facade` holds the public API and the order of work in each call; `live` owns the
 //! in-progress episodes (step sequencing, per-episode group append, completion hand-off);
-//! `gate` admits work and lets shutdown drain it; `permits` bounds concurrent completions; `reconcile` compares and repairs the stores;
+//! `gate` admits work and lets shutdown drain it; `permits` bounds concurrent completions; `compensate` decides what to undo when a stage of a
+//! write fails, `repairs` keeps the repairs owed when an undo fails, `fence` keeps racing reads
+//! from refilling the cache with old copies; `reconcile` compares and repairs the stores;
 //! `jobs` runs journal replay and periodic reconciliation in the background.
 
 mod builder;
+mod compensate;
 mod facade;
+mod fence;
 mod gate;
 mod jobs;
 mod live;
 mod permits;
 mod reconcile;
+mod repairs;
 
 pub use builder::MemoryBuilder;
 pub use facade::{RetrievedEpisode, SelfLearningMemory};

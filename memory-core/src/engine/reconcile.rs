@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use crate::engine::fence::CacheFence;
+use crate::episode::Episode;
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
@@ -44,12 +46,16 @@ pub struct ReconcileReport {
     pub index_stale: u64,
     /// Planned repairs found unnecessary on re-reading (a concurrent write settled them).
     pub raced: u64,
+    /// Episodes whose recorded repair (after a failed compensation or cache invalidation)
+    /// was carried out before the comparison.
+    pub recorded_repaired: u64,
 }
 
 impl ReconcileReport {
     /// Repairs made (every kind above except `raced`).
     pub fn repairs(&self) -> u64 {
-        self.cache_orphans
+        self.recorded_repaired
+            + self.cache_orphans
             + self.cache_corrupt
             + self.cache_stale
             + self.cache_ahead
@@ -157,6 +163,7 @@ pub(crate) async fn apply(
     durable: &dyn DurableStore,
     cache: &dyn CacheStore,
     index: &SpatiotemporalIndex,
+    fence: &CacheFence,
     report: &mut ReconcileReport,
 ) -> Result<()> {
     for repair in repairs {
@@ -170,15 +177,11 @@ pub(crate) async fn apply(
             },
             Repair::CacheCorrupt(id) => {
                 cache.invalidate(id).await?;
-                if let Some(e) = durable.get_episode(id).await?
-                    && e.is_completed()
-                {
-                    cache.put(&e).await?;
-                }
+                refresh_cache(id, durable, cache, fence).await?;
                 report.cache_corrupt += 1;
             }
             Repair::CacheStale(id) => {
-                refresh_cache(id, durable, cache).await?;
+                refresh_cache(id, durable, cache, fence).await?;
                 report.cache_stale += 1;
             }
             Repair::CacheAhead(id) => {
@@ -227,10 +230,56 @@ async fn refresh_cache(
     id: EpisodeId,
     durable: &dyn DurableStore,
     cache: &dyn CacheStore,
+    fence: &CacheFence,
 ) -> Result<()> {
+    let ticket = fence.ticket(id);
     match durable.get_episode(id).await? {
-        Some(e) if e.is_completed() => cache.put(&e).await,
+        Some(e) if e.is_completed() => put_fenced(&e, cache, fence, ticket).await,
         _ => cache.invalidate(id).await,
+    }
+}
+
+/// Put a copy read from the durable store since `ticket` into the cache, and drop it again if
+/// a write of the episode committed meanwhile (the copy may be older than that write).
+async fn put_fenced(
+    e: &Episode,
+    cache: &dyn CacheStore,
+    fence: &CacheFence,
+    ticket: crate::engine::fence::Ticket,
+) -> Result<()> {
+    cache.put(e).await?;
+    if !fence.unchanged(e.id, ticket) {
+        cache.invalidate(e.id).await?;
+    }
+    Ok(())
+}
+
+/// Make one episode's cache and index entries agree with the durable store: the targeted
+/// repair of an episode whose compensation or cache invalidation failed. Never undoes a
+/// newer write (index inserts are monotonic by version, cache fills are fenced).
+pub(crate) async fn resync(
+    id: EpisodeId,
+    durable: &dyn DurableStore,
+    cache: &dyn CacheStore,
+    index: &SpatiotemporalIndex,
+    fence: &CacheFence,
+) -> Result<()> {
+    let ticket = fence.ticket(id);
+    match durable.get_episode(id).await? {
+        None => {
+            index.remove(id);
+            cache.invalidate(id).await
+        }
+        Some(e) => {
+            if index.contains(id) != Some(e.version) {
+                index.insert(&e.summary())?;
+            }
+            if e.is_completed() {
+                put_fenced(&e, cache, fence, ticket).await
+            } else {
+                cache.invalidate(id).await
+            }
+        }
     }
 }
 

@@ -33,6 +33,19 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::NotFound,
+        ErrorKind::InvalidInput,
+        ErrorKind::Conflict,
+        ErrorKind::AlreadyCompleted,
+        ErrorKind::Overloaded,
+        ErrorKind::Unavailable,
+        ErrorKind::Corrupt,
+        ErrorKind::Storage,
+        ErrorKind::ShuttingDown,
+    ];
+
     /// A stable lower-case name, used in metrics labels and messages.
     pub fn as_str(self) -> &'static str {
         match self {

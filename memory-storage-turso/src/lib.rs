@@ -45,4 +45,3 @@ mod writer;
 pub use options::{CommitMode, Durability, TursoOptions};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION, SchemaChange};
 pub use store::TursoStore;
-pub use writer::WriterStats;

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use libsql::{Builder, Connection, Database, Value};
-use memory_core::store::{DurableStore, ListRequest, Page};
+use memory_core::store::{DurableStore, ListRequest, Page, WriteStats};
 use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result, Step};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -23,7 +23,7 @@ use crate::options::{Durability, TursoOptions};
 use crate::reader::ReadPool;
 use crate::schema::{self, SCHEMA_VERSION, SchemaChange};
 use crate::write_ops::{Statements, WriteOp};
-use crate::writer::{Counters, Message, Request, Writer, WriterStats};
+use crate::writer::{Counters, Message, Request, Writer};
 
 /// The durable store on a local libsql (SQLite-format) file.
 ///
@@ -243,8 +243,9 @@ impl TursoStore {
         &self.path
     }
 
-    /// The writer's counters (batches committed, operations, failures) since open.
-    pub fn writer_stats(&self) -> WriterStats {
+    /// The writer's counters (batches committed, operations, failures, batch sizes) since
+    /// open; also what [`DurableStore::write_stats`] returns.
+    pub fn writer_stats(&self) -> WriteStats {
         self.counters.snapshot()
     }
 
@@ -390,6 +391,10 @@ impl DurableStore for TursoStore {
     /// [`TursoStore::close`]: commit everything queued, stop the writer, close connections.
     async fn close(&self) -> Result<()> {
         TursoStore::close(self).await
+    }
+
+    fn write_stats(&self) -> Option<WriteStats> {
+        Some(self.writer_stats())
     }
 }
 

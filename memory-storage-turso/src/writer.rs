@@ -20,6 +20,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use libsql::Connection;
+use memory_core::store::WriteStats;
 use memory_core::{Error, Result};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
@@ -44,36 +45,36 @@ pub(crate) enum Message {
     Shutdown,
 }
 
-/// Counters of the writer since the store was opened (a snapshot).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriterStats {
-    /// Transactions committed (each holds one or more operations).
-    pub batches: u64,
-    /// Operations that took effect (their transaction committed).
-    pub operations: u64,
-    /// Operations that failed alone (conflict, not found, …) while their batch committed.
-    pub failed_operations: u64,
-    /// Transactions that could not begin or commit; all their operations failed.
-    pub failed_batches: u64,
-}
-
-/// Shared counters behind [`WriterStats`].
+/// Shared counters behind [`WriteStats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     batches: AtomicU64,
     operations: AtomicU64,
     failed_operations: AtomicU64,
     failed_batches: AtomicU64,
+    batch_sizes: [AtomicU64; 8],
+    largest_batch: AtomicU64,
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self) -> WriterStats {
-        WriterStats {
+    pub(crate) fn snapshot(&self) -> WriteStats {
+        WriteStats {
             batches: self.batches.load(Ordering::Relaxed),
             operations: self.operations.load(Ordering::Relaxed),
             failed_operations: self.failed_operations.load(Ordering::Relaxed),
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            batch_sizes: std::array::from_fn(|i| self.batch_sizes[i].load(Ordering::Relaxed)),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
         }
+    }
+
+    /// A transaction of `ops` operations committed, `failed` of which failed alone.
+    fn committed(&self, ops: u64, failed: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.operations.fetch_add(ops - failed, Ordering::Relaxed);
+        self.failed_operations.fetch_add(failed, Ordering::Relaxed);
+        self.batch_sizes[WriteStats::batch_bucket(ops)].fetch_add(1, Ordering::Relaxed);
+        self.largest_batch.fetch_max(ops, Ordering::Relaxed);
     }
 }
 
@@ -252,13 +253,7 @@ impl Writer {
         {
             Ok(_) => {
                 let failed = results.iter().filter(|r| r.is_err()).count() as u64;
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .operations
-                    .fetch_add(n as u64 - failed, Ordering::Relaxed);
-                self.counters
-                    .failed_operations
-                    .fetch_add(failed, Ordering::Relaxed);
+                self.counters.committed(n as u64, failed);
                 results
             }
             Err(e) => {

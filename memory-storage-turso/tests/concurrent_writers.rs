@@ -60,6 +60,13 @@ async fn sixteen_tasks_of_fifty_appends_all_land() {
         "concurrent writes share commits: {} batches for {ops} operations",
         stats.batches
     );
+    assert_eq!(
+        stats.batch_sizes.iter().sum::<u64>(),
+        stats.batches,
+        "every commit is in the batch-size histogram"
+    );
+    assert!(stats.largest_batch > 1, "{stats:?}");
+    assert_eq!(DurableStore::write_stats(&store), Some(stats));
     println!("{} operations in {} commits", ops, stats.batches);
     store.close().await.unwrap();
 

@@ -401,6 +401,10 @@ impl DurableStore for ResilientStore {
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }
+
+    fn write_stats(&self) -> Option<crate::store::WriteStats> {
+        self.inner.write_stats()
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ use crate::episode::{Completion, Episode, EpisodeUpdate, NewStep, TaskContext};
 use crate::error::{ErrorKind, Result};
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
+use crate::metrics::{
+    BreakerSnapshot, EngineMetrics, MeasuredCache, MeasuredDurable, MeasuredJournal,
+    MetricsSnapshot, Timer,
+};
 use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
 };
@@ -49,6 +53,8 @@ struct Inner {
     fence: CacheFence,
     /// Repairs owed after failed compensations or cache invalidations.
     repairs: RepairLog,
+    /// Latencies and error counts (the rest of `metrics()` is read from the parts).
+    metrics: Arc<EngineMetrics>,
 }
 
 impl Inner {
@@ -90,6 +96,7 @@ impl Inner {
         if report.repairs() > 0 {
             tracing::info!(?report, "reconciliation repaired divergences");
         }
+        self.metrics.reconciled(&report);
         Ok(report)
     }
 }
@@ -189,6 +196,21 @@ impl SelfLearningMemory {
         journal: Option<Arc<dyn Journal>>,
         config: MemoryConfig,
     ) -> Result<Self> {
+        let metrics = Arc::new(EngineMetrics::default());
+        let durable: Arc<dyn DurableStore> = Arc::new(MeasuredDurable {
+            inner: durable,
+            metrics: metrics.clone(),
+        });
+        let cache: Arc<dyn CacheStore> = Arc::new(MeasuredCache {
+            inner: cache,
+            metrics: metrics.clone(),
+        });
+        let journal = journal.map(|j| -> Arc<dyn Journal> {
+            Arc::new(MeasuredJournal {
+                inner: j,
+                metrics: metrics.clone(),
+            })
+        });
         // Recovery: writes journaled before a crash are replayed before anything is served.
         let (durable, resilient) = match journal {
             Some(journal) => {
@@ -226,6 +248,7 @@ impl SelfLearningMemory {
             reconciling: tokio::sync::Mutex::new(()),
             fence: CacheFence::default(),
             repairs: RepairLog::default(),
+            metrics,
         });
         let job = Job::start(
             EngineTick(Arc::downgrade(&inner)),
@@ -273,6 +296,51 @@ impl SelfLearningMemory {
         self.inner.permits.stats()
     }
 
+    /// A snapshot of everything the engine measures: latency distributions, index lock waits
+    /// and memory, cache hit counts, retrieval paths, store errors by kind, completion
+    /// permits, breaker and journal, reconciliation repairs, group-commit batch sizes. Cheap
+    /// except for the index memory estimate, which walks every shard (one read lock at a
+    /// time). Works during and after shutdown.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let inner = &self.inner;
+        let m = &inner.metrics;
+        let index = inner.retriever.index();
+        let (reconciliation, reconcile_passes) = m.reconciliation();
+        MetricsSnapshot {
+            completion: m.completion.summary(),
+            step_append: m.step_append.summary(),
+            retrieval: m.retrieval.summary(),
+            index_write: m.index_write.summary(),
+            index_lock_waits: index.lock_waits(),
+            index_memory_bytes: index.memory_bytes() as u64,
+            indexed_episodes: index.len() as u64,
+            in_progress_episodes: inner.live.len() as u64,
+            cache: inner.cache.stats(),
+            retrieval_paths: inner.retriever.counts(),
+            storage_errors: m.storage_errors(),
+            completions: inner.permits.stats(),
+            breaker: inner.resilient.as_ref().map(|r| BreakerSnapshot {
+                state: r.breaker_state(),
+                transitions: r.breaker_transitions(),
+                journal_depth: r.pending_writes() as u64,
+            }),
+            reconciliation,
+            reconcile_passes,
+            repairs_recorded: inner.repairs.recorded(),
+            repairs_pending: inner.repairs.pending() as u64,
+            writes: inner.durable.write_stats(),
+        }
+    }
+
+    /// Publish [`SelfLearningMemory::metrics`] through the `metrics` facade under Prometheus
+    /// names (see `memory_core::metrics` for the list). Latencies are recorded as they happen;
+    /// counts and levels are published by this call, so call it before each scrape or on a
+    /// timer.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        crate::metrics::export::publish(&self.metrics());
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &MemoryConfig {
         &self.inner.config
@@ -300,7 +368,7 @@ impl SelfLearningMemory {
             let episode = Episode::new(EpisodeId::new(), description, context, time::now());
             tracing::Span::current().record("episode_id", tracing::field::display(episode.id));
             self.inner.durable.create_episode(&episode).await?;
-            if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+            if let Err(e) = self.index_insert(&episode.summary()) {
                 // Never leave an episode stored but unfindable: take the write back.
                 self.compensate(WriteKind::Create, Stage::Index, episode.id, None)
                     .await;
@@ -319,9 +387,10 @@ impl SelfLearningMemory {
     /// Concurrent calls on one episode all land, numbered 0, 1, 2… in acceptance order, each
     /// number once. A step for an unknown episode is `NotFound`; for a completed (or completing)
     /// one, `AlreadyCompleted`.
-    #[tracing::instrument(name = "log_step", skip_all, fields(episode_id = %id))]
+    #[tracing::instrument(name = "log_step", skip_all, fields(episode_id = %id, namespace = tracing::field::Empty, domain = tracing::field::Empty))]
     pub async fn log_step(&self, id: EpisodeId, step: NewStep) -> Result<u32> {
         let _pass = self.inner.gate.enter()?;
+        let _timer = Timer::start(&self.inner.metrics.step_append);
         let limits = &self.inner.config.limits;
         limits.check_step("step", &step)?;
         let live = self
@@ -329,6 +398,7 @@ impl SelfLearningMemory {
             .live
             .get_or_load(self.inner.durable.as_ref(), id)
             .await?;
+        record_scope(&live.lock()?.episode.context);
         let seqs = self.forget_if_completed(
             id,
             live::append(&live, &self.inner.durable, limits.max_steps, vec![step]).await,
@@ -340,9 +410,10 @@ impl SelfLearningMemory {
 
     /// Append several steps atomically (one durable write, consecutive numbers); all are
     /// validated before any is queued. Returns their sequence numbers.
-    #[tracing::instrument(name = "log_steps", skip_all, fields(episode_id = %id, steps = steps.len()))]
+    #[tracing::instrument(name = "log_steps", skip_all, fields(episode_id = %id, steps = steps.len(), namespace = tracing::field::Empty, domain = tracing::field::Empty))]
     pub async fn log_steps(&self, id: EpisodeId, steps: Vec<NewStep>) -> Result<Vec<u32>> {
         let _pass = self.inner.gate.enter()?;
+        let _timer = Timer::start(&self.inner.metrics.step_append);
         let limits = &self.inner.config.limits;
         for (i, s) in steps.iter().enumerate() {
             limits.check_step(&format!("steps[{i}]"), s)?;
@@ -355,6 +426,7 @@ impl SelfLearningMemory {
             .live
             .get_or_load(self.inner.durable.as_ref(), id)
             .await?;
+        record_scope(&live.lock()?.episode.context);
         self.forget_if_completed(
             id,
             live::append(&live, &self.inner.durable, limits.max_steps, steps).await,
@@ -364,13 +436,14 @@ impl SelfLearningMemory {
     /// Complete an episode: outcome, reward (default from the outcome kind), reflection,
     /// embedding. Steps accepted before this call are all included; steps arriving after it
     /// are refused. One durable transaction; returns the completed episode.
-    #[tracing::instrument(name = "complete_episode", skip_all, fields(episode_id = %id))]
+    #[tracing::instrument(name = "complete_episode", skip_all, fields(episode_id = %id, namespace = tracing::field::Empty, domain = tracing::field::Empty))]
     pub async fn complete_episode(
         &self,
         id: EpisodeId,
         completion: impl Into<Completion>,
     ) -> Result<Episode> {
         let _pass = self.inner.gate.enter()?;
+        let _timer = Timer::start(&self.inner.metrics.completion);
         let completion = completion.into();
         self.inner.config.limits.check_completion(&completion)?;
         let _permit = self.inner.permits.acquire().await?;
@@ -381,6 +454,7 @@ impl SelfLearningMemory {
             .await?;
         let begun = live::begin_completion(&live, self.inner.durable.as_ref()).await;
         let mut episode = self.forget_if_completed(id, begun)?;
+        record_scope(&episode.context);
         episode.reward = completion
             .reward
             .unwrap_or_else(|| completion.outcome.kind.default_reward());
@@ -396,7 +470,7 @@ impl SelfLearningMemory {
             return Err(e);
         }
         self.cache_after_write(WriteKind::Complete, &episode).await;
-        if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+        if let Err(e) = self.index_insert(&episode.summary()) {
             // Stored but unfindable is not an outcome: reopen the episode and report.
             let reopened = reopened(&episode);
             self.compensate(WriteKind::Complete, Stage::Index, id, Some(&reopened))
@@ -414,12 +488,15 @@ impl SelfLearningMemory {
     /// In-progress episodes come from memory, completed ones from the cache, else from the
     /// durable store (which then refills the cache). A damaged cache record is never returned:
     /// it is invalidated and the durable copy served.
-    #[tracing::instrument(name = "get_episode", skip_all, fields(episode_id = %id))]
+    #[tracing::instrument(name = "get_episode", skip_all, fields(episode_id = %id, namespace = tracing::field::Empty, domain = tracing::field::Empty))]
     pub async fn get_episode(&self, id: EpisodeId) -> Result<Episode> {
         let _pass = self.inner.gate.enter()?;
-        self.read(id)
+        let episode = self
+            .read(id)
             .await?
-            .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))
+            .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))?;
+        record_scope(&episode.context);
+        Ok(episode)
     }
 
     /// The most relevant episodes for `query`, best first, each with its score and the score's
@@ -432,6 +509,7 @@ impl SelfLearningMemory {
     )]
     pub async fn retrieve(&self, query: RetrievalQuery) -> Result<Vec<RetrievedEpisode>> {
         let _pass = self.inner.gate.enter()?;
+        let _timer = Timer::start(&self.inner.metrics.retrieval);
         let hits = self.inner.retriever.search(&query)?;
         let mut out = Vec::with_capacity(hits.len());
         for hit in hits {
@@ -559,7 +637,7 @@ impl SelfLearningMemory {
                 ))),
             };
         }
-        if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+        if let Err(e) = self.index_insert(&episode.summary()) {
             self.compensate(WriteKind::Import, Stage::Index, episode.id, None)
                 .await;
             return Err(e);
@@ -588,7 +666,7 @@ impl SelfLearningMemory {
     /// is lost). Returns the episode at its new version. The durable store is changed first;
     /// the cache entry is then replaced. In-progress episodes are refused (`InvalidInput`):
     /// give these values at completion.
-    #[tracing::instrument(name = "update_episode", skip_all, fields(episode_id = %id))]
+    #[tracing::instrument(name = "update_episode", skip_all, fields(episode_id = %id, namespace = tracing::field::Empty, domain = tracing::field::Empty))]
     pub async fn update_episode(
         &self,
         id: EpisodeId,
@@ -602,6 +680,7 @@ impl SelfLearningMemory {
             .get_episode(id)
             .await?
             .ok_or_else(|| crate::Error::not_found(format!("episode {id}")))?;
+        record_scope(&episode.context);
         if !episode.is_completed() {
             return Err(crate::Error::invalid(
                 "episode",
@@ -627,7 +706,7 @@ impl SelfLearningMemory {
             return Err(e);
         }
         self.cache_after_write(WriteKind::Update, &episode).await;
-        if let Err(e) = self.inner.retriever.index().insert(&episode.summary()) {
+        if let Err(e) = self.index_insert(&episode.summary()) {
             before.version = episode.version + 1;
             self.compensate(WriteKind::Update, Stage::Index, id, Some(&before))
                 .await;
@@ -661,7 +740,7 @@ impl SelfLearningMemory {
             }
         };
         self.inner.live.remove(id)?;
-        self.inner.retriever.index().remove(id);
+        self.index_remove(id);
         self.inner.fence.advance(id);
         if let Err(e) = self.inner.cache.invalidate(id).await {
             warn!(error = %e, episode_id = %id, "cache invalidation after a delete failed");
@@ -721,12 +800,7 @@ impl SelfLearningMemory {
                     None => Err(crate::Error::storage("no state to restore was given")),
                 },
                 Undo::IndexRestored => match restore {
-                    Some(r) if restored => self
-                        .inner
-                        .retriever
-                        .index()
-                        .insert(&r.summary())
-                        .map(|_| ()),
+                    Some(r) if restored => self.index_insert(&r.summary()).map(|_| ()),
                     // The restore failed and is already recorded.
                     _ => Ok(()),
                 },
@@ -759,6 +833,18 @@ impl SelfLearningMemory {
         result
     }
 
+    /// Insert or replace an episode's summary in the index, timed.
+    fn index_insert(&self, summary: &crate::EpisodeSummary) -> Result<Option<u64>> {
+        let _timer = Timer::start(&self.inner.metrics.index_write);
+        self.inner.retriever.index().insert(summary)
+    }
+
+    /// Remove an episode from the index, timed.
+    fn index_remove(&self, id: EpisodeId) -> bool {
+        let _timer = Timer::start(&self.inner.metrics.index_write);
+        self.inner.retriever.index().remove(id)
+    }
+
     /// Put the episode a write just made durable into the cache (after advancing its fence,
     /// so racing reads cannot put an older copy back); on failure, compensate.
     async fn cache_after_write(&self, write: WriteKind, episode: &Episode) {
@@ -786,6 +872,13 @@ impl SelfLearningMemory {
             self.inner.repairs.record(id, RepairReason::Cache);
         }
     }
+}
+
+/// Fill the current span's `namespace` and `domain` fields once the episode is known.
+fn record_scope(context: &TaskContext) {
+    let span = tracing::Span::current();
+    span.record("namespace", context.namespace.as_str());
+    span.record("domain", context.domain.as_str());
 }
 
 /// The in-progress state a completion whose index update failed goes back to, one version

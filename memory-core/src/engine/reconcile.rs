@@ -52,6 +52,22 @@ pub struct ReconcileReport {
 }
 
 impl ReconcileReport {
+    /// Add `other`'s counts to these (totals over several passes).
+    pub fn absorb(&mut self, other: &ReconcileReport) {
+        self.durable_episodes = other.durable_episodes;
+        self.journal_replayed += other.journal_replayed;
+        self.journal_remaining = other.journal_remaining;
+        self.cache_orphans += other.cache_orphans;
+        self.cache_corrupt += other.cache_corrupt;
+        self.cache_stale += other.cache_stale;
+        self.cache_ahead += other.cache_ahead;
+        self.index_orphans += other.index_orphans;
+        self.index_missing += other.index_missing;
+        self.index_stale += other.index_stale;
+        self.raced += other.raced;
+        self.recorded_repaired += other.recorded_repaired;
+    }
+
     /// Repairs made (every kind above except `raced`).
     pub fn repairs(&self) -> u64 {
         self.recorded_repaired

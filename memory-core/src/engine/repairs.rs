@@ -91,6 +91,12 @@ impl RepairLog {
         self.len.store(pending.len(), Ordering::SeqCst);
     }
 
+    /// Repairs recorded since the engine opened (a repeated record of one episode counts
+    /// each time).
+    pub(crate) fn recorded(&self) -> u64 {
+        self.generations.load(Ordering::SeqCst)
+    }
+
     /// Pending repairs now.
     pub(crate) fn pending(&self) -> usize {
         self.len.load(Ordering::SeqCst)

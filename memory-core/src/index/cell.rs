@@ -24,18 +24,35 @@ pub struct LockWaitStats {
     pub total_wait: Duration,
 }
 
-/// Counters behind [`LockWaitStats`].
-#[derive(Debug, Default)]
+/// Counters behind [`LockWaitStats`]. With the `metrics` feature each wait is also recorded
+/// to the `metrics` facade's histogram `memory_index_lock_wait_seconds`.
+#[derive(Debug)]
 pub(crate) struct LockWaits {
     contended: AtomicU64,
     wait_nanos: AtomicU64,
+    #[cfg(feature = "metrics")]
+    exported: metrics::Histogram,
+}
+
+impl Default for LockWaits {
+    fn default() -> Self {
+        Self {
+            contended: AtomicU64::new(0),
+            wait_nanos: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            exported: metrics::histogram!("memory_index_lock_wait_seconds"),
+        }
+    }
 }
 
 impl LockWaits {
     fn record(&self, since: Instant) {
-        let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let waited = since.elapsed();
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.contended.fetch_add(1, Ordering::Relaxed);
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.exported.record(waited.as_secs_f64());
     }
 
     /// A snapshot.

@@ -24,6 +24,14 @@ pub struct CacheStats {
     pub corrupt: u64,
 }
 
+impl CacheStats {
+    /// `hits / (hits + misses)`, or `None` before the first `get`.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let reads = self.hits + self.misses;
+        (reads > 0).then(|| self.hits as f64 / reads as f64)
+    }
+}
+
 /// One entry as seen by [`CacheStore::scan`]: its id and version, or `None` if the record is
 /// damaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

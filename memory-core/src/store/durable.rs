@@ -28,6 +28,41 @@ pub struct Page<T> {
     pub next_after: Option<EpisodeId>,
 }
 
+/// Counters of a durable store's writes since it was opened, for stores that group writes
+/// into transactions (see [`DurableStore::write_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed (each holds one or more operations).
+    pub batches: u64,
+    /// Operations that took effect (their transaction committed).
+    pub operations: u64,
+    /// Operations that failed alone (conflict, not found, …) while their batch committed.
+    pub failed_operations: u64,
+    /// Transactions that could not begin or commit; all their operations failed.
+    pub failed_batches: u64,
+    /// Committed transactions by number of operations: `batch_sizes[i]` counts batches of
+    /// 2^i to 2^(i+1) − 1 operations (1, 2–3, 4–7, …), the last bucket everything from 128.
+    pub batch_sizes: [u64; 8],
+    /// The most operations one committed transaction held.
+    pub largest_batch: u64,
+}
+
+impl WriteStats {
+    /// The bucket of [`WriteStats::batch_sizes`] a batch of `ops` operations falls in.
+    pub fn batch_bucket(ops: u64) -> usize {
+        (63 - ops.max(1).leading_zeros() as usize).min(7)
+    }
+
+    /// Mean operations per committed transaction (0 when none committed).
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 {
+            0.0
+        } else {
+            (self.operations + self.failed_operations) as f64 / self.batches as f64
+        }
+    }
+}
+
 /// The source of truth. Every method is atomic: it either takes full effect or none.
 ///
 /// **Durability.** When a write method returns `Ok`, its effect survives a process crash, and
@@ -87,6 +122,12 @@ pub trait DurableStore: Send + Sync + 'static {
     /// may fail with `ShuttingDown`. Idempotent. The default does nothing.
     async fn close(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Write counters, for stores that group writes into transactions; `None` (the default)
+    /// for stores that do not.
+    fn write_stats(&self) -> Option<WriteStats> {
+        None
     }
 }
 

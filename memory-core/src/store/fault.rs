@@ -329,6 +329,9 @@ impl<S: DurableStore> DurableStore for Faulty<S> {
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }
+    fn write_stats(&self) -> Option<crate::store::WriteStats> {
+        self.inner.write_stats()
+    }
 }
 
 #[async_trait]

@@ -17,7 +17,7 @@ pub mod rules;
 mod shared;
 
 pub use cache::{CacheStats, CacheStore, CachedVersion};
-pub use durable::{DurableStore, ListRequest, Page, scan_all_summaries};
+pub use durable::{DurableStore, ListRequest, Page, WriteStats, scan_all_summaries};
 pub use fault::{FaultInjector, FaultPlan, Faulty, Op};
 pub use journal::{Journal, JournalEntry, JournalSeq};
 pub use memory::{InMemoryCache, InMemoryJournal, InMemoryStore};

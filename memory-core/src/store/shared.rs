@@ -9,7 +9,7 @@ use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::store::cache::{CacheStats, CacheStore, CachedVersion};
-use crate::store::durable::{DurableStore, ListRequest, Page};
+use crate::store::durable::{DurableStore, ListRequest, Page, WriteStats};
 use crate::store::journal::{Journal, JournalEntry, JournalSeq};
 
 #[async_trait]
@@ -44,6 +44,9 @@ impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
     }
     async fn close(&self) -> Result<()> {
         (**self).close().await
+    }
+    fn write_stats(&self) -> Option<WriteStats> {
+        (**self).write_stats()
     }
 }
 

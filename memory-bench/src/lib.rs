@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod demo;
 pub mod embedded;
 pub mod index_cmd;
+pub mod load;
 pub mod synthetic;
 pub mod transfer_cmd;
 pub mod workload;

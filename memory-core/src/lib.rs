@@ -44,7 +44,7 @@ pub mod retrieval;
 pub mod store;
 pub mod time;
 
-pub use config::MemoryConfig;
+pub use config::{AuthToken, DurableMode, DurableTarget, MemoryConfig};
 pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};
 pub use engine::{
     MemoryBuilder, PermitStats, ReconcileReport, RetrievedEpisode, SelfLearningMemory,

@@ -20,12 +20,17 @@ use crate::codec::{
     decode_summary, episode_columns, id_value, row_values, step_columns, summary_columns,
 };
 use crate::error::{db_error, shutting_down};
-use crate::exec::block_on;
+use crate::exec::Exec;
+use crate::retry::{self, RetryPolicy};
 
 /// The read connections and the permits that hand them out.
 pub(crate) struct ReadPool {
     connections: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// How the blocking threads drive libsql futures.
+    exec: Exec,
+    /// Retries of reads that failed transiently (network modes; `none` for a local file).
+    retry: RetryPolicy,
 }
 
 /// A connection on loan to one blocking read; returns itself to the pool when dropped, even
@@ -47,11 +52,13 @@ impl Drop for Lease {
 }
 
 impl ReadPool {
-    pub(crate) fn new(connections: Vec<Connection>) -> Arc<Self> {
+    pub(crate) fn new(connections: Vec<Connection>, exec: Exec, retry: RetryPolicy) -> Arc<Self> {
         let n = connections.len();
         Arc::new(Self {
             connections: Mutex::new(connections),
             permits: Arc::new(Semaphore::new(n)),
+            exec,
+            retry,
         })
     }
 
@@ -67,7 +74,7 @@ impl ReadPool {
     async fn with_connection<T, F>(self: &Arc<Self>, read: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &Exec) -> Result<T> + Send + 'static,
     {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
@@ -84,6 +91,7 @@ impl ReadPool {
             conn: Some(conn),
             _permit: permit,
         };
+        let exec = self.exec.clone();
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|e| Error::storage("TursoStore reads need a tokio runtime").with_source(e))?;
         handle
@@ -92,7 +100,7 @@ impl ReadPool {
                     .conn
                     .as_ref()
                     .ok_or_else(|| Error::storage("read lease without a connection"))?;
-                read(conn)
+                read(conn, &exec)
             })
             .await
             .map_err(|e| Error::storage("a read task panicked or was cancelled").with_source(e))?
@@ -100,8 +108,12 @@ impl ReadPool {
 
     /// `DurableStore::get_episode`.
     pub(crate) async fn get_episode(self: &Arc<Self>, id: EpisodeId) -> Result<Option<Episode>> {
-        self.with_connection(move |conn| block_on(in_snapshot(conn, get_episode(conn, id))))
-            .await
+        retry::retry(self.retry, "get_episode", || {
+            self.with_connection(move |conn, exec| {
+                exec.block_on(in_snapshot(conn, get_episode(conn, id)))
+            })
+        })
+        .await
     }
 
     /// `DurableStore::list_episodes`.
@@ -109,9 +121,13 @@ impl ReadPool {
         self: &Arc<Self>,
         request: &ListRequest,
     ) -> Result<Page<Episode>> {
-        let request = request.clone();
-        self.with_connection(move |conn| block_on(in_snapshot(conn, list_episodes(conn, &request))))
-            .await
+        retry::retry(self.retry, "list_episodes", || {
+            let request = request.clone();
+            self.with_connection(move |conn, exec| {
+                exec.block_on(in_snapshot(conn, list_episodes(conn, &request)))
+            })
+        })
+        .await
     }
 
     /// `DurableStore::scan_summaries`.
@@ -120,8 +136,12 @@ impl ReadPool {
         after: Option<EpisodeId>,
         limit: usize,
     ) -> Result<Page<EpisodeSummary>> {
-        self.with_connection(move |conn| block_on(scan_summaries(conn, after, limit)))
-            .await
+        retry::retry(self.retry, "scan_summaries", || {
+            self.with_connection(move |conn, exec| {
+                exec.block_on(scan_summaries(conn, after, limit))
+            })
+        })
+        .await
     }
 }
 

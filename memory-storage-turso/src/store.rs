@@ -229,9 +229,16 @@ async fn open_database(path: &Path) -> Result<Database> {
 
 /// A new connection; on a local file with the busy timeout set (it is per connection).
 fn connect(db: &Database, options: &TursoOptions, location: &Location) -> Result<Connection> {
-    let conn = db
-        .connect()
-        .map_err(|e| db_error(format!("connecting to {}", location.describe()), e))?;
+    let conn = db.connect().map_err(|e| {
+        let what = format!("connecting to {}", location.describe());
+        match e {
+            // A local file that cannot be opened is not a network outage: permanent.
+            libsql::Error::ConnectionFailed(_) if location.is_local() => {
+                Error::storage(format!("{what}: {e}")).with_source(e)
+            }
+            e => db_error(what, e),
+        }
+    })?;
     if location.is_local() {
         conn.busy_timeout(options.busy_timeout)
             .map_err(|e| db_error("setting the busy timeout", e))?;

@@ -31,6 +31,9 @@ pub(crate) struct ReadPool {
     exec: Exec,
     /// Retries of reads that failed transiently (network modes; `none` for a local file).
     retry: RetryPolicy,
+    /// The database, in the network modes, to replace a connection a network failure left
+    /// unusable (a stale stream is refused by the server even once it is back).
+    reconnect: Option<Arc<libsql::Database>>,
 }
 
 /// A connection on loan to one blocking read; returns itself to the pool when dropped, even
@@ -39,6 +42,14 @@ struct Lease {
     pool: Arc<ReadPool>,
     conn: Option<Connection>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Lease {
+    /// Hand `fresh` back to the pool instead of the leased connection (which a network
+    /// failure left unusable).
+    fn replace(&mut self, fresh: Connection) {
+        self.conn = Some(fresh);
+    }
 }
 
 impl Drop for Lease {
@@ -52,13 +63,19 @@ impl Drop for Lease {
 }
 
 impl ReadPool {
-    pub(crate) fn new(connections: Vec<Connection>, exec: Exec, retry: RetryPolicy) -> Arc<Self> {
+    pub(crate) fn new(
+        connections: Vec<Connection>,
+        exec: Exec,
+        retry: RetryPolicy,
+        reconnect: Option<Arc<libsql::Database>>,
+    ) -> Arc<Self> {
         let n = connections.len();
         Arc::new(Self {
             connections: Mutex::new(connections),
             permits: Arc::new(Semaphore::new(n)),
             exec,
             retry,
+            reconnect,
         })
     }
 
@@ -86,12 +103,13 @@ impl ReadPool {
             .map_err(|_| Error::storage("read pool lock poisoned by a panic"))?
             .pop()
             .ok_or_else(shutting_down)?;
-        let lease = Lease {
+        let mut lease = Lease {
             pool: Arc::clone(self),
             conn: Some(conn),
             _permit: permit,
         };
         let exec = self.exec.clone();
+        let reconnect = self.reconnect.clone();
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|e| Error::storage("TursoStore reads need a tokio runtime").with_source(e))?;
         handle
@@ -100,7 +118,14 @@ impl ReadPool {
                     .conn
                     .as_ref()
                     .ok_or_else(|| Error::storage("read lease without a connection"))?;
-                read(conn, &exec)
+                let result = read(conn, &exec);
+                if let (Err(e), Some(db)) = (&result, &reconnect)
+                    && e.is_transient()
+                    && let Ok(fresh) = db.connect()
+                {
+                    lease.replace(fresh);
+                }
+                result
             })
             .await
             .map_err(|e| Error::storage("a read task panicked or was cancelled").with_source(e))?

@@ -430,12 +430,15 @@ impl TursoStore {
         let (tx, rx) = std::sync::mpsc::channel();
         let (exit_tx, exit_rx) = oneshot::channel::<()>();
         let counters = Arc::new(Counters::default());
+        let db = Arc::new(opened.db);
+        let reconnect = (!matches!(exec, Exec::Park)).then(|| Arc::clone(&db));
         let writer = Writer::new(
             opened.writer,
             opened.statements,
             &options,
             Arc::clone(&counters),
             exec.clone(),
+            reconnect.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("memory-turso-writer".into())
@@ -451,10 +454,10 @@ impl TursoStore {
             tx: Some(tx),
             queue: Arc::new(Semaphore::new(options.queue_capacity)),
             closed: AtomicBool::new(false),
-            readers: ReadPool::new(opened.readers, exec.clone(), retry),
+            readers: ReadPool::new(opened.readers, exec.clone(), retry, reconnect),
             counters,
             shutdown: tokio::sync::Mutex::new(Some((exit_rx, thread))),
-            db: Arc::new(opened.db),
+            db,
             exec,
             replica,
             retry,

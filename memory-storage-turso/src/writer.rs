@@ -104,6 +104,9 @@ pub(crate) struct Writer {
     retry: RetryPolicy,
     /// Whether the batch being executed got as far as sending its `COMMIT`.
     commit_sent: bool,
+    /// The database, in the network modes, to replace a connection a network failure left
+    /// unusable (a stale stream is refused by the server even once it is back).
+    reconnect: Option<Arc<libsql::Database>>,
 }
 
 impl Writer {
@@ -113,6 +116,7 @@ impl Writer {
         options: &TursoOptions,
         counters: Arc<Counters>,
         exec: Exec,
+        reconnect: Option<Arc<libsql::Database>>,
     ) -> Self {
         let max_ops = match options.commit_mode {
             CommitMode::Grouped => options.max_batch_ops,
@@ -133,6 +137,7 @@ impl Writer {
             },
             exec,
             commit_sent: false,
+            reconnect,
         }
     }
 
@@ -319,6 +324,9 @@ impl Writer {
         err: Error,
     ) -> Vec<Result<bool>> {
         self.rollback().await;
+        if err.is_transient() {
+            self.reset_connection().await;
+        }
         self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
         for r in &mut results {
             if r.is_ok() {
@@ -329,11 +337,43 @@ impl Writer {
         results
     }
 
+    /// Network modes: start over on a fresh connection (the server rolls back whatever the old
+    /// one left open). A local file keeps its one connection.
+    async fn reset_connection(&mut self) {
+        let Some(db) = &self.reconnect else {
+            return;
+        };
+        let fresh = match db.connect() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open a fresh connection; keeping the old one");
+                return;
+            }
+        };
+        match Statements::new(&fresh, false).await {
+            Ok(statements) => {
+                self.conn = fresh;
+                self.statements = statements;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot set up a fresh connection"),
+        }
+    }
+
     async fn rollback(&mut self) {
         if self.conn.is_autocommit() {
             return;
         }
-        if let Err(e) = control(&self.conn, Control::Rollback).await {
+        let rolled_back = control(&self.conn, Control::Rollback).await;
+        if let Err(e) = &rolled_back
+            && self.reconnect.is_some()
+        {
+            // Over the network an unfinished transaction dies with its stream: nothing of it
+            // can commit later. Drop the connection instead of refusing all writes.
+            tracing::debug!(error = %e, "rollback over the network failed; reconnecting");
+            self.reset_connection().await;
+            return;
+        }
+        if let Err(e) = rolled_back {
             tracing::error!(error = %e, "rollback failed; the store refuses writes until reopened");
             self.poisoned = Some(Error::storage(format!(
                 "a rollback failed ({e}); the store refuses writes until it is reopened"

@@ -1,38 +1,19 @@
 //! The demo: ingest the bundled sample into the embedded default and read it back.
 //!
-//! Opens a `TursoStore` on `<data_dir>/memory.db` and a `RedbCache` on `<data_dir>/cache.redb`
-//! (the embedded default: no server), ingests every sample episode through the public facade
-//! unless the namespace already holds them, and prints a summary and a few episodes.
+//! Opens the embedded default ([`crate::embedded::open_default`]: a `TursoStore` on
+//! `<data_dir>/memory.db` and a `RedbCache` on `<data_dir>/cache.redb`, no server), ingests
+//! every sample episode through the public facade unless the namespace already holds them, and
+//! prints a summary and a few episodes.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use memory_core::retrieval::RetrievalQuery;
-use memory_core::{Completion, Episode, MemoryConfig, Result, SelfLearningMemory};
-use memory_storage_redb::{RedbCache, RedbOptions};
-use memory_storage_turso::{TursoOptions, TursoStore};
+use memory_core::{Completion, Episode, Result, SelfLearningMemory};
 use tokio::task::JoinSet;
 
 use crate::dataset::{self, DatasetEpisode};
-
-/// Open the embedded default under `config.data_dir`.
-pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        memory_core::Error::storage(format!("cannot create {}", config.data_dir.display()))
-            .with_source(e)
-    })?;
-    let durable =
-        TursoStore::open_local(config.data_dir.join("memory.db"), TursoOptions::default()).await?;
-    let cache =
-        RedbCache::open_async(config.data_dir.join("cache.redb"), RedbOptions::default()).await?;
-    SelfLearningMemory::builder()
-        .durable(durable)
-        .journal(cache.journal())
-        .cache(cache)
-        .config(config)
-        .open()
-        .await
-}
+use crate::embedded::open_default;
 
 /// Record one sample episode through the facade: start, steps, completion.
 pub async fn ingest_one(memory: &SelfLearningMemory, e: DatasetEpisode) -> Result<Episode> {
@@ -80,10 +61,11 @@ fn missing(sample: Vec<DatasetEpisode>, stored: &[Episode]) -> Vec<DatasetEpisod
 
 /// The `demo` command.
 pub async fn run() -> Result<()> {
-    let config = MemoryConfig::from_env()?;
-    let dir = config.data_dir.clone();
-    println!("data directory: {} (memory.db, cache.redb)", dir.display());
-    let memory = open_embedded(config).await?;
+    let memory = open_default().await?;
+    println!(
+        "data directory: {} (memory.db, cache.redb)",
+        memory.config().data_dir.display()
+    );
 
     let sample = dataset::load(&dataset::bundled_sample())?;
     let namespace = sample

@@ -5,7 +5,9 @@
 
 pub mod dataset;
 pub mod demo;
+pub mod embedded;
 pub mod index_cmd;
 pub mod synthetic;
+pub mod transfer_cmd;
 pub mod workload;
 pub mod write_cmd;

@@ -2,14 +2,15 @@
 //!
 //! `memory-bench demo` ingests the bundled sample of real agent episodes into the embedded
 //! default (a local libsql file and a redb cache under `MEMORY_DATA_DIR`, default `data`),
-//! then reads some back. Running it again reuses the stored data.
+//! then reads some back. Running it again reuses the stored data. `export` and `import` back
+//! that data up as JSON lines and restore it (`memory_core::transfer`).
 
 use std::process::ExitCode;
 
-use memory_bench::{demo, index_cmd, write_cmd};
+use memory_bench::{demo, index_cmd, transfer_cmd, write_cmd};
 
 fn usage() -> &'static str {
-    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n  write   measure the write path: write [--backend memory|turso|turso-per-op] [--tasks N]\n          [--episodes N (per task)] [--steps N (per episode)] [--batched]\n          [--batch-delay-us N] [--batch-ops N] (group-commit bounds, turso only)\n  index   measure the in-memory index: index [--episodes N] [--queries N]\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
+    "usage: memory-bench <command>\n\ncommands:\n  demo    ingest the bundled sample into the local data directory and read it back\n  write   measure the write path: write [--backend memory|turso|turso-per-op] [--tasks N]\n          [--episodes N (per task)] [--steps N (per episode)] [--batched]\n          [--batch-delay-us N] [--batch-ops N] (group-commit bounds, turso only)\n  index   measure the in-memory index: index [--episodes N] [--queries N]\n  export  write every episode of the local data directory as JSON lines (backup):\n          export [--out FILE|-] [--after ID | --resume] (--resume continues an\n          interrupted export into FILE after its last complete line)\n  import  store the episodes of a JSON-lines file (an export or the sample format):\n          import FILE|- [--on-bad-line abort|skip] (default abort; running it again\n          after an interruption is safe)\n\nSettings come from MEMORY_* variables (docs/configuration.md)."
 }
 
 fn main() -> ExitCode {
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
         Some("demo") => runtime.block_on(demo::run()),
         Some("write") => runtime.block_on(write_cmd::run(&args[1..])),
         Some("index") => index_cmd::run(&args[1..]),
+        Some("export") => runtime.block_on(transfer_cmd::export(&args[1..])),
+        Some("import") => runtime.block_on(transfer_cmd::import(&args[1..])),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             return ExitCode::SUCCESS;

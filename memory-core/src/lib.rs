@@ -43,6 +43,7 @@ pub mod record;
 pub mod retrieval;
 pub mod store;
 pub mod time;
+pub mod transfer;
 
 pub use config::{AuthToken, DurableMode, DurableTarget, MemoryConfig};
 pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};

@@ -1,0 +1,33 @@
+//! Opening the embedded default (a local libsql file and a redb cache with its journal, no
+//! server), shared by every command that works on the user's data directory (`demo`,
+//! `export`, `import`), so they all see the same files with the same settings.
+
+use memory_core::{MemoryConfig, Result, SelfLearningMemory};
+use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_turso::{TursoOptions, TursoStore};
+
+/// Open the embedded default under `config.data_dir`: `memory.db` (`TursoStore`) and
+/// `cache.redb` (`RedbCache` and its journal), creating the directory if needed.
+pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        memory_core::Error::storage(format!("cannot create {}", config.data_dir.display()))
+            .with_source(e)
+    })?;
+    let durable =
+        TursoStore::open_local(config.data_dir.join("memory.db"), TursoOptions::default()).await?;
+    let cache =
+        RedbCache::open_async(config.data_dir.join("cache.redb"), RedbOptions::default()).await?;
+    SelfLearningMemory::builder()
+        .durable(durable)
+        .journal(cache.journal())
+        .cache(cache)
+        .config(config)
+        .open()
+        .await
+}
+
+/// The embedded default with the settings of the `MEMORY_*` variables
+/// (`MemoryConfig::from_env`; `MEMORY_DATA_DIR` chooses the directory, default `data`).
+pub async fn open_default() -> Result<SelfLearningMemory> {
+    open_embedded(MemoryConfig::from_env()?).await
+}

@@ -32,9 +32,9 @@
 //! domain values), `error` (libsql errors to `memory_core::Error`), `exec` (driving libsql's
 //! calls on a plain thread) and `retry` (back-off for transient network failures).
 //!
-//! **Modes.** [`TursoStore::open_local`] (the default: a file), [`TursoStore::open_remote`]
+//! **Modes.** [`TursoStore::open_local`] (the default: a file), `TursoStore::open_remote`
 //! (a libsql server such as sqld or Turso; cargo feature `remote`) and
-//! [`TursoStore::open_replica`] (an embedded replica: a local file synced from a remote
+//! `TursoStore::open_replica` (an embedded replica: a local file synced from a remote
 //! primary, reads local, writes delegated; feature `replica`). `https://`/`libsql://` URLs
 //! need the `tls` feature; without it only `http://` is accepted. `docs/deployment.md`
 //! compares the modes.

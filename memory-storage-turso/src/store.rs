@@ -372,6 +372,45 @@ impl TursoStore {
         .await
     }
 
+    /// Open the store `target` describes (`MemoryConfig::durable`, from the `MEMORY_DURABLE_*`
+    /// variables): the local file `<data_dir>/memory.db`, the remote server, or the embedded
+    /// replica `<data_dir>/replica.db`. A mode whose cargo feature (`remote`, `replica`) is not
+    /// compiled in is an `InvalidInput` error saying so.
+    pub async fn open_target(
+        target: &memory_core::DurableTarget,
+        data_dir: &Path,
+        options: TursoOptions,
+    ) -> Result<Self> {
+        use memory_core::DurableMode;
+        target.validate()?;
+        let url = target.url.as_deref().unwrap_or_default();
+        match target.mode {
+            DurableMode::Local => Self::open_local(data_dir.join("memory.db"), options).await,
+            #[cfg(feature = "remote")]
+            DurableMode::Remote => Self::open_remote(url, &target.auth_token, options).await,
+            #[cfg(feature = "replica")]
+            DurableMode::Replica => {
+                Self::open_replica(
+                    data_dir.join("replica.db"),
+                    url,
+                    &target.auth_token,
+                    target.replica_sync_interval,
+                    options,
+                )
+                .await
+            }
+            #[allow(unreachable_patterns)]
+            mode => {
+                let _ = url;
+                Err(Error::invalid(
+                    "durable.mode",
+                    "a mode compiled into memory-storage-turso (features `remote`, `replica`)",
+                    format!("{mode:?}"),
+                ))
+            }
+        }
+    }
+
     /// Pull the primary's latest changes into this embedded replica now (retried like any
     /// network call). `InvalidInput` for a local or remote store, which have nothing to sync.
     pub async fn sync(&self) -> Result<()> {

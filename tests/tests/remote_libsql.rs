@@ -22,10 +22,7 @@ fn no_token() -> AuthToken {
 }
 
 /// An engine over `durable` with the redb cache and journal in `dir`.
-async fn engine(
-    durable: impl memory_core::store::DurableStore,
-    dir: &Path,
-) -> SelfLearningMemory {
+async fn engine(durable: impl memory_core::store::DurableStore, dir: &Path) -> SelfLearningMemory {
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default())
         .await
         .expect("cache");
@@ -158,7 +155,10 @@ async fn two_engines_share_a_database_one_through_a_replica() {
 
     // B writes through its replica (delegated to the primary) and reads its own write; A
     // (remote) reads it at once.
-    let id_b = b.start_episode("roll back the canary", ctx()).await.unwrap();
+    let id_b = b
+        .start_episode("roll back the canary", ctx())
+        .await
+        .unwrap();
     b.log_step(id_b, NewStep::new("kubectl", "rollout undo"))
         .await
         .unwrap();

@@ -125,7 +125,9 @@ async fn a_server_outage_loses_nothing_acknowledged() {
     let direct = TursoStore::open_remote(server.url(), &AuthToken::default(), options())
         .await
         .unwrap();
-    let stored = memory_core::store::scan_all_summaries(&direct).await.unwrap();
+    let stored = memory_core::store::scan_all_summaries(&direct)
+        .await
+        .unwrap();
     for e in &acknowledged {
         assert_eq!(direct.get_episode(e.id).await.unwrap().as_ref(), Some(e));
     }

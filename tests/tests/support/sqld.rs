@@ -35,10 +35,7 @@ struct Spawned {
 /// capture) so a skipped test is never mistaken for a passed one.
 pub fn skipped(test: &str, need: &str) {
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: {test}: no server ({need})"
-    );
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: no server ({need})");
 }
 
 impl Server {

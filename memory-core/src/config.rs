@@ -103,6 +103,12 @@ pub struct MemoryConfig {
     pub data_dir: PathBuf,
     /// Where the durable store lives: local file (default), remote server or embedded replica.
     pub durable: DurableTarget,
+    /// Bytes of decoded episodes kept in memory in front of the cache store (a byte-weighed,
+    /// bounded in-process tier; `store::HotCache`). 0 turns it off. Default 64 MiB.
+    pub hot_cache_bytes: u64,
+    /// Longest an entry stays in the in-process tier, bounding how long it can outlive a change
+    /// made by another instance of a shared database. Default 60 s.
+    pub hot_cache_ttl: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -119,6 +125,8 @@ impl Default for MemoryConfig {
             reconcile_interval: Some(Duration::from_secs(60)),
             data_dir: PathBuf::from("data"),
             durable: DurableTarget::default(),
+            hot_cache_bytes: 64 * 1024 * 1024,
+            hot_cache_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -238,6 +246,14 @@ const VARS: &[(&str, Setter)] = &[
         c.data_dir = PathBuf::from(v);
         Ok(())
     }),
+    ("MEMORY_HOT_CACHE_BYTES", |c, n, v| {
+        c.hot_cache_bytes = parse(n, v, "bytes (0 turns the in-process tier off)")?;
+        Ok(())
+    }),
+    ("MEMORY_HOT_CACHE_TTL_MS", |c, n, v| {
+        c.hot_cache_ttl = Duration::from_millis(parse(n, v, "milliseconds")?);
+        Ok(())
+    }),
     ("MEMORY_DURABLE_MODE", |c, n, v| {
         c.durable.mode = match v.trim() {
             "local" => DurableMode::Local,
@@ -300,6 +316,9 @@ impl MemoryConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
+        }
+        if self.hot_cache_ttl.is_zero() {
+            return Err(Error::invalid("hot_cache_ttl", "more than 0", "0"));
         }
         self.durable.validate()
     }
@@ -444,6 +463,8 @@ mod tests {
             ("MEMORY_REPLAY_INTERVAL_MS", "26"),
             ("MEMORY_RECONCILE_INTERVAL_MS", "0"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
+            ("MEMORY_HOT_CACHE_BYTES", "28"),
+            ("MEMORY_HOT_CACHE_TTL_MS", "29"),
             ("MEMORY_DURABLE_MODE", "replica"),
             ("MEMORY_DURABLE_URL", "http://127.0.0.1:8080"),
             ("MEMORY_DURABLE_AUTH_TOKEN", "s3cret-token"),
@@ -481,6 +502,8 @@ mod tests {
         assert_eq!(c.resilience.max_journal_entries, 25);
         assert_eq!(c.replay_interval, Duration::from_millis(26));
         assert_eq!(c.reconcile_interval, None);
+        assert_eq!(c.hot_cache_bytes, 28);
+        assert_eq!(c.hot_cache_ttl, Duration::from_millis(29));
         assert_eq!(c.durable.mode, DurableMode::Replica);
         assert_eq!(c.durable.url.as_deref(), Some("http://127.0.0.1:8080"));
         assert_eq!(c.durable.auth_token.expose(), "s3cret-token");

@@ -1,20 +1,22 @@
-//! Opening the embedded default (a local libsql file and a redb cache with its journal, no
-//! server), shared by every command that works on the user's data directory (`demo`,
-//! `export`, `import`), so they all see the same files with the same settings.
+//! Opening the engine on the user's data directory: the embedded default (a local libsql file
+//! and a redb cache with its journal, no server) unless `MEMORY_DURABLE_MODE` chooses a remote
+//! server or an embedded replica (docs/deployment.md). Shared by every command that works on
+//! the user's data (`demo`, `export`, `import`), so they all see the same stores.
 
 use memory_core::{MemoryConfig, Result, SelfLearningMemory};
 use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
-/// Open the embedded default under `config.data_dir`: `memory.db` (`TursoStore`) and
-/// `cache.redb` (`RedbCache` and its journal), creating the directory if needed.
+/// Open the engine under `config.data_dir`, creating the directory if needed: the durable
+/// store `config.durable` describes (by default `memory.db`) and `cache.redb` (`RedbCache` and
+/// its journal).
 pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         memory_core::Error::storage(format!("cannot create {}", config.data_dir.display()))
             .with_source(e)
     })?;
     let durable =
-        TursoStore::open_local(config.data_dir.join("memory.db"), TursoOptions::default()).await?;
+        TursoStore::open_target(&config.durable, &config.data_dir, TursoOptions::default()).await?;
     let cache =
         RedbCache::open_async(config.data_dir.join("cache.redb"), RedbOptions::default()).await?;
     SelfLearningMemory::builder()

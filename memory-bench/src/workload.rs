@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use memory_core::store::{InMemoryCache, InMemoryStore};
-use memory_core::{MemoryConfig, NewStep, Outcome, Result, SelfLearningMemory, TaskContext};
+use memory_core::{
+    AuthToken, MemoryConfig, NewStep, Outcome, Result, SelfLearningMemory, TaskContext,
+};
 use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{CommitMode, Durability, TursoOptions, TursoStore};
 
@@ -20,6 +22,10 @@ pub enum Backend {
     /// The embedded default: a local libsql file + a redb cache, with these options
     /// (`TursoOptions::default()` is fsync per commit with group commit).
     Turso(TursoOptions),
+    /// A remote libsql server at this `http://` URL (no auth) + a local redb cache.
+    Remote(String),
+    /// An embedded replica of the server at this `http://` URL + a local redb cache.
+    Replica(String),
 }
 
 impl Backend {
@@ -48,33 +54,47 @@ impl Backend {
                 ),
                 CommitMode::PerOperation => "libsql+redb, per-op commit".into(),
             },
+            Backend::Remote(url) => format!("remote libsql ({url})+redb"),
+            Backend::Replica(url) => format!("embedded replica of {url}+redb"),
         }
     }
 
     /// Open the backend in `dir` (unused for `Memory`) with `config`.
     pub async fn open(&self, dir: &Path, config: MemoryConfig) -> Result<SelfLearningMemory> {
         let builder = SelfLearningMemory::builder().config(config);
-        match self {
+        let none = AuthToken::default();
+        let durable = match self {
             Backend::Memory => {
-                builder
+                return builder
                     .durable(InMemoryStore::new())
                     .cache(InMemoryCache::new())
                     .open()
-                    .await
+                    .await;
             }
             Backend::Turso(options) => {
-                let durable =
-                    TursoStore::open_local(dir.join("memory.db"), options.clone()).await?;
-                let cache =
-                    RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
-                builder
-                    .durable(durable)
-                    .journal(cache.journal())
-                    .cache(cache)
-                    .open()
-                    .await
+                TursoStore::open_local(dir.join("memory.db"), options.clone()).await?
             }
-        }
+            Backend::Remote(url) => {
+                TursoStore::open_remote(url, &none, TursoOptions::default()).await?
+            }
+            Backend::Replica(url) => {
+                TursoStore::open_replica(
+                    dir.join("replica.db"),
+                    url,
+                    &none,
+                    None,
+                    TursoOptions::default(),
+                )
+                .await?
+            }
+        };
+        let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+        builder
+            .durable(durable)
+            .journal(cache.journal())
+            .cache(cache)
+            .open()
+            .await
     }
 }
 

@@ -28,10 +28,12 @@ pub async fn run(args: &[String]) -> Result<()> {
                     Some("memory") => Backend::Memory,
                     Some("turso") => Backend::turso(true),
                     Some("turso-per-op") => Backend::turso(false),
+                    Some(b) if b.starts_with("remote:") => Backend::Remote(b[7..].to_owned()),
+                    Some(b) if b.starts_with("replica:") => Backend::Replica(b[8..].to_owned()),
                     other => {
                         return Err(Error::invalid(
                             "--backend",
-                            "memory, turso or turso-per-op",
+                            "memory, turso, turso-per-op, remote:<http url> or replica:<http url>",
                             format!("{other:?}"),
                         ));
                     }

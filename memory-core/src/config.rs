@@ -10,6 +10,68 @@ use crate::id::truncate_for_message;
 use crate::limits::Limits;
 use crate::retrieval::{FlagValues, RetrievalConfig};
 
+/// A credential for a remote store. Never printed: `Debug` shows only whether one is set, and
+/// there is no `Display`; read it with [`AuthToken::expose`] where it is handed to the client.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    /// Wrap a token (empty means none).
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, for the client that sends it. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a token is set.
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() {
+            "AuthToken(<redacted>)"
+        } else {
+            "AuthToken(<none>)"
+        })
+    }
+}
+
+/// Where the durable store lives. The core never connects anywhere; the binaries that open
+/// backends read this (see `docs/deployment.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DurableMode {
+    /// A local libsql file, `<data_dir>/memory.db` (the default).
+    #[default]
+    Local,
+    /// A remote libsql server (sqld or Turso) at [`DurableTarget::url`].
+    Remote,
+    /// An embedded replica: `<data_dir>/replica.db`, kept in sync with the primary at
+    /// [`DurableTarget::url`]; reads are local, writes go to the primary.
+    Replica,
+}
+
+/// The durable store's location and credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DurableTarget {
+    /// Local file, remote server or embedded replica. Default local.
+    pub mode: DurableMode,
+    /// The server's URL (`http://` or `libsql://`/`https://`); required for remote and
+    /// replica, refused for local.
+    pub url: Option<String>,
+    /// The server's auth token; empty for a server without authentication.
+    pub auth_token: AuthToken,
+    /// How often an embedded replica pulls the primary's changes in the background; `None`
+    /// (the default) syncs only at open, after this instance's own writes (read-your-writes)
+    /// and when `sync()` is called.
+    pub replica_sync_interval: Option<Duration>,
+}
+
 /// Everything the engine can be configured with. Every default is documented here and in
 /// `docs/configuration.md`.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +101,14 @@ pub struct MemoryConfig {
     /// Where the embedded default keeps its files (`memory.db`, `cache.redb`). Default `data`.
     /// The core never touches it; the binaries that open backends read it from here.
     pub data_dir: PathBuf,
+    /// Where the durable store lives: local file (default), remote server or embedded replica.
+    pub durable: DurableTarget,
+    /// Bytes of decoded episodes kept in memory in front of the cache store (a byte-weighed,
+    /// bounded in-process tier; `store::HotCache`). 0 turns it off. Default 64 MiB.
+    pub hot_cache_bytes: u64,
+    /// Longest an entry stays in the in-process tier, bounding how long it can outlive a change
+    /// made by another instance of a shared database. Default 60 s.
+    pub hot_cache_ttl: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -54,6 +124,9 @@ impl Default for MemoryConfig {
             replay_interval: Duration::from_secs(1),
             reconcile_interval: Some(Duration::from_secs(60)),
             data_dir: PathBuf::from("data"),
+            durable: DurableTarget::default(),
+            hot_cache_bytes: 64 * 1024 * 1024,
+            hot_cache_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -173,6 +246,42 @@ const VARS: &[(&str, Setter)] = &[
         c.data_dir = PathBuf::from(v);
         Ok(())
     }),
+    ("MEMORY_HOT_CACHE_BYTES", |c, n, v| {
+        c.hot_cache_bytes = parse(n, v, "bytes (0 turns the in-process tier off)")?;
+        Ok(())
+    }),
+    ("MEMORY_HOT_CACHE_TTL_MS", |c, n, v| {
+        c.hot_cache_ttl = Duration::from_millis(parse(n, v, "milliseconds")?);
+        Ok(())
+    }),
+    ("MEMORY_DURABLE_MODE", |c, n, v| {
+        c.durable.mode = match v.trim() {
+            "local" => DurableMode::Local,
+            "remote" => DurableMode::Remote,
+            "replica" => DurableMode::Replica,
+            _ => {
+                return Err(Error::invalid(
+                    n,
+                    "local, remote or replica",
+                    truncate_for_message(v),
+                ));
+            }
+        };
+        Ok(())
+    }),
+    ("MEMORY_DURABLE_URL", |c, _, v| {
+        c.durable.url = Some(v.trim().to_owned()).filter(|u| !u.is_empty());
+        Ok(())
+    }),
+    ("MEMORY_DURABLE_AUTH_TOKEN", |c, _, v| {
+        c.durable.auth_token = AuthToken::new(v.trim());
+        Ok(())
+    }),
+    ("MEMORY_REPLICA_SYNC_INTERVAL_MS", |c, n, v| {
+        let ms: u64 = parse(n, v, "milliseconds (0 turns it off)")?;
+        c.durable.replica_sync_interval = (ms > 0).then(|| Duration::from_millis(ms));
+        Ok(())
+    }),
 ];
 
 /// Prefix of variables reserved for the test suites (e.g. `MEMORY_TEST_LIBSQL_URL`), which
@@ -208,7 +317,10 @@ impl MemoryConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
         }
-        Ok(())
+        if self.hot_cache_ttl.is_zero() {
+            return Err(Error::invalid("hot_cache_ttl", "more than 0", "0"));
+        }
+        self.durable.validate()
     }
 
     /// The retrieval configuration the engine runs with: `retrieval` with the embedding
@@ -259,6 +371,39 @@ impl MemoryConfig {
     }
 }
 
+impl DurableTarget {
+    /// A URL exactly for remote and replica modes, with a scheme the clients speak.
+    pub fn validate(&self) -> Result<()> {
+        match (self.mode, &self.url) {
+            (DurableMode::Local, None) => Ok(()),
+            (DurableMode::Local, Some(_)) => Err(Error::invalid(
+                "durable.url",
+                "unset in local mode (set MEMORY_DURABLE_MODE=remote or replica to use it)",
+                "a URL",
+            )),
+            (_, None) => Err(Error::invalid(
+                "durable.url",
+                "the server URL (MEMORY_DURABLE_URL) in remote and replica modes",
+                "unset",
+            )),
+            (_, Some(url)) => {
+                let ok = ["http://", "https://", "libsql://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len());
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "durable.url",
+                        "an http://, https:// or libsql:// URL",
+                        truncate_for_message(url),
+                    ))
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +416,27 @@ mod tests {
             MemoryConfig::from_vars::<_, &str, &str>([]).unwrap(),
             MemoryConfig::default()
         );
+    }
+
+    #[test]
+    fn the_durable_target_needs_a_url_exactly_when_remote() {
+        let url = |mode: &str, url: &str| {
+            MemoryConfig::from_vars([("MEMORY_DURABLE_MODE", mode), ("MEMORY_DURABLE_URL", url)])
+                .map(|c| c.durable)
+        };
+        assert!(url("remote", "http://127.0.0.1:8080").is_ok());
+        assert!(url("replica", "libsql://db.example.turso.io").is_ok());
+        for (mode, u) in [
+            ("local", "http://x"),
+            ("remote", ""),
+            ("remote", "ftp://x"),
+            ("remote", "http://"),
+        ] {
+            let e = url(mode, u).unwrap_err();
+            assert_eq!(e.violation().unwrap().field, "durable.url", "{mode} {u}");
+        }
+        let e = MemoryConfig::from_vars([("MEMORY_DURABLE_MODE", "cloud")]).unwrap_err();
+        assert_eq!(e.violation().unwrap().field, "MEMORY_DURABLE_MODE");
     }
 
     #[test]
@@ -297,6 +463,12 @@ mod tests {
             ("MEMORY_REPLAY_INTERVAL_MS", "26"),
             ("MEMORY_RECONCILE_INTERVAL_MS", "0"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
+            ("MEMORY_HOT_CACHE_BYTES", "28"),
+            ("MEMORY_HOT_CACHE_TTL_MS", "29"),
+            ("MEMORY_DURABLE_MODE", "replica"),
+            ("MEMORY_DURABLE_URL", "http://127.0.0.1:8080"),
+            ("MEMORY_DURABLE_AUTH_TOKEN", "s3cret-token"),
+            ("MEMORY_REPLICA_SYNC_INTERVAL_MS", "27"),
             ("MEMORY_TEST_LIBSQL_URL", "ignored"),
             ("PATH", "ignored"),
         ];
@@ -330,6 +502,19 @@ mod tests {
         assert_eq!(c.resilience.max_journal_entries, 25);
         assert_eq!(c.replay_interval, Duration::from_millis(26));
         assert_eq!(c.reconcile_interval, None);
+        assert_eq!(c.hot_cache_bytes, 28);
+        assert_eq!(c.hot_cache_ttl, Duration::from_millis(29));
+        assert_eq!(c.durable.mode, DurableMode::Replica);
+        assert_eq!(c.durable.url.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(c.durable.auth_token.expose(), "s3cret-token");
+        assert_eq!(
+            c.durable.replica_sync_interval,
+            Some(Duration::from_millis(27))
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the token never appears in Debug output"
+        );
         assert_eq!(
             c.flags,
             FlagValues {

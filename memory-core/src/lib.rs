@@ -45,7 +45,7 @@ pub mod store;
 pub mod time;
 pub mod transfer;
 
-pub use config::MemoryConfig;
+pub use config::{AuthToken, DurableMode, DurableTarget, MemoryConfig};
 pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};
 pub use engine::{
     MemoryBuilder, PermitStats, ReconcileReport, RetrievedEpisode, SelfLearningMemory,

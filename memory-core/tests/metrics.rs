@@ -75,6 +75,12 @@ async fn every_operation_is_counted_once() {
     assert_eq!(s.in_progress_episodes, 0);
     assert!(s.index_memory_bytes > 0);
     assert!(s.cache.hits > hits.len() as u64, "{:?}", s.cache);
+    let hot = s.hot_cache.expect("on");
+    assert!(
+        hot.hits >= 1 && hot.hits <= s.cache.hits,
+        "the hot tier answered reads: {hot:?}"
+    );
+    assert_eq!(hot.entries, 4, "the completed episodes still stored");
     assert_eq!(
         s.retrieval_paths.hierarchical + s.retrieval_paths.flat + s.retrieval_paths.fallback,
         1
@@ -99,6 +105,8 @@ async fn store_errors_and_the_breaker_are_reported() {
         .journal(InMemoryJournal::new())
         .config(MemoryConfig {
             reconcile_interval: None,
+            // The cache read below must reach the failing cache store.
+            hot_cache_bytes: 0,
             resilience: ResilienceConfig {
                 breaker: BreakerConfig {
                     failure_threshold: 1,

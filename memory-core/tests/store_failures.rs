@@ -7,7 +7,7 @@ use std::sync::Arc;
 use memory_core::store::{
     CacheStore, DurableStore, FaultInjector, FaultPlan, Faulty, InMemoryCache, InMemoryStore, Op,
 };
-use memory_core::{ErrorKind, NewStep, Outcome, SelfLearningMemory, TaskContext};
+use memory_core::{ErrorKind, MemoryConfig, NewStep, Outcome, SelfLearningMemory, TaskContext};
 
 fn ctx() -> TaskContext {
     TaskContext::new("ns", "d", "t")
@@ -165,6 +165,11 @@ async fn a_corrupt_cache_record_is_never_served() {
     let m = SelfLearningMemory::builder()
         .durable(store.clone())
         .cache(cache.clone())
+        // No in-process tier: it would answer from memory, and this is about the store below.
+        .config(MemoryConfig {
+            hot_cache_bytes: 0,
+            ..Default::default()
+        })
         .open()
         .await
         .unwrap();

@@ -2,8 +2,11 @@
 //!
 //! libsql's local calls are `async fn`s that do all their work synchronously when polled, so
 //! they must never run on a tokio worker thread. The writer thread and the read pool (inside
-//! `spawn_blocking`) drive them through [`block_on`]. This module owns nothing else and must
-//! never be used from inside an async task.
+//! `spawn_blocking`) drive them through an [`Exec`]: a local file needs nothing but a parked
+//! thread ([`block_on`]); a remote server or an embedded replica does network I/O, so its
+//! futures are driven with the runtime that opened the store (its reactor does the I/O and
+//! its timers the retry back-off). This module owns nothing else and must never be used from
+//! inside an async task.
 
 use std::future::Future;
 use std::pin::pin;
@@ -21,6 +24,25 @@ impl Wake for ThreadWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
+    }
+}
+
+/// How blocking threads drive libsql futures.
+#[derive(Clone, Debug)]
+pub(crate) enum Exec {
+    /// Local file: futures complete without I/O readiness; park the thread meanwhile.
+    Park,
+    /// Network modes: drive the future with this runtime's reactor and timers.
+    Runtime(tokio::runtime::Handle),
+}
+
+impl Exec {
+    /// Run `future` to completion on the current (non-async) thread.
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match self {
+            Exec::Park => block_on(future),
+            Exec::Runtime(handle) => handle.block_on(future),
+        }
     }
 }
 

@@ -29,19 +29,28 @@
 //! Module map: [`options`] (configuration), [`schema`] (tables and migrations), and the
 //! private `store` (the facade type), `writer` (the writer thread and group commit),
 //! `write_ops` (the SQL of each write), `reader` (read pool and queries), `codec` (rows to
-//! domain values), `error` (libsql errors to `memory_core::Error`) and `exec` (driving libsql's
-//! synchronous-in-async local calls on a plain thread).
+//! domain values), `error` (libsql errors to `memory_core::Error`), `exec` (driving libsql's
+//! calls on a plain thread) and `retry` (back-off for transient network failures).
+//!
+//! **Modes.** [`TursoStore::open_local`] (the default: a file), `TursoStore::open_remote`
+//! (a libsql server such as sqld or Turso; cargo feature `remote`) and
+//! `TursoStore::open_replica` (an embedded replica: a local file synced from a remote
+//! primary, reads local, writes delegated; feature `replica`). `https://`/`libsql://` URLs
+//! need the `tls` feature; without it only `http://` is accepted. `docs/deployment.md`
+//! compares the modes.
 
 mod codec;
 mod error;
 mod exec;
 pub mod options;
 mod reader;
+mod retry;
 pub mod schema;
 mod store;
 mod write_ops;
 mod writer;
 
 pub use options::{CommitMode, Durability, TursoOptions};
+pub use retry::RetryPolicy;
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION, SchemaChange};
 pub use store::TursoStore;

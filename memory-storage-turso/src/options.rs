@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use memory_core::{Error, Result};
 
+use crate::retry::RetryPolicy;
+
 /// What an acknowledged write survives. Maps to SQLite's `PRAGMA synchronous` in WAL mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -63,6 +65,11 @@ pub struct TursoOptions {
     /// first, so a lone sequential writer pays it on every write; measured here it lowered
     /// throughput at 16 writers (docs/benchmarks.md). At most 10 s.
     pub max_batch_delay: Duration,
+    /// Retries of transient network failures in the remote and replica modes (reads, and
+    /// write batches that failed before their commit); ignored for a local file, whose
+    /// transient failure (a lock held by another process) is waited out by `busy_timeout`.
+    /// Default [`RetryPolicy::default`]: 4 attempts, 50 ms doubling to 2 s, full jitter.
+    pub retry: RetryPolicy,
 }
 
 impl Default for TursoOptions {
@@ -75,6 +82,7 @@ impl Default for TursoOptions {
             commit_mode: CommitMode::Grouped,
             max_batch_ops: 64,
             max_batch_delay: Duration::ZERO,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -111,7 +119,7 @@ impl TursoOptions {
                 format!("{:?}", self.max_batch_delay),
             ));
         }
-        Ok(())
+        self.retry.validate()
     }
 }
 

@@ -20,12 +20,20 @@ use crate::codec::{
     decode_summary, episode_columns, id_value, row_values, step_columns, summary_columns,
 };
 use crate::error::{db_error, shutting_down};
-use crate::exec::block_on;
+use crate::exec::Exec;
+use crate::retry::{self, RetryPolicy};
 
 /// The read connections and the permits that hand them out.
 pub(crate) struct ReadPool {
     connections: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// How the blocking threads drive libsql futures.
+    exec: Exec,
+    /// Retries of reads that failed transiently (network modes; `none` for a local file).
+    retry: RetryPolicy,
+    /// The database, in the network modes, to replace a connection a network failure left
+    /// unusable (a stale stream is refused by the server even once it is back).
+    reconnect: Option<Arc<libsql::Database>>,
 }
 
 /// A connection on loan to one blocking read; returns itself to the pool when dropped, even
@@ -34,6 +42,14 @@ struct Lease {
     pool: Arc<ReadPool>,
     conn: Option<Connection>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Lease {
+    /// Hand `fresh` back to the pool instead of the leased connection (which a network
+    /// failure left unusable).
+    fn replace(&mut self, fresh: Connection) {
+        self.conn = Some(fresh);
+    }
 }
 
 impl Drop for Lease {
@@ -47,11 +63,19 @@ impl Drop for Lease {
 }
 
 impl ReadPool {
-    pub(crate) fn new(connections: Vec<Connection>) -> Arc<Self> {
+    pub(crate) fn new(
+        connections: Vec<Connection>,
+        exec: Exec,
+        retry: RetryPolicy,
+        reconnect: Option<Arc<libsql::Database>>,
+    ) -> Arc<Self> {
         let n = connections.len();
         Arc::new(Self {
             connections: Mutex::new(connections),
             permits: Arc::new(Semaphore::new(n)),
+            exec,
+            retry,
+            reconnect,
         })
     }
 
@@ -67,7 +91,7 @@ impl ReadPool {
     async fn with_connection<T, F>(self: &Arc<Self>, read: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &Exec) -> Result<T> + Send + 'static,
     {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
@@ -79,11 +103,13 @@ impl ReadPool {
             .map_err(|_| Error::storage("read pool lock poisoned by a panic"))?
             .pop()
             .ok_or_else(shutting_down)?;
-        let lease = Lease {
+        let mut lease = Lease {
             pool: Arc::clone(self),
             conn: Some(conn),
             _permit: permit,
         };
+        let exec = self.exec.clone();
+        let reconnect = self.reconnect.clone();
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|e| Error::storage("TursoStore reads need a tokio runtime").with_source(e))?;
         handle
@@ -92,7 +118,14 @@ impl ReadPool {
                     .conn
                     .as_ref()
                     .ok_or_else(|| Error::storage("read lease without a connection"))?;
-                read(conn)
+                let result = read(conn, &exec);
+                if let (Err(e), Some(db)) = (&result, &reconnect)
+                    && e.is_transient()
+                    && let Ok(fresh) = db.connect()
+                {
+                    lease.replace(fresh);
+                }
+                result
             })
             .await
             .map_err(|e| Error::storage("a read task panicked or was cancelled").with_source(e))?
@@ -100,8 +133,12 @@ impl ReadPool {
 
     /// `DurableStore::get_episode`.
     pub(crate) async fn get_episode(self: &Arc<Self>, id: EpisodeId) -> Result<Option<Episode>> {
-        self.with_connection(move |conn| block_on(in_snapshot(conn, get_episode(conn, id))))
-            .await
+        retry::retry(self.retry, "get_episode", || {
+            self.with_connection(move |conn, exec| {
+                exec.block_on(in_snapshot(conn, get_episode(conn, id)))
+            })
+        })
+        .await
     }
 
     /// `DurableStore::list_episodes`.
@@ -109,9 +146,13 @@ impl ReadPool {
         self: &Arc<Self>,
         request: &ListRequest,
     ) -> Result<Page<Episode>> {
-        let request = request.clone();
-        self.with_connection(move |conn| block_on(in_snapshot(conn, list_episodes(conn, &request))))
-            .await
+        retry::retry(self.retry, "list_episodes", || {
+            let request = request.clone();
+            self.with_connection(move |conn, exec| {
+                exec.block_on(in_snapshot(conn, list_episodes(conn, &request)))
+            })
+        })
+        .await
     }
 
     /// `DurableStore::scan_summaries`.
@@ -120,8 +161,12 @@ impl ReadPool {
         after: Option<EpisodeId>,
         limit: usize,
     ) -> Result<Page<EpisodeSummary>> {
-        self.with_connection(move |conn| block_on(scan_summaries(conn, after, limit)))
-            .await
+        retry::retry(self.retry, "scan_summaries", || {
+            self.with_connection(move |conn, exec| {
+                exec.block_on(scan_summaries(conn, after, limit))
+            })
+        })
+        .await
     }
 }
 

@@ -52,6 +52,10 @@ pub const SCHEMA_VERSION: u32 = 2;
 ///   (and their data).
 /// - v2 `summaries`: the step-derived summary table, backfilled from `steps` on the way up, so
 ///   going down to 1 and up again loses nothing.
+///
+/// The SQL must parse with libsql's client-side parser too (remote and replica modes split
+/// statements with it): it does not know SQLite 3.44's `agg(x ORDER BY y)`, so the backfill
+/// orders a subquery instead (checked by `tests/migrations.rs`, tools in first-use order).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -110,10 +114,11 @@ pub const MIGRATIONS: &[Migration] = &[
             SELECT e.id,
                    (SELECT count(*) FROM steps s WHERE s.episode_id = e.id),
                    (SELECT count(*) FROM steps s WHERE s.episode_id = e.id AND s.success <> 0),
-                   (SELECT json_group_array(t.tool ORDER BY t.first_seq)
+                   (SELECT json_group_array(t.tool)
                       FROM (SELECT tool, min(seq) AS first_seq
                               FROM steps s WHERE s.episode_id = e.id
-                             GROUP BY tool) AS t)
+                             GROUP BY tool
+                             ORDER BY first_seq) AS t)
               FROM episodes e;
         ",
         down: "

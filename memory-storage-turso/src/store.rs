@@ -1,7 +1,8 @@
 //! [`TursoStore`]: opening, closing and the `DurableStore` implementation.
 //!
-//! Owns the lifecycle: open the file (refusing a newer schema before touching it), set WAL and
-//! the durability pragma, run pending migrations, open the read pool, start the writer thread;
+//! Owns the lifecycle: open the file, the remote database or the embedded replica (refusing a
+//! newer schema before touching it), set WAL and the durability pragma (local file only), run
+//! pending migrations, open the read pool, start the writer thread;
 //! route every write to the writer and every read to the pool; on `close` (or drop) let the
 //! writer finish what is queued and join it. It never runs a database call on a tokio worker
 //! thread and never holds a sync lock across an `.await`.
@@ -10,22 +11,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+#[cfg(feature = "replica")]
+use std::time::Duration;
 
 use async_trait::async_trait;
 use libsql::{Builder, Connection, Database, Value};
+#[cfg(any(feature = "remote", feature = "replica"))]
+use memory_core::AuthToken;
 use memory_core::store::{DurableStore, ListRequest, Page, WriteStats};
 use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result, Step};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{db_error, shutting_down};
-use crate::exec::block_on;
+use crate::exec::{Exec, block_on};
 use crate::options::{Durability, TursoOptions};
 use crate::reader::ReadPool;
+use crate::retry::RetryPolicy;
 use crate::schema::{self, SCHEMA_VERSION, SchemaChange};
 use crate::write_ops::{Statements, WriteOp};
 use crate::writer::{Counters, Message, Request, Writer};
 
-/// The durable store on a local libsql (SQLite-format) file.
+/// The durable store on libsql: a local (SQLite-format) file, a remote libsql server, or an
+/// embedded replica of one.
 ///
 /// - **Writes** go to one writer thread that group-commits them (see [`crate::CommitMode`]);
 ///   a write returns `Ok` only after its transaction committed with the configured
@@ -38,8 +45,15 @@ use crate::writer::{Counters, Message, Request, Writer};
 ///
 /// One `TursoStore` per file: a second store (or process) on the same file works, but its
 /// writes then wait on SQLite's file lock (up to [`TursoOptions::busy_timeout`]).
+///
+/// **Acknowledgements by mode.** Local: after the local commit (fsync'd with
+/// [`Durability::Full`]). Remote: after the server answered the `COMMIT` (the server's own
+/// durability applies). Replica: writes are delegated to the primary, so after the primary
+/// committed; the replica's local file catches up at the next sync (this instance's own
+/// reads wait for it: read-your-writes).
 pub struct TursoStore {
-    path: PathBuf,
+    /// The file, or the server (URL without credentials or query), for logs and errors.
+    location: String,
     /// `None` only while dropping: closing the channel tells the writer to stop.
     tx: Option<std::sync::mpsc::Sender<Message>>,
     /// Places in the writer's queue (`TursoOptions::queue_capacity`): async backpressure in
@@ -51,21 +65,100 @@ pub struct TursoStore {
     /// The writer's exit signal and thread. An async mutex because `close` holds it across
     /// the wait for the writer to finish, so concurrent `close` calls all return after it.
     shutdown: tokio::sync::Mutex<Option<(oneshot::Receiver<()>, JoinHandle<()>)>>,
-    /// Kept for the lifetime of the connections opened from it.
-    _db: Database,
+    /// Kept for the lifetime of the connections opened from it; replicas sync through it.
+    #[cfg_attr(not(feature = "replica"), allow(dead_code))]
+    db: Arc<Database>,
+    /// How blocking threads drive libsql futures (parked, or the opening runtime for network
+    /// modes).
+    exec: Exec,
+    /// Whether this is an embedded replica (the only mode with `sync`).
+    replica: bool,
+    /// Retries of transient network failures (`none` for a local file); used by `sync`.
+    #[cfg_attr(not(feature = "replica"), allow(dead_code))]
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for TursoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TursoStore")
-            .field("path", &self.path)
+            .field("location", &self.location)
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .field("writer", &self.counters.snapshot())
             .finish_non_exhaustive()
     }
 }
 
-/// What the blocking part of `open_local` hands back.
+/// Where a store's data lives, as given to one of the `open_*` constructors.
+enum Location {
+    Local(PathBuf),
+    #[cfg(feature = "remote")]
+    Remote {
+        url: String,
+        token: AuthToken,
+    },
+    #[cfg(feature = "replica")]
+    Replica {
+        path: PathBuf,
+        url: String,
+        token: AuthToken,
+        sync_interval: Option<Duration>,
+    },
+}
+
+impl Location {
+    /// For logs and error messages: never the token, never a URL's query or user info.
+    fn describe(&self) -> String {
+        match self {
+            Location::Local(path) => path.display().to_string(),
+            #[cfg(feature = "remote")]
+            Location::Remote { url, .. } => format!("remote {}", redact(url)),
+            #[cfg(feature = "replica")]
+            Location::Replica { path, url, .. } => {
+                format!("replica {} of {}", path.display(), redact(url))
+            }
+        }
+    }
+
+    fn is_local(&self) -> bool {
+        matches!(self, Location::Local(_))
+    }
+
+    fn is_replica(&self) -> bool {
+        #[cfg(feature = "replica")]
+        if matches!(self, Location::Replica { .. }) {
+            return true;
+        }
+        false
+    }
+}
+
+/// A URL without user info, path or query (where credentials could hide): scheme and host.
+#[cfg(any(feature = "remote", feature = "replica", test))]
+fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}")
+}
+
+/// The plain-HTTP connector for `http://` URLs; `None` lets libsql use its TLS connector
+/// (feature `tls`) for `https://` and `libsql://`. Without `tls` those are refused.
+#[cfg(any(feature = "remote", feature = "replica"))]
+fn connector_for(url: &str) -> Result<Option<hyper::client::HttpConnector>> {
+    if url.starts_with("http://") {
+        return Ok(Some(hyper::client::HttpConnector::new()));
+    }
+    if cfg!(feature = "tls") {
+        return Ok(None);
+    }
+    Err(Error::invalid(
+        "durable.url",
+        "an http:// URL (https:// and libsql:// need memory-storage-turso's `tls` feature)",
+        redact(url),
+    ))
+}
+
+/// What the blocking part of opening hands back.
 struct Opened {
     db: Database,
     writer: Connection,
@@ -87,6 +180,46 @@ where
         .map_err(|e| Error::storage(format!("{what} panicked or was cancelled")).with_source(e))?
 }
 
+/// Build the libsql database for `location` (connects nothing yet for a local file; a replica
+/// pulls the primary's current state).
+async fn build_database(location: &Location) -> Result<Database> {
+    #[cfg(any(feature = "remote", feature = "replica"))]
+    let what = || format!("opening {}", location.describe());
+    match location {
+        Location::Local(path) => open_database(path).await,
+        #[cfg(feature = "remote")]
+        Location::Remote { url, token } => {
+            let mut builder = Builder::new_remote(url.clone(), token.expose().to_owned());
+            if let Some(c) = connector_for(url)? {
+                builder = builder.connector(c);
+            }
+            builder.build().await.map_err(|e| db_error(what(), e))
+        }
+        #[cfg(feature = "replica")]
+        Location::Replica {
+            path,
+            url,
+            token,
+            sync_interval,
+        } => {
+            let mut builder =
+                Builder::new_remote_replica(path, url.clone(), token.expose().to_owned())
+                    .read_your_writes(true);
+            if let Some(c) = connector_for(url)? {
+                builder = builder.connector(c);
+            }
+            if let Some(every) = sync_interval {
+                builder = builder.sync_interval(*every);
+            }
+            let db = builder.build().await.map_err(|e| db_error(what(), e))?;
+            db.sync()
+                .await
+                .map_err(|e| db_error(format!("first sync of {}", location.describe()), e))?;
+            Ok(db)
+        }
+    }
+}
+
 async fn open_database(path: &Path) -> Result<Database> {
     Builder::new_local(path)
         .build()
@@ -94,13 +227,22 @@ async fn open_database(path: &Path) -> Result<Database> {
         .map_err(|e| db_error(format!("opening {}", path.display()), e))
 }
 
-/// A new connection with the busy timeout set (it is per connection).
-fn connect(db: &Database, options: &TursoOptions, path: &Path) -> Result<Connection> {
-    let conn = db
-        .connect()
-        .map_err(|e| db_error(format!("connecting to {}", path.display()), e))?;
-    conn.busy_timeout(options.busy_timeout)
-        .map_err(|e| db_error("setting the busy timeout", e))?;
+/// A new connection; on a local file with the busy timeout set (it is per connection).
+fn connect(db: &Database, options: &TursoOptions, location: &Location) -> Result<Connection> {
+    let conn = db.connect().map_err(|e| {
+        let what = format!("connecting to {}", location.describe());
+        match e {
+            // A local file that cannot be opened is not a network outage: permanent.
+            libsql::Error::ConnectionFailed(_) if location.is_local() => {
+                Error::storage(format!("{what}: {e}")).with_source(e)
+            }
+            e => db_error(what, e),
+        }
+    })?;
+    if location.is_local() {
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(|e| db_error("setting the busy timeout", e))?;
+    }
     Ok(conn)
 }
 
@@ -137,24 +279,29 @@ async fn set_durability(conn: &Connection, durability: Durability) -> Result<()>
     Ok(())
 }
 
-/// Everything of `open_local` that touches the file. Runs on a blocking thread.
-async fn open_blocking(path: &Path, options: &TursoOptions) -> Result<Opened> {
-    let db = open_database(path).await?;
-    let writer = connect(&db, options, path)?;
-    // Before anything that could write: a newer file is refused untouched.
+/// Everything of opening that touches the database. Runs on a blocking thread.
+async fn open_blocking(location: &Location, options: &TursoOptions) -> Result<Opened> {
+    let db = build_database(location).await?;
+    let writer = connect(&db, options, location)?;
+    // Before anything that could write: a newer database is refused untouched.
     let found = schema::check_not_newer(&writer).await?;
-    enable_wal(&writer).await?;
-    set_durability(&writer, options.durability).await?;
+    if location.is_local() {
+        // The server (or the replication protocol) owns these settings elsewhere.
+        enable_wal(&writer).await?;
+        set_durability(&writer, options.durability).await?;
+    }
     if found != SCHEMA_VERSION {
         schema::migrate(&writer, SCHEMA_VERSION).await?;
     }
-    let statements = Statements::prepare(&writer).await?;
+    let statements = Statements::new(&writer, location.is_local()).await?;
     let mut readers = Vec::with_capacity(options.read_connections);
     for _ in 0..options.read_connections {
-        let conn = connect(&db, options, path)?;
-        conn.execute("PRAGMA query_only = ON", ())
-            .await
-            .map_err(|e| db_error("making a read connection read-only", e))?;
+        let conn = connect(&db, options, location)?;
+        if location.is_local() {
+            conn.execute("PRAGMA query_only = ON", ())
+                .await
+                .map_err(|e| db_error("making a read connection read-only", e))?;
+        }
         readers.push(conn);
     }
     Ok(Opened {
@@ -174,24 +321,163 @@ impl TursoStore {
     /// [`TursoOptions::read_connections`] read connections and starts the writer thread.
     /// Needs a tokio runtime (any flavour).
     pub async fn open_local(path: impl AsRef<Path>, options: TursoOptions) -> Result<Self> {
+        Self::open_at(Location::Local(path.as_ref().to_path_buf()), options).await
+    }
+
+    /// Open the store on a remote libsql server (sqld, Turso) at `url` (`http://`, or
+    /// `https://`/`libsql://` with the `tls` feature), authenticating with `auth_token`
+    /// (empty for a server without authentication). Same schema, migrations and group commit
+    /// as a local file: a batch is one remote transaction. Transient network failures are
+    /// retried per [`TursoOptions::retry`] and then reported as `Unavailable`. Needs a tokio
+    /// runtime with I/O and time enabled; the store's network I/O runs on it.
+    #[cfg(feature = "remote")]
+    pub async fn open_remote(
+        url: &str,
+        auth_token: &AuthToken,
+        options: TursoOptions,
+    ) -> Result<Self> {
+        Self::open_at(
+            Location::Remote {
+                url: url.to_owned(),
+                token: auth_token.clone(),
+            },
+            options,
+        )
+        .await
+    }
+
+    /// Open an embedded replica: the local file at `path` kept in sync with the primary at
+    /// `url`. Reads are served from the local file; writes are delegated to the primary and
+    /// acknowledged once it committed; this store's reads then wait until the replica has
+    /// caught up with its own writes (read-your-writes). Other instances' writes appear at the
+    /// next sync: every `sync_interval` when given, and whenever [`TursoStore::sync`] is
+    /// called. The first sync happens here. Needs a tokio runtime with I/O and time enabled.
+    #[cfg(feature = "replica")]
+    pub async fn open_replica(
+        path: impl AsRef<Path>,
+        url: &str,
+        auth_token: &AuthToken,
+        sync_interval: Option<Duration>,
+        options: TursoOptions,
+    ) -> Result<Self> {
+        Self::open_at(
+            Location::Replica {
+                path: path.as_ref().to_path_buf(),
+                url: url.to_owned(),
+                token: auth_token.clone(),
+                sync_interval,
+            },
+            options,
+        )
+        .await
+    }
+
+    /// Open the store `target` describes (`MemoryConfig::durable`, from the `MEMORY_DURABLE_*`
+    /// variables): the local file `<data_dir>/memory.db`, the remote server, or the embedded
+    /// replica `<data_dir>/replica.db`. A mode whose cargo feature (`remote`, `replica`) is not
+    /// compiled in is an `InvalidInput` error saying so.
+    pub async fn open_target(
+        target: &memory_core::DurableTarget,
+        data_dir: &Path,
+        options: TursoOptions,
+    ) -> Result<Self> {
+        use memory_core::DurableMode;
+        target.validate()?;
+        let url = target.url.as_deref().unwrap_or_default();
+        match target.mode {
+            DurableMode::Local => Self::open_local(data_dir.join("memory.db"), options).await,
+            #[cfg(feature = "remote")]
+            DurableMode::Remote => Self::open_remote(url, &target.auth_token, options).await,
+            #[cfg(feature = "replica")]
+            DurableMode::Replica => {
+                Self::open_replica(
+                    data_dir.join("replica.db"),
+                    url,
+                    &target.auth_token,
+                    target.replica_sync_interval,
+                    options,
+                )
+                .await
+            }
+            #[allow(unreachable_patterns)]
+            mode => {
+                let _ = url;
+                Err(Error::invalid(
+                    "durable.mode",
+                    "a mode compiled into memory-storage-turso (features `remote`, `replica`)",
+                    format!("{mode:?}"),
+                ))
+            }
+        }
+    }
+
+    /// Pull the primary's latest changes into this embedded replica now (retried like any
+    /// network call). `InvalidInput` for a local or remote store, which have nothing to sync.
+    pub async fn sync(&self) -> Result<()> {
+        self.check_open()?;
+        if !self.replica {
+            return Err(Error::invalid(
+                "sync",
+                "an embedded replica (open_replica)",
+                self.location.clone(),
+            ));
+        }
+        #[cfg(feature = "replica")]
+        {
+            crate::retry::retry(self.retry, "sync", || {
+                let db = Arc::clone(&self.db);
+                let exec = self.exec.clone();
+                let location = self.location.clone();
+                blocking("syncing the replica", move || {
+                    exec.block_on(db.sync())
+                        .map(drop)
+                        .map_err(|e| db_error(format!("syncing {location}"), e))
+                })
+            })
+            .await
+        }
+        #[cfg(not(feature = "replica"))]
+        Err(Error::storage(
+            "embedded replicas need the `replica` feature",
+        ))
+    }
+
+    async fn open_at(location: Location, options: TursoOptions) -> Result<Self> {
         options.validate()?;
-        let path = path.as_ref().to_path_buf();
+        let described = location.describe();
+        let exec = if location.is_local() {
+            Exec::Park
+        } else {
+            Exec::Runtime(tokio::runtime::Handle::try_current().map_err(|e| {
+                Error::storage("a network TursoStore needs a tokio runtime").with_source(e)
+            })?)
+        };
+        let retry = if location.is_local() {
+            RetryPolicy::none()
+        } else {
+            options.retry
+        };
+        let replica = location.is_replica();
         let opened = {
-            let path = path.clone();
             let options = options.clone();
+            let exec = exec.clone();
             blocking("opening the turso store", move || {
-                block_on(open_blocking(&path, &options))
+                exec.block_on(open_blocking(&location, &options))
             })
             .await?
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let (exit_tx, exit_rx) = oneshot::channel::<()>();
         let counters = Arc::new(Counters::default());
+        let db = Arc::new(opened.db);
+        let reconnect = (!matches!(exec, Exec::Park)).then(|| Arc::clone(&db));
         let writer = Writer::new(
             opened.writer,
             opened.statements,
             &options,
             Arc::clone(&counters),
+            exec.clone(),
+            reconnect.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("memory-turso-writer".into())
@@ -201,16 +487,19 @@ impl TursoStore {
                 drop(exit_tx);
             })
             .map_err(|e| Error::storage("cannot start the writer thread").with_source(e))?;
-        tracing::info!(path = %path.display(), ?options, "turso store open");
+        tracing::info!(location = %described, ?options, "turso store open");
         Ok(Self {
-            path,
+            location: described,
             tx: Some(tx),
             queue: Arc::new(Semaphore::new(options.queue_capacity)),
             closed: AtomicBool::new(false),
-            readers: ReadPool::new(opened.readers),
+            readers: ReadPool::new(opened.readers, exec.clone(), retry, reconnect),
             counters,
             shutdown: tokio::sync::Mutex::new(Some((exit_rx, thread))),
-            _db: opened.db,
+            db,
+            exec,
+            replica,
+            retry,
         })
     }
 
@@ -230,7 +519,7 @@ impl TursoStore {
         blocking("migrating the turso store", move || {
             block_on(async {
                 let db = open_database(&path).await?;
-                let conn = connect(&db, &TursoOptions::default(), &path)?;
+                let conn = connect(&db, &TursoOptions::default(), &Location::Local(path))?;
                 schema::check_not_newer(&conn).await?;
                 schema::migrate(&conn, target_version).await
             })
@@ -238,9 +527,9 @@ impl TursoStore {
         .await
     }
 
-    /// The file this store was opened on.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file, or the server (scheme and host only), this store was opened on.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// The writer's counters (batches committed, operations, failures, batch sizes) since
@@ -269,7 +558,7 @@ impl TursoStore {
         let _ = exited.await;
         self.readers.close();
         let joined = blocking("joining the writer thread", move || join_writer(thread)).await;
-        tracing::info!(path = %self.path.display(), "turso store closed");
+        tracing::info!(location = %self.location, "turso store closed");
         joined
     }
 
@@ -331,10 +620,16 @@ impl Drop for TursoStore {
         self.tx = None;
         self.queue.close();
         self.readers.close();
-        if let Some((_, thread)) = self.shutdown.get_mut().take()
-            && let Err(e) = join_writer(thread)
-        {
-            tracing::error!(path = %self.path.display(), error = %e, "on drop");
+        let Some((_, thread)) = self.shutdown.get_mut().take() else {
+            return;
+        };
+        if matches!(self.exec, Exec::Runtime(_)) {
+            // The writer needs the runtime's reactor to finish, and this thread may be the
+            // one driving it: let the writer finish on its own rather than block here.
+            return;
+        }
+        if let Err(e) = join_writer(thread) {
+            tracing::error!(location = %self.location, error = %e, "on drop");
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::codec::{
 use crate::error::db_error;
 
 /// One step, encoded for its `INSERT`, with what the summary needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct StepRow {
     seq: u32,
     tool: String,
@@ -37,7 +37,7 @@ impl StepRow {
 }
 
 /// An episode, encoded for its `INSERT`/`UPDATE`, with its steps.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct EpisodeRow {
     id: EpisodeId,
     version: u64,
@@ -64,8 +64,9 @@ impl EpisodeRow {
     }
 }
 
-/// One write, ready for the writer.
-#[derive(Debug)]
+/// One write, ready for the writer (cloned only to run a batch again after a network failure
+/// before its commit).
+#[derive(Debug, Clone)]
 pub(crate) enum WriteOp {
     /// `DurableStore::create_episode`.
     Create(Box<EpisodeRow>),
@@ -143,27 +144,114 @@ impl Stored {
 /// the bind result, so a statement reused without `reset()` silently runs with its previous
 /// parameters: [`run`] and [`Statements::state`] reset before and after every use.
 pub(crate) struct Statements {
-    pub(crate) begin: Statement,
-    pub(crate) commit: Statement,
-    pub(crate) rollback: Statement,
-    pub(crate) savepoint: Statement,
-    pub(crate) release: Statement,
-    pub(crate) rollback_to: Statement,
-    state: Statement,
-    insert_episode: Statement,
-    update_episode: Statement,
-    insert_step: Statement,
-    insert_summary: Statement,
-    update_summary: Statement,
-    delete_steps: Statement,
-    delete_summary: Statement,
-    delete_episode: Statement,
+    conn: Connection,
+    state: Sql,
+    insert_episode: Sql,
+    update_episode: Sql,
+    insert_step: Sql,
+    insert_summary: Sql,
+    update_summary: Sql,
+    delete_steps: Sql,
+    delete_summary: Sql,
+    delete_episode: Sql,
 }
 
-async fn prepare(conn: &Connection, sql: &str) -> Result<Statement> {
-    conn.prepare(sql)
+/// One write-path statement: prepared once on a local file; in the network modes run as text
+/// each time, because a remote prepared statement decides when it is prepared whether it ends
+/// its stream, and one prepared outside a transaction would end the batch's transaction.
+pub(crate) struct Sql {
+    text: String,
+    prepared: Option<Statement>,
+}
+
+impl Sql {
+    async fn new(conn: &Connection, text: impl Into<String>, prepare: bool) -> Result<Self> {
+        let text = text.into();
+        let prepared = if prepare {
+            Some(
+                conn.prepare(&text)
+                    .await
+                    .map_err(|e| db_error(format!("preparing `{}`", text.trim()), e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { text, prepared })
+    }
+
+    /// Run it (no rows returned); the number of rows changed.
+    async fn run(&self, conn: &Connection, params: Vec<Value>, what: &str) -> Result<usize> {
+        match &self.prepared {
+            Some(stmt) => run(stmt, params, what).await,
+            None => conn
+                .execute(&self.text, params)
+                .await
+                .map(|n| n as usize)
+                .map_err(|e| db_error(what, e)),
+        }
+    }
+
+    /// Its first row's first `width` values, or `None`.
+    async fn first_row(
+        &self,
+        conn: &Connection,
+        params: Vec<Value>,
+        width: usize,
+        what: &str,
+    ) -> Result<Option<Vec<Value>>> {
+        if let Some(stmt) = &self.prepared {
+            stmt.reset();
+        }
+        let mut rows = match &self.prepared {
+            Some(stmt) => stmt.query(params).await,
+            None => conn.query(&self.text, params).await,
+        }
+        .map_err(|e| db_error(what, e))?;
+        let values = match rows.next().await.map_err(|e| db_error(what, e))? {
+            None => None,
+            Some(row) => Some(row_values(&row, width, what)?),
+        };
+        drop(rows);
+        if let Some(stmt) = &self.prepared {
+            stmt.reset();
+        }
+        Ok(values)
+    }
+}
+
+/// The transaction-control statements the writer runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Control {
+    Begin,
+    Commit,
+    Rollback,
+    Savepoint,
+    Release,
+    RollbackTo,
+}
+
+impl Control {
+    fn sql(self) -> &'static str {
+        match self {
+            Control::Begin => "BEGIN IMMEDIATE",
+            Control::Commit => "COMMIT",
+            Control::Rollback => "ROLLBACK",
+            Control::Savepoint => "SAVEPOINT op",
+            Control::Release => "RELEASE op",
+            Control::RollbackTo => "ROLLBACK TO op",
+        }
+    }
+}
+
+/// Run a transaction-control statement on the connection itself, never as a prepared
+/// statement: the remote and replica clients track the transaction by the statements the
+/// connection runs (a prepared `BEGIN` leaves a remote connection in autocommit, and a replica
+/// refuses to prepare a `COMMIT` outside a transaction).
+pub(crate) async fn control(conn: &Connection, what: Control) -> Result<()> {
+    conn.execute(what.sql(), ())
         .await
-        .map_err(|e| db_error(format!("preparing `{}`", sql.trim()), e))
+        .map(drop)
+        .map_err(|e| db_error(format!("running `{}`", what.sql()), e))
 }
 
 /// Run a prepared statement that returns no rows; the number of rows changed.
@@ -175,8 +263,10 @@ pub(crate) async fn run(stmt: &Statement, params: Vec<Value>, what: &str) -> Res
 }
 
 impl Statements {
-    /// Prepare every write statement on the writer's connection (the schema must be current).
-    pub(crate) async fn prepare(conn: &Connection) -> Result<Self> {
+    /// The write statements of the writer's connection (the schema must be current), prepared
+    /// when `prepare` (a local file).
+    pub(crate) async fn new(conn: &Connection, prepare: bool) -> Result<Self> {
+        let sql = |text: &str| Sql::new(conn, text.to_owned(), prepare);
         let placeholders = |n: usize| {
             (1..=n)
                 .map(|i| format!("?{i}"))
@@ -193,74 +283,47 @@ impl Statements {
             .join(", ");
         let step_count = STEP_COLUMNS.split(", ").count();
         Ok(Self {
-            begin: prepare(conn, "BEGIN IMMEDIATE").await?,
-            commit: prepare(conn, "COMMIT").await?,
-            rollback: prepare(conn, "ROLLBACK").await?,
-            savepoint: prepare(conn, "SAVEPOINT op").await?,
-            release: prepare(conn, "RELEASE op").await?,
-            rollback_to: prepare(conn, "ROLLBACK TO op").await?,
-            state: prepare(
-                conn,
-                "SELECT e.outcome IS NOT NULL, e.version, \
+            conn: conn.clone(),
+            state: sql("SELECT e.outcome IS NOT NULL, e.version, \
                         s.step_count, s.successful_steps, s.tools \
                    FROM episodes e LEFT JOIN summaries s ON s.id = e.id \
-                  WHERE e.id = ?1",
-            )
+                  WHERE e.id = ?1")
             .await?,
-            insert_episode: prepare(
-                conn,
-                &format!(
-                    "INSERT INTO episodes ({EPISODE_COLUMNS}) VALUES ({})",
-                    placeholders(episode_columns.len())
-                ),
-            )
+            insert_episode: sql(&format!(
+                "INSERT INTO episodes ({EPISODE_COLUMNS}) VALUES ({})",
+                placeholders(episode_columns.len())
+            ))
             .await?,
-            update_episode: prepare(
-                conn,
-                &format!("UPDATE episodes SET {assignments} WHERE id = ?1"),
-            )
+            update_episode: sql(&format!("UPDATE episodes SET {assignments} WHERE id = ?1"))
+                .await?,
+            insert_step: sql(&format!(
+                "INSERT INTO steps ({STEP_COLUMNS}) VALUES ({})",
+                placeholders(step_count)
+            ))
             .await?,
-            insert_step: prepare(
-                conn,
-                &format!(
-                    "INSERT INTO steps ({STEP_COLUMNS}) VALUES ({})",
-                    placeholders(step_count)
-                ),
-            )
-            .await?,
-            insert_summary: prepare(
-                conn,
+            insert_summary: sql(
                 "INSERT INTO summaries (id, step_count, successful_steps, tools) \
                  VALUES (?1, ?2, ?3, ?4)",
             )
             .await?,
-            update_summary: prepare(
-                conn,
+            update_summary: sql(
                 "UPDATE summaries SET step_count = ?2, successful_steps = ?3, tools = ?4 \
                   WHERE id = ?1",
             )
             .await?,
-            delete_steps: prepare(conn, "DELETE FROM steps WHERE episode_id = ?1").await?,
-            delete_summary: prepare(conn, "DELETE FROM summaries WHERE id = ?1").await?,
-            delete_episode: prepare(conn, "DELETE FROM episodes WHERE id = ?1").await?,
+            delete_steps: sql("DELETE FROM steps WHERE episode_id = ?1").await?,
+            delete_summary: sql("DELETE FROM summaries WHERE id = ?1").await?,
+            delete_episode: sql("DELETE FROM episodes WHERE id = ?1").await?,
         })
     }
 
     /// The stored state of `id`, or `None`.
     async fn state(&self, id: EpisodeId) -> Result<Option<Stored>> {
         const WHAT: &str = "reading the episode before a write";
-        self.state.reset();
-        let mut rows = self
+        let values = self
             .state
-            .query(vec![id_value(id)])
-            .await
-            .map_err(|e| db_error(WHAT, e))?;
-        let values = match rows.next().await.map_err(|e| db_error(WHAT, e))? {
-            None => None,
-            Some(row) => Some(row_values(&row, 5, WHAT)?),
-        };
-        drop(rows);
-        self.state.reset();
+            .first_row(&self.conn, vec![id_value(id)], 5, WHAT)
+            .await?;
         let Some(mut values) = values else {
             return Ok(None);
         };
@@ -294,7 +357,9 @@ impl Statements {
     async fn insert_steps(&self, steps: Vec<StepRow>, stats: &mut StepStats) -> Result<()> {
         for step in steps {
             stats.push(&step.tool, step.success);
-            run(&self.insert_step, step.values, "inserting a step").await?;
+            self.insert_step
+                .run(&self.conn, step.values, "inserting a step")
+                .await?;
         }
         Ok(())
     }
@@ -303,15 +368,14 @@ impl Statements {
         let id = row.id;
         let exists = self.state(id).await?.is_some();
         rules::check_create(id, exists, row.steps.iter().map(|s| s.seq))?;
-        run(&self.insert_episode, row.values, "inserting the episode").await?;
+        self.insert_episode
+            .run(&self.conn, row.values, "inserting the episode")
+            .await?;
         let mut stats = StepStats::default();
         self.insert_steps(row.steps, &mut stats).await?;
-        run(
-            &self.insert_summary,
-            stats.values(id)?,
-            "inserting the summary",
-        )
-        .await?;
+        self.insert_summary
+            .run(&self.conn, stats.values(id)?, "inserting the summary")
+            .await?;
         Ok(true)
     }
 
@@ -320,12 +384,9 @@ impl Statements {
         rules::check_append(id, &stored.rules_view(), steps.iter().map(|s| s.seq))?;
         let mut stats = stored.stats;
         self.insert_steps(steps, &mut stats).await?;
-        run(
-            &self.update_summary,
-            stats.values(id)?,
-            "updating the summary",
-        )
-        .await?;
+        self.update_summary
+            .run(&self.conn, stats.values(id)?, "updating the summary")
+            .await?;
         Ok(true)
     }
 
@@ -336,15 +397,14 @@ impl Statements {
         rules::check_complete(id, &stored.rules_view(), row.version, &seqs)?;
         // The stored steps stand; only the ones beyond them are new.
         let new_steps = row.steps.split_off(stored.stats.count as usize);
-        run(&self.update_episode, row.values, "completing the episode").await?;
+        self.update_episode
+            .run(&self.conn, row.values, "completing the episode")
+            .await?;
         let mut stats = stored.stats;
         self.insert_steps(new_steps, &mut stats).await?;
-        run(
-            &self.update_summary,
-            stats.values(id)?,
-            "updating the summary",
-        )
-        .await?;
+        self.update_summary
+            .run(&self.conn, stats.values(id)?, "updating the summary")
+            .await?;
         Ok(true)
     }
 
@@ -352,24 +412,23 @@ impl Statements {
         let id = row.id;
         let stored = self.existing(id).await?;
         rules::check_version(id, stored.version, row.version)?;
-        run(&self.update_episode, row.values, "updating the episode").await?;
+        self.update_episode
+            .run(&self.conn, row.values, "updating the episode")
+            .await?;
         Ok(true)
     }
 
     async fn delete(&self, id: EpisodeId) -> Result<bool> {
-        run(&self.delete_steps, vec![id_value(id)], "deleting steps").await?;
-        run(
-            &self.delete_summary,
-            vec![id_value(id)],
-            "deleting the summary",
-        )
-        .await?;
-        let n = run(
-            &self.delete_episode,
-            vec![id_value(id)],
-            "deleting the episode",
-        )
-        .await?;
+        self.delete_steps
+            .run(&self.conn, vec![id_value(id)], "deleting steps")
+            .await?;
+        self.delete_summary
+            .run(&self.conn, vec![id_value(id)], "deleting the summary")
+            .await?;
+        let n = self
+            .delete_episode
+            .run(&self.conn, vec![id_value(id)], "deleting the episode")
+            .await?;
         Ok(n > 0)
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! Callers take a queue permit (async backpressure: at most `queue_capacity` operations wait),
 //! send a [`Request`] over a std channel and await its oneshot reply. The thread blocks on the
-//! channel (precise timeouts, no async runtime of its own, libsql futures driven by
-//! `exec::block_on`), takes the first queued request, gathers more until `max_batch_ops` or
+//! channel (precise timeouts, no async runtime of its own, libsql futures driven by its
+//! `Exec`), takes the first queued request, gathers more until `max_batch_ops` or
 //! `max_batch_delay`, and runs them in one `BEGIN IMMEDIATE` transaction, each inside
-//! `SAVEPOINT op`, so a failing operation is rolled back alone and fails alone. After `COMMIT` each caller gets its own
-//! result; if the commit fails, every operation that had succeeded gets the commit's error.
-//! Nothing is acknowledged before its commit returned.
+//! `SAVEPOINT op`, so a failing operation is rolled back alone and fails alone (a *transient*
+//! failure, a lost connection or lock, fails the whole batch instead). After `COMMIT` each
+//! caller gets its own result; if the commit fails, every operation that had succeeded gets the
+//! commit's error. Nothing is acknowledged before its commit returned. In the network modes a
+//! batch that failed transiently before its `COMMIT` was sent is run again with back-off
+//! (`RetryPolicy`); a failed `COMMIT` never is.
 //!
 //! This module never runs on a tokio worker thread (libsql's local calls block), never lets
 //! two transactions overlap, and after a failed commit refuses all further writes (the store
@@ -25,9 +28,10 @@ use memory_core::{Error, Result};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::error::shutting_down;
-use crate::exec::block_on;
+use crate::exec::Exec;
 use crate::options::{CommitMode, TursoOptions};
-use crate::write_ops::{Statements, WriteOp, run};
+use crate::retry::{self, Backoff, RetryPolicy};
+use crate::write_ops::{Control, Statements, WriteOp, control};
 
 /// One queued operation and where its result goes.
 pub(crate) struct Request {
@@ -93,6 +97,16 @@ pub(crate) struct Writer {
     counters: Arc<Counters>,
     /// Set after a commit failed in a way that leaves the disk state unknown.
     poisoned: Option<Error>,
+    /// How this thread drives libsql futures (parked for a local file, the opening runtime
+    /// for the network modes).
+    exec: Exec,
+    /// Retries of batches that failed before their commit was sent (network modes only).
+    retry: RetryPolicy,
+    /// Whether the batch being executed got as far as sending its `COMMIT`.
+    commit_sent: bool,
+    /// The database, in the network modes, to replace a connection a network failure left
+    /// unusable (a stale stream is refused by the server even once it is back).
+    reconnect: Option<Arc<libsql::Database>>,
 }
 
 impl Writer {
@@ -101,6 +115,8 @@ impl Writer {
         statements: Statements,
         options: &TursoOptions,
         counters: Arc<Counters>,
+        exec: Exec,
+        reconnect: Option<Arc<libsql::Database>>,
     ) -> Self {
         let max_ops = match options.commit_mode {
             CommitMode::Grouped => options.max_batch_ops,
@@ -115,6 +131,13 @@ impl Writer {
             },
             counters,
             poisoned: None,
+            retry: match exec {
+                Exec::Park => RetryPolicy::none(),
+                Exec::Runtime(_) => options.retry,
+            },
+            exec,
+            commit_sent: false,
+            reconnect,
         }
     }
 
@@ -129,7 +152,8 @@ impl Writer {
             let (batch, stop) = self.gather(first, &rx);
             let span = tracing::debug_span!("turso_write_batch", ops = batch.len());
             let _entered = span.enter();
-            block_on(self.commit_batch(batch));
+            let exec = self.exec.clone();
+            exec.block_on(self.commit_batch(batch));
             if stop {
                 break;
             }
@@ -179,20 +203,45 @@ impl Writer {
         // Dropping the permits here frees the callers' queue places.
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.into_iter().map(|r| (r.op, r.reply)).unzip();
-        let results = self.execute(ops).await;
+        let results = self.execute_retrying(ops).await;
         for (reply, result) in replies.into_iter().zip(results) {
             // A caller that stopped waiting (cancelled future) still had its write applied.
             let _ = reply.send(result);
         }
     }
 
+    /// [`Writer::execute`], run again (per the retry policy) while the batch fails with a
+    /// transient error before its `COMMIT` was sent: the transaction was rolled back, so
+    /// nothing of it applied. A failed `COMMIT` is never retried (its outcome is unknown).
+    async fn execute_retrying(&mut self, ops: Vec<WriteOp>) -> Vec<Result<bool>> {
+        if self.retry.max_attempts <= 1 {
+            return self.execute(ops).await;
+        }
+        let mut backoff = Backoff::new(self.retry, retry::seed());
+        loop {
+            let results = self.execute(ops.clone()).await;
+            let retryable = !self.commit_sent
+                && results
+                    .iter()
+                    .any(|r| r.as_ref().is_err_and(Error::is_transient));
+            match backoff.next_delay() {
+                Some(wait) if retryable => {
+                    tracing::debug!(?wait, "write batch failed before its commit; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return results,
+            }
+        }
+    }
+
     /// The results of `ops`, in order, after their transaction ended.
     async fn execute(&mut self, ops: Vec<WriteOp>) -> Vec<Result<bool>> {
+        self.commit_sent = false;
         let n = ops.len();
         if let Some(poison) = &self.poisoned {
             return vec![Err(poison.clone()); n];
         }
-        if let Err(e) = run(&self.statements.begin, Vec::new(), "beginning a write").await {
+        if let Err(e) = control(&self.conn, Control::Begin).await {
             self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
             return vec![Err(e); n];
         }
@@ -200,22 +249,24 @@ impl Writer {
         let mut results: Vec<Result<bool>> = Vec::with_capacity(n);
         for op in ops {
             let name = op.name();
-            if grouped
-                && let Err(e) = run(&self.statements.savepoint, Vec::new(), "savepoint").await
-            {
+            if grouped && let Err(e) = control(&self.conn, Control::Savepoint).await {
                 return self.abort(results, n, e).await;
             }
             match self.statements.apply(op).await {
                 Ok(value) => {
-                    if grouped
-                        && let Err(e) = run(&self.statements.release, Vec::new(), "release").await
-                    {
+                    if grouped && let Err(e) = control(&self.conn, Control::Release).await {
                         return self.abort(results, n, e).await;
                     }
                     results.push(Ok(value));
                 }
                 Err(e) => {
                     tracing::debug!(op = name, error = %e, "write operation failed");
+                    if e.is_transient() {
+                        // The connection or the lock failed, not the operation: the rest of
+                        // the batch would fail the same way. Nothing commits; a retry (or
+                        // the caller) runs it again.
+                        return self.abort(results, n, e).await;
+                    }
                     if self.conn.is_autocommit() {
                         // SQLite rolled the whole transaction back (disk full, I/O error):
                         // nothing of this batch is on disk.
@@ -223,8 +274,8 @@ impl Writer {
                     }
                     if grouped {
                         let undone = async {
-                            run(&self.statements.rollback_to, Vec::new(), "rollback to").await?;
-                            run(&self.statements.release, Vec::new(), "release").await
+                            control(&self.conn, Control::RollbackTo).await?;
+                            control(&self.conn, Control::Release).await
                         }
                         .await;
                         if let Err(undo) = undone {
@@ -244,13 +295,8 @@ impl Writer {
                 .fetch_add(1, Ordering::Relaxed);
             return results;
         }
-        match run(
-            &self.statements.commit,
-            Vec::new(),
-            "committing a write batch",
-        )
-        .await
-        {
+        self.commit_sent = true;
+        match control(&self.conn, Control::Commit).await {
             Ok(_) => {
                 let failed = results.iter().filter(|r| r.is_err()).count() as u64;
                 self.counters.committed(n as u64, failed);
@@ -278,6 +324,9 @@ impl Writer {
         err: Error,
     ) -> Vec<Result<bool>> {
         self.rollback().await;
+        if err.is_transient() {
+            self.reset_connection().await;
+        }
         self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
         for r in &mut results {
             if r.is_ok() {
@@ -288,11 +337,43 @@ impl Writer {
         results
     }
 
+    /// Network modes: start over on a fresh connection (the server rolls back whatever the old
+    /// one left open). A local file keeps its one connection.
+    async fn reset_connection(&mut self) {
+        let Some(db) = &self.reconnect else {
+            return;
+        };
+        let fresh = match db.connect() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open a fresh connection; keeping the old one");
+                return;
+            }
+        };
+        match Statements::new(&fresh, false).await {
+            Ok(statements) => {
+                self.conn = fresh;
+                self.statements = statements;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot set up a fresh connection"),
+        }
+    }
+
     async fn rollback(&mut self) {
         if self.conn.is_autocommit() {
             return;
         }
-        if let Err(e) = run(&self.statements.rollback, Vec::new(), "rolling back").await {
+        let rolled_back = control(&self.conn, Control::Rollback).await;
+        if let Err(e) = &rolled_back
+            && self.reconnect.is_some()
+        {
+            // Over the network an unfinished transaction dies with its stream: nothing of it
+            // can commit later. Drop the connection instead of refusing all writes.
+            tracing::debug!(error = %e, "rollback over the network failed; reconnecting");
+            self.reset_connection().await;
+            return;
+        }
+        if let Err(e) = rolled_back {
             tracing::error!(error = %e, "rollback failed; the store refuses writes until reopened");
             self.poisoned = Some(Error::storage(format!(
                 "a rollback failed ({e}); the store refuses writes until it is reopened"

@@ -8,9 +8,12 @@ use memory_tests::open_embedded;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_record_is_served_from_the_durable_store() {
     let dir = tempfile::tempdir().unwrap();
-    let e = open_embedded(dir.path(), MemoryConfig::default())
-        .await
-        .unwrap();
+    // No in-process tier: it would answer from memory, and this is about the redb file.
+    let config = MemoryConfig {
+        hot_cache_bytes: 0,
+        ..Default::default()
+    };
+    let e = open_embedded(dir.path(), config).await.unwrap();
     let id = e
         .memory
         .start_episode("t", TaskContext::new("ns", "d", "t"))

@@ -31,7 +31,9 @@ use crate::metrics::{
 use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
 };
-use crate::store::{CacheStore, DurableStore, Journal, ListRequest, Page, scan_all_summaries};
+use crate::store::{
+    CacheStore, DurableStore, HotCache, Journal, ListRequest, Page, scan_all_summaries,
+};
 use crate::time;
 
 struct Inner {
@@ -55,6 +57,8 @@ struct Inner {
     repairs: RepairLog,
     /// Latencies and error counts (the rest of `metrics()` is read from the parts).
     metrics: Arc<EngineMetrics>,
+    /// The in-process tier in front of the cache store (`cache` reads through it), when on.
+    hot: Option<Arc<HotCache<Arc<dyn CacheStore>>>>,
 }
 
 impl Inner {
@@ -197,6 +201,17 @@ impl SelfLearningMemory {
         config: MemoryConfig,
     ) -> Result<Self> {
         let metrics = Arc::new(EngineMetrics::default());
+        let hot = (config.hot_cache_bytes > 0).then(|| {
+            Arc::new(HotCache::new(
+                cache.clone(),
+                config.hot_cache_bytes,
+                config.hot_cache_ttl,
+            ))
+        });
+        let cache: Arc<dyn CacheStore> = match &hot {
+            Some(h) => h.clone(),
+            None => cache,
+        };
         let durable: Arc<dyn DurableStore> = Arc::new(MeasuredDurable {
             inner: durable,
             metrics: metrics.clone(),
@@ -249,6 +264,7 @@ impl SelfLearningMemory {
             fence: CacheFence::default(),
             repairs: RepairLog::default(),
             metrics,
+            hot,
         });
         let job = Job::start(
             EngineTick(Arc::downgrade(&inner)),
@@ -316,6 +332,7 @@ impl SelfLearningMemory {
             indexed_episodes: index.len() as u64,
             in_progress_episodes: inner.live.len() as u64,
             cache: inner.cache.stats(),
+            hot_cache: inner.hot.as_ref().map(|h| h.hot_stats()),
             retrieval_paths: inner.retriever.counts(),
             storage_errors: m.storage_errors(),
             completions: inner.permits.stats(),

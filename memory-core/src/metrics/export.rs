@@ -45,6 +45,12 @@ pub(crate) fn publish(s: &MetricsSnapshot) {
     counter!("memory_cache_corrupt_total").absolute(s.cache.corrupt);
     gauge!("memory_cache_bytes").set(s.cache.bytes as f64);
     gauge!("memory_cache_entries").set(s.cache.entries as f64);
+    if let Some(h) = &s.hot_cache {
+        counter!("memory_hot_cache_hits_total").absolute(h.hits);
+        counter!("memory_hot_cache_misses_total").absolute(h.misses);
+        gauge!("memory_hot_cache_bytes").set(h.bytes as f64);
+        gauge!("memory_hot_cache_entries").set(h.entries as f64);
+    }
     counter!("memory_index_lock_waits_total").absolute(s.index_lock_waits.contended);
     gauge!("memory_index_memory_bytes").set(s.index_memory_bytes as f64);
     gauge!("memory_indexed_episodes").set(s.indexed_episodes as f64);

@@ -120,8 +120,12 @@ pub struct MetricsSnapshot {
     pub indexed_episodes: u64,
     /// Episodes in progress held in memory.
     pub in_progress_episodes: u64,
-    /// The cache store's counters (hits, misses, bytes, evictions, damaged records).
+    /// The whole cache's counters: hits (answered by the in-process tier or the cache store),
+    /// misses, and the cache store's entries, bytes, evictions and damaged records.
     pub cache: CacheStats,
+    /// The in-process tier alone: its hits and misses, entries and estimated bytes; `None`
+    /// when it is off (`hot_cache_bytes` 0).
+    pub hot_cache: Option<CacheStats>,
     /// Queries by retrieval path (hierarchical, flat, fallback to flat).
     pub retrieval_paths: RetrievalCounts,
     /// Errors returned by each store, by kind.

@@ -11,6 +11,7 @@
 mod cache;
 mod durable;
 mod fault;
+mod hot;
 mod journal;
 mod memory;
 pub mod rules;
@@ -19,5 +20,6 @@ mod shared;
 pub use cache::{CacheStats, CacheStore, CachedVersion};
 pub use durable::{DurableStore, ListRequest, Page, WriteStats, scan_all_summaries};
 pub use fault::{FaultInjector, FaultPlan, Faulty, Op};
+pub use hot::{HotCache, episode_weight};
 pub use journal::{Journal, JournalEntry, JournalSeq};
 pub use memory::{InMemoryCache, InMemoryJournal, InMemoryStore};

@@ -1,0 +1,3 @@
+//! Helpers shared by some integration test binaries.
+
+pub mod sqld;

@@ -42,6 +42,16 @@ impl std::fmt::Debug for AuthToken {
     }
 }
 
+/// A URL as logs and errors may show it: scheme and host only, never user info, path or query
+/// (where credentials can hide).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let host: String = host.chars().take(100).collect();
+    format!("{scheme}://{host}")
+}
+
 /// Where the durable store lives. The core never connects anywhere; the binaries that open
 /// backends read this (see `docs/deployment.md`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -396,7 +406,7 @@ impl DurableTarget {
                     Err(Error::invalid(
                         "durable.url",
                         "an http://, https:// or libsql:// URL",
-                        truncate_for_message(url),
+                        redact_url(url),
                     ))
                 }
             }
@@ -435,6 +445,12 @@ mod tests {
             let e = url(mode, u).unwrap_err();
             assert_eq!(e.violation().unwrap().field, "durable.url", "{mode} {u}");
         }
+        let e = url("remote", "ftp://user:s3cret@host/db?authToken=s3cret").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!(
+            redact_url("http://u:p@127.0.0.1:8080/x?authToken=t"),
+            "http://127.0.0.1:8080"
+        );
         let e = MemoryConfig::from_vars([("MEMORY_DURABLE_MODE", "cloud")]).unwrap_err();
         assert_eq!(e.violation().unwrap().field, "MEMORY_DURABLE_MODE");
     }

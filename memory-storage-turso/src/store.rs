@@ -111,10 +111,16 @@ impl Location {
         match self {
             Location::Local(path) => path.display().to_string(),
             #[cfg(feature = "remote")]
-            Location::Remote { url, .. } => format!("remote {}", redact(url)),
+            Location::Remote { url, .. } => {
+                format!("remote {}", memory_core::config::redact_url(url))
+            }
             #[cfg(feature = "replica")]
             Location::Replica { path, url, .. } => {
-                format!("replica {} of {}", path.display(), redact(url))
+                format!(
+                    "replica {} of {}",
+                    path.display(),
+                    memory_core::config::redact_url(url)
+                )
             }
         }
     }
@@ -132,15 +138,6 @@ impl Location {
     }
 }
 
-/// A URL without user info, path or query (where credentials could hide): scheme and host.
-#[cfg(any(feature = "remote", feature = "replica", test))]
-fn redact(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    format!("{scheme}://{host}")
-}
-
 /// The plain-HTTP connector for `http://` URLs; `None` lets libsql use its TLS connector
 /// (feature `tls`) for `https://` and `libsql://`. Without `tls` those are refused.
 #[cfg(any(feature = "remote", feature = "replica"))]
@@ -154,7 +151,7 @@ fn connector_for(url: &str) -> Result<Option<hyper::client::HttpConnector>> {
     Err(Error::invalid(
         "durable.url",
         "an http:// URL (https:// and libsql:// need memory-storage-turso's `tls` feature)",
-        redact(url),
+        memory_core::config::redact_url(url),
     ))
 }
 

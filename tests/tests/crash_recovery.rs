@@ -100,7 +100,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let mut acks: HashMap<EpisodeId, Acked> = HashMap::new();
     let mut total_lines = 0;
     for round in 0..rounds {
-        let mode = if next(&mut rng) % 2 == 0 {
+        let mode = if next(&mut rng).is_multiple_of(2) {
             "ingest"
         } else {
             "reconcile"

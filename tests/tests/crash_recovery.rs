@@ -1,8 +1,10 @@
 //! SIGKILL at random moments loses nothing acknowledged.
 //!
 //! Each round starts `crash_child` (a binary of this package) on the same directory, lets it
-//! record episodes from 8 concurrent tasks (and, in half the rounds, run reconciliation passes
-//! in a loop), and kills it with SIGKILL after a seeded random delay. Its acknowledgements are
+//! record episodes from 8 concurrent tasks (in a third of the rounds also running
+//! reconciliation passes in a loop; in another third starting with the durable store down, so
+//! writes are journaled and then replayed while writes continue), and kills it with SIGKILL
+//! after a seeded random delay. Its acknowledgements are
 //! read from its stdout; a line cut by the kill is ignored (it was not acknowledged whole).
 //! Then the store is reopened in this process and every acknowledgement of every round so far
 //! is checked: each acknowledged episode exists, each acknowledged step is at its sequence
@@ -100,11 +102,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let mut acks: HashMap<EpisodeId, Acked> = HashMap::new();
     let mut total_lines = 0;
     for round in 0..rounds {
-        let mode = if next(&mut rng).is_multiple_of(2) {
-            "ingest"
-        } else {
-            "reconcile"
-        };
+        let mode = ["ingest", "reconcile", "outage"][(next(&mut rng) % 3) as usize];
         let delay = Duration::from_millis(300 + next(&mut rng) % 900);
         let lines = run_and_kill(dir.path(), round, mode, delay);
         total_lines += lines.len();

@@ -6,12 +6,23 @@
 //! - `T <id> <seq> <input>`: `log_step` acknowledged with that sequence number and input;
 //! - `C <id> <version>`: `complete_episode` acknowledged at that version.
 //!
-//! Usage: `crash_child <dir> <seed> <ingest|reconcile>`; `reconcile` also runs reconciliation
-//! passes in a loop, so kills land in them too. It runs until killed.
+//! Usage: `crash_child <dir> <seed> <ingest|reconcile|outage>`; `reconcile` also runs
+//! reconciliation passes in a loop, so kills land in them too; `outage` starts with the
+//! durable store failing (writes are journaled and acknowledged) and brings it back after a
+//! moment, so the background job replays the journal while writes continue and kills land in
+//! the replay. It runs until killed.
 
 use std::io::Write;
 
-use memory_core::{MemoryConfig, NewStep, Outcome, TaskContext};
+use std::time::Duration;
+
+use memory_core::coordinator::BreakerConfig;
+use memory_core::store::{FaultInjector, FaultPlan, Faulty};
+use memory_core::{
+    MemoryConfig, NewStep, Outcome, ResilienceConfig, SelfLearningMemory, TaskContext,
+};
+use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_turso::{TursoOptions, TursoStore};
 use memory_tests::open_embedded;
 
 /// Print one acknowledgement line, whole, and flush it before going on.
@@ -29,7 +40,7 @@ async fn main() {
     let (dir, seed, mode) = match args.as_slice() {
         [_, dir, seed, mode] => (dir.clone(), seed.clone(), mode.clone()),
         _ => {
-            eprintln!("usage: crash_child <dir> <seed> <ingest|reconcile>");
+            eprintln!("usage: crash_child <dir> <seed> <ingest|reconcile|outage>");
             std::process::exit(2);
         }
     };
@@ -37,10 +48,15 @@ async fn main() {
         reconcile_interval: None,
         ..MemoryConfig::default()
     };
-    let e = open_embedded(std::path::Path::new(&dir), config)
-        .await
-        .expect("open the embedded default");
-    let memory = e.memory;
+    let dir = std::path::Path::new(&dir);
+    let memory = if mode == "outage" {
+        open_with_outage(dir, config).await
+    } else {
+        open_embedded(dir, config)
+            .await
+            .expect("open the embedded default")
+            .memory
+    };
     if mode == "reconcile" {
         let m = memory.clone();
         tokio::spawn(async move {
@@ -82,4 +98,47 @@ async fn main() {
     for t in tasks {
         t.await.expect("task");
     }
+}
+
+/// The embedded default with the durable store failing for its first 100 ms: the breaker
+/// opens at the first failure, writes are journaled, and the job replays them every 20 ms once
+/// the store is back.
+async fn open_with_outage(dir: &std::path::Path, config: MemoryConfig) -> SelfLearningMemory {
+    let store = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default())
+        .await
+        .expect("open the libsql file");
+    let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default())
+        .await
+        .expect("open the redb file");
+    let faults = FaultInjector::new(FaultPlan::none());
+    let memory = SelfLearningMemory::builder()
+        .durable(Faulty::new(store, faults.clone()))
+        .cache(cache.clone())
+        .journal(cache.journal())
+        .config(MemoryConfig {
+            replay_interval: Duration::from_millis(20),
+            resilience: ResilienceConfig {
+                breaker: BreakerConfig {
+                    failure_threshold: 1,
+                    cool_down: Duration::from_millis(20),
+                    half_open_probes: 1,
+                },
+                ..Default::default()
+            },
+            ..config
+        })
+        .open()
+        .await
+        .expect("open the engine");
+    // The outage starts after open (which replays what an earlier round journaled).
+    faults.set_plan(FaultPlan {
+        outage: true,
+        transient: true,
+        ..FaultPlan::none()
+    });
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        faults.set_plan(FaultPlan::none());
+    });
+    memory
 }

@@ -1,6 +1,6 @@
 //! Damaged bytes are reported as `Corrupt` and counted, never returned as data: flipped bits,
-//! truncation, a record of another episode, damage made to the file behind redb's back, and a
-//! damaged journal entry (named by its sequence number, never skipped).
+//! truncation, a record of another episode, damage made to the file behind redb's back, a
+//! damaged journal entry (named by its sequence number, never skipped), and a file cut short.
 
 mod common;
 
@@ -172,4 +172,42 @@ async fn a_damaged_journal_entry_stops_read_naming_its_sequence_number() {
         .await
         .expect_err("still damaged");
     assert!(err.message().contains(&seqs[2].to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_cut_short_is_refused_with_an_error_never_read() {
+    let (_dir, path) = temp_file();
+    {
+        let cache = RedbCache::open(&path, RedbOptions::default()).expect("open");
+        let journal = cache.journal();
+        for i in 0..200 {
+            let e = episode(&format!("cut-{i}"));
+            cache.put(&e).await.expect("put");
+            journal
+                .append(&JournalEntry::Create(e))
+                .await
+                .expect("append");
+        }
+    }
+    let len = std::fs::metadata(&path).expect("stat").len();
+    for keep in [len / 2, len - 4096, len * 9 / 10] {
+        let copy = path.with_extension(format!("cut{keep}"));
+        std::fs::copy(&path, &copy).expect("copy");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .expect("open copy");
+        file.set_len(keep).expect("truncate");
+        drop(file);
+        // redb checks the file against its stored layout: a shorter file is refused, so
+        // nothing of a torn cache or journal is ever read.
+        let err = RedbCache::open(&copy, RedbOptions::default())
+            .expect_err("a file cut short is refused");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Corrupt,
+            "cut to {keep} of {len}: {err}"
+        );
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
 }

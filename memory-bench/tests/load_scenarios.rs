@@ -95,6 +95,12 @@ async fn an_outage_opens_the_breaker_journals_and_drains() {
     assert!(r.timeline.journal_depth_peak > 0, "writes were journaled");
     let last = r.timeline.points.last().expect("sampled");
     assert_eq!(last.journal_depth, 0, "the journal drained");
+    let outage = r.timeline.outage.as_ref().expect("the outage is reported");
+    let emptied = r
+        .timeline
+        .journal_emptied_at_s
+        .expect("replay emptied the journal");
+    assert!(emptied > outage.to_s, "after the store came back");
     for file in [
         "report.md",
         "report.json",

@@ -349,9 +349,18 @@ pub fn render(r: &Report) -> String {
                 n(t.faults_injected.unwrap_or(0))
             );
         }
+        let emptied = match (t.journal_emptied_at_s, &t.outage) {
+            (Some(e), Some(o)) => format!(
+                "emptied by replay at {e:.2} s ({:.2} s after the outage ended)",
+                e - o.to_s
+            ),
+            (Some(e), None) => format!("emptied by replay at {e:.2} s"),
+            (None, _) if t.journal_depth_peak == 0 => "never used".into(),
+            (None, _) => "**still holding writes at the last sample**".into(),
+        };
         let _ = writeln!(
             s,
-            "Journal drained: {}.\n",
+            "Journal {emptied}; checked empty after the load: {}.\n",
             t.drained_at_s
                 .map_or("**not within the drain timeout**".into(), |d| format!(
                     "at {d:.2} s"

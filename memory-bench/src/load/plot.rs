@@ -436,4 +436,171 @@ mod tests {
         assert_eq!(fmt_ms(2.0), "2 ms");
         assert_eq!(fmt_ms(1500.0), "1.5 s");
     }
+
+    /// Parse `doc` far enough to prove it well formed: one `<svg>` root, every tag closed in
+    /// order, attribute values quoted, no unescaped `<` or `&` in text, no non-finite number.
+    /// Returns the element names in document order.
+    fn elements(doc: &str) -> Vec<String> {
+        assert!(
+            !doc.contains("NaN") && !doc.contains("inf"),
+            "non-finite number"
+        );
+        let mut names = Vec::new();
+        let mut open: Vec<String> = Vec::new();
+        let mut rest = doc.trim();
+        assert!(rest.starts_with("<svg "), "root is <svg>");
+        while let Some(lt) = rest.find('<') {
+            let text = &rest[..lt];
+            assert!(!text.contains('>'), "stray '>' in text {text:?}");
+            for (i, _) in text.match_indices('&') {
+                let entity = &text[i..text[i..].find(';').map_or(text.len(), |e| i + e + 1)];
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&entity),
+                    "bare '&' in {text:?}"
+                );
+            }
+            let gt = rest[lt..].find('>').expect("tag closed") + lt;
+            let tag = &rest[lt + 1..gt];
+            assert!(!tag.contains('<'), "'<' inside tag {tag:?}");
+            assert_eq!(
+                tag.matches('"').count() % 2,
+                0,
+                "unbalanced quotes in {tag:?}"
+            );
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(
+                    open.pop().as_deref(),
+                    Some(name),
+                    "closing tag out of order"
+                );
+            } else {
+                let name: String = tag
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                assert!(!name.is_empty(), "tag name in {tag:?}");
+                if !tag.ends_with('/') {
+                    open.push(name.clone());
+                }
+                if names.is_empty() {
+                    assert_eq!(name, "svg");
+                } else {
+                    assert!(!open.is_empty(), "a second root element {name}");
+                }
+                names.push(name);
+            }
+            rest = &rest[gt + 1..];
+            if open.is_empty() {
+                assert!(rest.trim().is_empty(), "content after the root element");
+                break;
+            }
+        }
+        assert!(open.is_empty(), "unclosed elements {open:?}");
+        names
+    }
+
+    fn count(names: &[String], name: &str) -> usize {
+        names.iter().filter(|n| *n == name).count()
+    }
+
+    fn data() -> (Vec<Sample>, Vec<WindowStat>, Histogram) {
+        let mut h = Histogram::new(7);
+        let mut samples = Vec::new();
+        for i in 0..500u64 {
+            let latency_ns = 50_000 + (i % 97) * 30_000 + if i % 50 == 0 { 80_000_000 } else { 0 };
+            h.record(latency_ns);
+            samples.push(Sample {
+                at_s: i as f64 / 100.0,
+                latency_ns,
+                ok: i % 123 != 0,
+            });
+        }
+        let windows = (0..5)
+            .map(|w| WindowStat {
+                start_s: w as f64,
+                width_s: 1.0,
+                count: 100,
+                p50_ms: 1.5,
+                p99_ms: 40.0 + w as f64,
+            })
+            .collect();
+        (samples, windows, h)
+    }
+
+    #[test]
+    fn the_latency_over_time_plot_is_well_formed_with_axes_and_series() {
+        let (samples, windows, _) = data();
+        let span = Span {
+            from_s: 1.0,
+            to_s: 2.0,
+            label: "outage <injected> & over".into(),
+        };
+        let doc = latency_over_time("log_step", &samples, &windows, 500, 5.0, &[span]);
+        let names = elements(&doc);
+        assert_eq!(count(&names, "title"), 1);
+        assert_eq!(count(&names, "polyline"), 2, "p50 and p99 lines");
+        assert!(count(&names, "path") >= 2, "ok and failed dots");
+        assert!(count(&names, "line") > 10, "axes, ticks and grid");
+        for label in [
+            "log_step: latency over time (500 sampled of 500 calls)",
+            "time since the measured phase began (s)",
+            "latency (log scale)",
+            "1 ms",
+            "100 ms",
+            "outage &lt;injected&gt; &amp; over",
+        ] {
+            assert!(doc.contains(label), "{label}");
+        }
+    }
+
+    #[test]
+    fn the_histogram_is_well_formed_with_bars_and_quantiles() {
+        let (_, _, h) = data();
+        let doc = latency_histogram("retrieve", &h);
+        let names = elements(&doc);
+        assert!(count(&names, "rect") > 5, "background and bars");
+        assert!(doc.contains("retrieve: latency histogram (500 calls)"));
+        assert!(doc.contains("calls per bucket"));
+        assert!(
+            doc.contains(">p50 ") && doc.contains(">p99 "),
+            "quantile marks"
+        );
+        assert!(doc.contains(r#"stroke-dasharray="4 3""#));
+    }
+
+    #[test]
+    fn empty_inputs_still_give_well_formed_plots() {
+        elements(&latency_over_time("get_episode", &[], &[], 0, 0.0, &[]));
+        elements(&latency_histogram("get_episode", &Histogram::new(7)));
+        elements(&engine_timeline(&[], 0.0, &[]));
+    }
+
+    #[test]
+    fn the_engine_timeline_is_well_formed_with_states_and_depth() {
+        let points: Vec<TimelinePoint> = (0..50)
+            .map(|i| TimelinePoint {
+                at_s: i as f64 * 0.1,
+                breaker: match i {
+                    10..=29 => 2,
+                    30..=34 => 1,
+                    _ => 0,
+                },
+                journal_depth: if (10..40).contains(&i) { i * 10 } else { 0 },
+            })
+            .collect();
+        let span = Span {
+            from_s: 1.0,
+            to_s: 3.0,
+            label: "durable store outage".into(),
+        };
+        let doc = engine_timeline(&points, 5.0, &[span]);
+        let names = elements(&doc);
+        assert_eq!(count(&names, "polyline"), 1, "journal depth line");
+        assert!(
+            doc.contains("#d01c8b") && doc.contains("#4dac26"),
+            "open and closed strips"
+        );
+        assert!(doc.contains("journaled writes waiting for replay"));
+        assert!(doc.contains("durable store outage"));
+    }
 }

@@ -364,8 +364,13 @@ pub struct Timeline {
     /// Faults the injector raised.
     pub faults_injected: Option<u64>,
     /// When the journal was found empty after the load, seconds (`None`: not within the
-    /// drain timeout).
+    /// drain timeout). This is when the check ran, not when replay finished: see
+    /// `journal_emptied_at_s`.
     pub drained_at_s: Option<f64>,
+    /// The first sample, after the last one with journaled writes waiting, that found the
+    /// journal empty: when replay finished, to the sampling interval (`None`: the journal
+    /// never held anything, or was still not empty at the last sample).
+    pub journal_emptied_at_s: Option<f64>,
 }
 
 impl Timeline {
@@ -384,7 +389,13 @@ impl Timeline {
                 });
             }
         }
+        let journal_emptied_at_s = points
+            .iter()
+            .rposition(|p| p.journal_depth > 0)
+            .and_then(|last| points.get(last + 1))
+            .map(|p| p.at_s);
         Self {
+            journal_emptied_at_s,
             journal_depth_peak: points.iter().map(|p| p.journal_depth).max().unwrap_or(0),
             completions_waiting_peak: points
                 .iter()
@@ -463,4 +474,51 @@ pub struct Report {
     pub verdict: Status,
     /// Files written next to the report.
     pub files: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(at_s: f64, breaker: &'static str, journal_depth: u64) -> EnginePoint {
+        EnginePoint {
+            at_s,
+            breaker: Some(breaker),
+            transitions: 0,
+            journal_depth,
+            completions_waiting: 0,
+            completions_in_flight: 0,
+        }
+    }
+
+    #[test]
+    fn the_timeline_finds_state_changes_and_when_the_journal_emptied() {
+        let t = Timeline::of(vec![
+            point(0.0, "closed", 0),
+            point(1.0, "open", 5),
+            point(2.0, "half_open", 40),
+            point(3.0, "closed", 12),
+            point(4.0, "closed", 0),
+            point(5.0, "closed", 0),
+        ]);
+        let seen: Vec<(f64, &str, &str)> = t
+            .changes
+            .iter()
+            .map(|c| (c.at_s, c.from.as_str(), c.to.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1.0, "closed", "open"),
+                (2.0, "open", "half_open"),
+                (3.0, "half_open", "closed")
+            ]
+        );
+        assert_eq!(t.journal_depth_peak, 40);
+        assert_eq!(t.journal_emptied_at_s, Some(4.0));
+        let never = Timeline::of(vec![point(0.0, "closed", 0), point(1.0, "closed", 0)]);
+        assert_eq!(never.journal_emptied_at_s, None);
+        let stuck = Timeline::of(vec![point(0.0, "open", 3), point(1.0, "open", 4)]);
+        assert_eq!(stuck.journal_emptied_at_s, None);
+    }
 }

@@ -2,11 +2,11 @@
 //!
 //! One file holds three tables:
 //!
-//! | table      | key                               | value                                   |
-//! |------------|-----------------------------------|-----------------------------------------|
-//! | `episodes` | the 16 id bytes (sort in id order) | an `Episode` record (`record::encode`)  |
-//! | `journal`  | sequence number (`u64`)           | a `JournalEntry` record                 |
-//! | `meta`     | name (`&str`)                     | `u64`: layout version, last journal seq, open session |
+//! | table      | key                                | value                                               |
+//! |------------|------------------------------------|-----------------------------------------------------|
+//! | `episodes` | the 16 id bytes (sort in id order) | an `Episode` record (`record::encode`)              |
+//! | `journal`  | sequence number (`u64`)            | a `JournalEntry` record                             |
+//! | `meta`     | name (`&str`)                      | `u64`: layout version, last journal seq, open session |
 //!
 //! **Sessions.** Cache writes commit with `Durability::None`, and after a crash redb rolls the
 //! file back to its last durable commit (a journal append, say), which may hold an *older*

@@ -4,10 +4,12 @@
 //! directory, lets it record episodes from 8 concurrent tasks (start, `log_step`/`log_steps`,
 //! complete, update, delete) in one of three modes (plain ingest; a durable-store outage whose
 //! journal is replayed while ingest goes on; ingest with reconciliation passes in a loop) and
-//! SIGKILLs it at a seeded moment: 5–150 ms after it started (usually during open), 50–800 ms
-//! after it is ready, or (outage rounds) 0–150 ms after the outage ended, around the replay. A
-//! directory serves 4 rounds, so later rounds open what earlier kills left. The child's
-//! acknowledgements are read from its stdout as they come; a line cut by the kill is ignored.
+//! SIGKILLs it at a seeded moment: 1–60 ms after it started (often during open), 50–800 ms
+//! after it is ready, or (outage rounds) 0–150 ms after the outage ended, around the replay. In
+//! a third of the outage rounds a second child (ingest) then opens what the first left, usually
+//! a journal, and is killed 1–80 ms after it started, while its open replays that journal. A
+//! directory serves 4 rounds, so later rounds open what earlier kills left. The children's
+//! acknowledgements are read from their stdout as they come; a line cut by a kill is ignored.
 //!
 //! After each kill the store is reopened in this process and checked:
 //! - every acknowledged start, step (sequence number and exact content) and completion or
@@ -18,7 +20,7 @@
 //!   content the workload derives for it, in the order the task sent them, no step twice;
 //!   completed exactly when it has an outcome; at a version the workload writes, holding exactly
 //!   what that version holds; a completed episode whose every call was acknowledged has exactly
-//!   the acknowledged steps; at most one unacknowledged episode per task and round;
+//!   the acknowledged steps; at most one unacknowledged episode per task and child;
 //! - `get_episode` (cache first) returns exactly the durable copy of every episode;
 //! - the journal is drained, one reconciliation pass later a second finds nothing to repair,
 //!   the index holds exactly the durable ids at their versions, and after shutdown the redb
@@ -58,7 +60,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// When the child is killed.
 #[derive(Debug, Clone, Copy)]
 enum KillAfter {
-    /// This long after it was started (usually while it opens the store).
+    /// This long after it was started (often while it opens the store).
     Spawn(Duration),
     /// This long after `READY`.
     Ready(Duration),
@@ -199,6 +201,9 @@ struct Acked {
     failures: u32,
 }
 
+/// The phase after the outage ended and before replay first trimmed the journal.
+const OUTAGE_OVER: &str = "outage over, replay not yet trimmed";
+
 /// Where a kill landed, from the events printed before it.
 fn phase(mode: &str, lines: &[Line]) -> &'static str {
     if !lines.contains(&Line::Ready) {
@@ -224,7 +229,7 @@ fn phase(mode: &str, lines: &[Line]) -> &'static str {
             match (on, off, journaling, replaying) {
                 (false, ..) => "before the outage",
                 (true, false, ..) => "outage",
-                (true, true, true, false) => "outage over, replay not yet trimmed",
+                (true, true, true, false) => OUTAGE_OVER,
                 (true, true, true, true) => "journal replay",
                 (true, true, false, _) => "after the replay",
             }
@@ -366,7 +371,7 @@ fn config() -> MemoryConfig {
 async fn check_round(
     dir: &Path,
     round: u64,
-    seed: u64,
+    seeds: &[u64],
     acks: &mut HashMap<EpisodeId, Acked>,
     unacknowledged: &mut HashSet<EpisodeId>,
     totals: &mut Totals,
@@ -382,7 +387,7 @@ async fn check_round(
         "round {round}: open replayed the journal"
     );
     let stored = durable_episodes(m).await;
-    check_stored(round, seed, &stored, acks, unacknowledged, totals);
+    check_stored(round, seeds, &stored, acks, unacknowledged, totals);
     check_acknowledged(round, m, &stored, acks, totals).await;
     check_reads(round, m, &stored).await;
     check_agreement(round, m, &stored, totals).await;
@@ -391,10 +396,11 @@ async fn check_round(
     check_file(round, dir, &stored).await;
 }
 
-/// Nothing half-written, acknowledged or not; at most one unacknowledged start per task.
+/// Nothing half-written, acknowledged or not; at most one unacknowledged start per task and
+/// child.
 fn check_stored(
     round: u64,
-    seed: u64,
+    seeds: &[u64],
     stored: &BTreeMap<EpisodeId, Episode>,
     acks: &HashMap<EpisodeId, Acked>,
     unacknowledged: &mut HashSet<EpisodeId>,
@@ -405,8 +411,8 @@ fn check_stored(
         let key = check_whole(ep);
         if !acks.contains_key(&ep.id) && unacknowledged.insert(ep.id) {
             // Its start was in flight at the kill (or its acknowledgement was not printed).
-            assert_eq!(
-                key.seed, seed,
+            assert!(
+                seeds.contains(&key.seed),
                 "round {round}: {} appeared without being written in this round",
                 ep.id
             );
@@ -419,7 +425,7 @@ fn check_stored(
         }
     }
     assert!(
-        new_unacknowledged <= TASKS,
+        new_unacknowledged <= TASKS * seeds.len(),
         "round {round}: {new_unacknowledged} unacknowledged episodes, at most one start in flight per task"
     );
     totals.unacknowledged += new_unacknowledged;
@@ -576,6 +582,30 @@ async fn check_file(round: u64, dir: &Path, stored: &BTreeMap<EpisodeId, Episode
     );
 }
 
+/// Run one child to its kill, fold what it acknowledged into `acks`, and return where the kill
+/// landed.
+fn run_child(
+    dir: &Path,
+    seed: u64,
+    mode: &'static str,
+    kill: KillAfter,
+    acks: &mut HashMap<EpisodeId, Acked>,
+    totals: &mut Totals,
+) -> &'static str {
+    let Run {
+        lines,
+        torn,
+        ready_after,
+    } = run_and_kill(dir, seed, mode, kill);
+    totals.torn += usize::from(torn);
+    if let Some(d) = ready_after {
+        totals.slowest_open = totals.slowest_open.max(d);
+    }
+    *totals.modes.entry(mode).or_default() += 1;
+    record(&lines, mode, acks, totals);
+    phase(mode, &lines)
+}
+
 /// Fold one round's lines into the acknowledgements.
 fn record(lines: &[Line], mode: &str, acks: &mut HashMap<EpisodeId, Acked>, totals: &mut Totals) {
     for line in lines {
@@ -667,30 +697,40 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         }
         let mode = ["ingest", "outage", "reconcile"][rng.range(0..3) as usize];
         let kill = if rng.range(0..10) == 0 {
-            KillAfter::Spawn(Duration::from_millis(rng.range(5..150)))
+            KillAfter::Spawn(Duration::from_millis(rng.range(1..60)))
         } else if mode == "outage" && rng.range(0..2) == 0 {
             KillAfter::OutageEnd(Duration::from_millis(rng.range(0..150)))
         } else {
             KillAfter::Ready(Duration::from_millis(rng.range(50..800)))
         };
-        // One seed per round: episode keys never repeat in a directory.
+        // One seed per child: episode keys never repeat in a directory.
         let seed = rng.next_u64() >> 1;
-        let Run {
-            lines,
-            torn,
-            ready_after,
-        } = run_and_kill(dir.path(), seed, mode, kill);
-        totals.torn += usize::from(torn);
-        if let Some(d) = ready_after {
-            totals.slowest_open = totals.slowest_open.max(d);
+        // In some outage rounds a second child opens what the first left (a journal, unless
+        // replay had drained it) and is killed soon after it started, while its open replays.
+        let second = (mode == "outage" && rng.range(0..3) == 0).then(|| {
+            (
+                rng.next_u64() >> 1,
+                KillAfter::Spawn(Duration::from_millis(rng.range(1..80))),
+            )
+        });
+        let first = run_child(dir.path(), seed, mode, kill, &mut acks, &mut totals);
+        *totals.phases.entry(first).or_default() += 1;
+        let mut seeds = vec![seed];
+        if let Some((seed, kill)) = second {
+            let then = run_child(dir.path(), seed, "ingest", kill, &mut acks, &mut totals);
+            let journal_left = ["outage", OUTAGE_OVER, "journal replay"].contains(&first);
+            let label = match then {
+                "open" if journal_left => "second child: open over the journal a kill left",
+                "open" => "second child: open",
+                _ => "second child: ingest",
+            };
+            *totals.phases.entry(label).or_default() += 1;
+            seeds.push(seed);
         }
-        *totals.modes.entry(mode).or_default() += 1;
-        *totals.phases.entry(phase(mode, &lines)).or_default() += 1;
-        record(&lines, mode, &mut acks, &mut totals);
         rt.block_on(check_round(
             dir.path(),
             round,
-            seed,
+            &seeds,
             &mut acks,
             &mut unacknowledged,
             &mut totals,
@@ -702,7 +742,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     );
     println!(
         "crash_recovery: {rounds} rounds in {:.1} s; {} acknowledgements, {} torn lines, failed calls \
-         (outage) {:?}, {} unacknowledged episodes found whole; modes {:?}; kills landed in {:?}; \
+         (outage) {:?}, {} unacknowledged episodes found whole; children by mode {:?}; kills landed in {:?}; \
          first reconciliation passes repaired {}; slowest open of the child {:?}; \
          {} deletes in flight landed",
         started.elapsed().as_secs_f64(),

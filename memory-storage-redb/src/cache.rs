@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use memory_core::record::{self, RecordKind};
 use memory_core::store::{CacheStats, CacheStore, CachedVersion, Page};
 use memory_core::{Episode, EpisodeId, Error, Result};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Durability, ReadableDatabase, ReadableTable};
 
 use crate::error::from_redb;
-use crate::file::{EPISODES, blocking, open_database};
+use crate::file::{EPISODES, OpenFile, blocking, open_database};
 use crate::journal::RedbJournal;
 use crate::lru::{Lru, Plan, Replace};
 use crate::options::RedbOptions;
@@ -30,10 +30,12 @@ use crate::options::RedbOptions;
 /// clone, every [`RedbJournal`] from it, and every blocking call still running on their behalf
 /// are gone; only then can the file be opened again in this process.
 ///
-/// **Durability.** Cache writes commit with redb's `Durability::None`: after a crash the cache
-/// is rolled back, consistently, to the last durable commit (a journal append, a
-/// [`RedbCache::flush`], a raw write, or a clean close, which makes pending commits durable).
-/// A crash can lose recent entries; it never leaves a damaged one readable.
+/// **Durability.** Cache writes commit with redb's `Durability::None`. A crash would roll the
+/// file back to its last durable commit (a journal append, a [`RedbCache::flush`], a raw
+/// write), which may hold an older version of an entry a later put replaced, or an entry a
+/// later invalidation removed; so a file that was not closed (the last handle dropped) opens
+/// with an empty cache, its journal intact. A crash loses the cached entries, never serves an
+/// old or damaged one.
 ///
 /// **Bookkeeping.** Size, last access and version of every entry are kept in memory (about
 /// 100 bytes per entry, independent of the episode's size; see the `lru` module), rebuilt by
@@ -62,7 +64,7 @@ pub struct RedbCache {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<OpenFile>,
     path: PathBuf,
     max_bytes: u64,
     /// Held by every cache write from before its plan until its bookkeeping is updated, so each
@@ -156,8 +158,9 @@ impl RedbCache {
     }
 
     /// Make every cache write so far durable (one empty `Durability::Immediate` commit, an
-    /// fsync). Not needed for correctness (the cache is rebuildable); useful before a planned
-    /// shutdown to keep the cache warm across a crash that may follow.
+    /// fsync). Not needed for correctness (the cache is rebuildable), and it does not keep the
+    /// cache across a crash: a file that was not closed opens with an empty cache. Dropping the
+    /// last handle does the same commit.
     pub async fn flush(&self) -> Result<()> {
         let db = self.inner.db.clone();
         blocking("flush", move || {

@@ -8,13 +8,16 @@ use memory_core::{Error, ErrorKind};
 /// Map a redb failure (any of its error types) during `context` into the engine's error.
 ///
 /// Classification:
-/// - `Corrupted` (redb's own page checksums or structure) is `Corrupt`.
+/// - `Corrupted` (redb's own page checksums or structure) is `Corrupt`, and so is an I/O error
+///   of kind `InvalidData`, which redb raises for a file that is not a redb database (a damaged
+///   header).
 /// - Everything else is `Storage` and not transient: after an I/O failure redb refuses further
 ///   writes (`PreviousIo`) until the file is reopened, so retrying the same call cannot help.
 pub(crate) fn from_redb(context: &str, err: impl Into<redb::Error>) -> Error {
     let err: redb::Error = err.into();
     let kind = match &err {
         redb::Error::Corrupted(_) => ErrorKind::Corrupt,
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => ErrorKind::Corrupt,
         _ => ErrorKind::Storage,
     };
     let detail = match &err {
@@ -45,6 +48,17 @@ mod tests {
         assert!(!e.is_transient());
         assert!(std::error::Error::source(&e).is_some());
         assert!(e.to_string().contains("bad page"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_redb_database_is_corrupt() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "Not a redb database: magic number mismatch",
+        );
+        let e = from_redb("open", redb::StorageError::Io(io));
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert!(e.to_string().contains("magic number"), "{e}");
     }
 
     #[test]

@@ -2,20 +2,30 @@
 //!
 //! One file holds three tables:
 //!
-//! | table      | key                               | value                                   |
-//! |------------|-----------------------------------|-----------------------------------------|
-//! | `episodes` | the 16 id bytes (sort in id order) | an `Episode` record (`record::encode`)  |
-//! | `journal`  | sequence number (`u64`)           | a `JournalEntry` record                 |
-//! | `meta`     | name (`&str`)                     | `u64`: layout version, last journal seq |
+//! | table      | key                                | value                                               |
+//! |------------|------------------------------------|-----------------------------------------------------|
+//! | `episodes` | the 16 id bytes (sort in id order) | an `Episode` record (`record::encode`)              |
+//! | `journal`  | sequence number (`u64`)            | a `JournalEntry` record                             |
+//! | `meta`     | name (`&str`)                      | `u64`: layout version, last journal seq, open session |
+//!
+//! **Sessions.** Cache writes commit with `Durability::None`, and after a crash redb rolls the
+//! file back to its last durable commit (a journal append, say), which may hold an *older*
+//! version of an entry that a later, non-durable put replaced, or an entry a later
+//! invalidation removed. So the file records whether it is open: [`open_database`] sets the
+//! `session.open` marker in its (durable) opening commit, and dropping the last [`OpenFile`]
+//! removes it in a durable commit. A file found with the marker set was not closed (the process
+//! crashed): its cache entries are dropped in the opening commit, so nothing a later write
+//! replaced or removed is ever served again. The journal, fsync'd entry by entry, is kept.
 //!
 //! This module owns the table definitions and the only place a `Database` is created. It never
 //! holds episode or journal logic, and no redb type it uses leaves the crate.
 
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
 use memory_core::{Error, Result};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::{from_join, from_redb};
 use crate::options::RedbOptions;
@@ -38,9 +48,51 @@ pub(crate) const LAYOUT: u64 = 1;
 /// `meta` key of the highest journal sequence number ever assigned (0 before the first).
 pub(crate) const LAST_SEQ_KEY: &str = "journal.last_seq";
 
-/// Open (or create) the file, check its layout and make sure every table exists, so that
-/// later read transactions never meet a missing table. Blocks: call it off the async runtime.
-pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Database>> {
+/// `meta` key present while a process has the file open (see the module docs).
+pub(crate) const SESSION_KEY: &str = "session.open";
+
+/// The open file: redb's `Database`, which it derefs to, and the session it ends when the last
+/// handle is dropped (after every cache and journal handle and every blocking call using it).
+pub(crate) struct OpenFile {
+    db: Database,
+}
+
+impl Deref for OpenFile {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Drop for OpenFile {
+    /// Mark the session closed in a durable commit, which also makes every earlier non-durable
+    /// cache write durable. Blocks on an fsync, as redb's own close does. If it fails, the next
+    /// open treats the file as crashed and starts with an empty cache: slower, never wrong.
+    fn drop(&mut self) {
+        if let Err(e) = end_session(&self.db) {
+            tracing::warn!(error = %e, "could not mark the redb file closed; the next open drops its cache entries");
+        }
+    }
+}
+
+fn end_session(db: &Database) -> Result<()> {
+    let what = "close the file";
+    let mut txn = db.begin_write().map_err(|e| from_redb(what, e))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| from_redb(what, e))?;
+    txn.open_table(META)
+        .map_err(|e| from_redb(what, e))?
+        .remove(SESSION_KEY)
+        .map_err(|e| from_redb(what, e))?;
+    txn.commit().map_err(|e| from_redb(what, e))
+}
+
+/// Open (or create) the file, check its layout, make sure every table exists (so that later
+/// read transactions never meet a missing table), and start a session: if the previous one
+/// did not end (a crash), drop every cache entry first (see the module docs). Blocks: call it
+/// off the async runtime.
+pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<OpenFile>> {
     options.validate()?;
     let what = format!("open {}", path.display());
     let db = Database::builder()
@@ -49,9 +101,10 @@ pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Da
         .create(path)
         .map_err(|e| from_redb(&what, e))?;
 
-    // Immediate (the default): the layout marker must be on disk before anything relies on it.
+    // Immediate (the default): the layout and session markers must be on disk before anything
+    // relies on them.
     let txn = db.begin_write().map_err(|e| from_redb(&what, e))?;
-    {
+    let crashed = {
         txn.open_table(EPISODES).map_err(|e| from_redb(&what, e))?;
         txn.open_table(JOURNAL).map_err(|e| from_redb(&what, e))?;
         let mut meta = txn.open_table(META).map_err(|e| from_redb(&what, e))?;
@@ -71,13 +124,32 @@ pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Da
                 )));
             }
         }
+        meta.insert(SESSION_KEY, 1)
+            .map_err(|e| from_redb(&what, e))?
+            .is_some()
+    };
+    if crashed {
+        let dropped = txn
+            .open_table(EPISODES)
+            .map_err(|e| from_redb(&what, e))?
+            .len()
+            .map_err(|e| from_redb(&what, e))?;
+        txn.delete_table(EPISODES)
+            .map_err(|e| from_redb(&what, e))?;
+        txn.open_table(EPISODES).map_err(|e| from_redb(&what, e))?;
+        tracing::warn!(
+            path = %path.display(),
+            dropped,
+            "the redb file was not closed (a crash?): its cache entries are dropped, since the \
+             crash may have rolled them back to older versions; the journal is kept"
+        );
     }
     txn.commit().map_err(|e| from_redb(&what, e))?;
-    Ok(Arc::new(db))
+    Ok(Arc::new(OpenFile { db }))
 }
 
 /// Run blocking redb work on tokio's blocking pool and map a failed task into the engine's
-/// error. The closure owns what it needs (an `Arc<Database>`, copied arguments).
+/// error. The closure owns what it needs (an `Arc<OpenFile>`, copied arguments).
 pub(crate) async fn blocking<T, F>(context: &'static str, work: F) -> Result<T>
 where
     T: Send + 'static,

@@ -16,7 +16,7 @@ use memory_core::{Error, Result};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::error::from_redb;
-use crate::file::{JOURNAL, LAST_SEQ_KEY, META, blocking};
+use crate::file::{JOURNAL, LAST_SEQ_KEY, META, OpenFile, blocking};
 
 /// The journal in a [`crate::RedbCache`]'s file, from [`crate::RedbCache::journal`].
 ///
@@ -42,7 +42,7 @@ use crate::file::{JOURNAL, LAST_SEQ_KEY, META, blocking};
 /// ```
 #[derive(Clone)]
 pub struct RedbJournal {
-    db: Arc<Database>,
+    db: Arc<OpenFile>,
 }
 
 impl std::fmt::Debug for RedbJournal {
@@ -58,7 +58,7 @@ fn decode_entry(seq: JournalSeq, bytes: &[u8]) -> Result<JournalEntry> {
 }
 
 impl RedbJournal {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: Arc<OpenFile>) -> Self {
         Self { db }
     }
 

@@ -2,8 +2,9 @@
 //!
 //! - [`RedbCache`] implements [`memory_core::store::CacheStore`]: a rebuildable cache of
 //!   episodes, bounded in bytes ([`RedbOptions::max_cache_bytes`]) with least-recently-used
-//!   eviction. Writes commit with redb's `Durability::None`: a crash may lose recent entries,
-//!   never leave a damaged one readable.
+//!   eviction. Writes commit with redb's `Durability::None`; a file that was not closed (the
+//!   process crashed) opens with an empty cache, so a crash never serves a damaged entry or
+//!   one that a later write replaced or removed.
 //! - [`RedbJournal`] (from [`RedbCache::journal`], same file) implements
 //!   [`memory_core::store::Journal`]: every append and removal is fsync'd before it returns.
 //!

@@ -1,9 +1,12 @@
 //! Crash consistency on a real process crash: a child process (this binary re-executed) writes
-//! cache entries (`Durability::None`) and journal entries (fsync'd) and reports each
-//! acknowledged write on stdout; once it reports `done` it waits, with the file still open, and
-//! the parent kills it (SIGKILL, no clean close). The parent then reopens the file and checks
-//! that every acknowledged journal entry is there in order, that cache writes made before the
-//! last fsync'd commit survived, and that no cache entry is damaged.
+//! cache entries (`Durability::None`) and journal entries (fsync'd), then replaces one cached
+//! entry with a newer version and invalidates another (after the fsync'd journal appends made
+//! the older state durable), reporting each acknowledged write on stdout; once it reports
+//! `done` it waits, with the file still open, and the parent kills it (SIGKILL, no clean close).
+//! The parent then reopens the file and checks that every acknowledged journal entry is there in
+//! order and that the cache brings back nothing a later write had replaced or removed: redb
+//! rolls non-durable commits back to the last durable one, which may hold older versions, so a
+//! file the previous process did not close comes back with an empty cache.
 //!
 //! This file has its own `main` (`harness = false` in Cargo.toml) so that it can run itself as
 //! the child.
@@ -41,10 +44,12 @@ async fn child(path: String) {
     let cache = RedbCache::open(&path, RedbOptions::default()).expect("child open");
     let journal = cache.journal();
     let mut out = std::io::stdout().lock();
+    let mut ids = Vec::new();
     for _ in 0..20 {
         let e = episode("crash");
         cache.put(&e).await.expect("put");
         writeln!(out, "cached {}", e.id).expect("stdout");
+        ids.push(e.id);
     }
     for _ in 0..10 {
         let id = EpisodeId::new();
@@ -54,6 +59,18 @@ async fn child(path: String) {
             .expect("append");
         writeln!(out, "journaled {seq} {id}").expect("stdout");
     }
+    // The older state of these two is durable now (the journal appends fsync'd it).
+    let mut newer = cache
+        .get(replaced_id(&ids))
+        .await
+        .expect("get")
+        .expect("cached");
+    newer.version += 1;
+    newer.reflection = Some("newer".into());
+    cache.put(&newer).await.expect("put newer");
+    writeln!(out, "replaced {} {}", newer.id, newer.version).expect("stdout");
+    cache.invalidate(ids[1]).await.expect("invalidate");
+    writeln!(out, "invalidated {}", ids[1]).expect("stdout");
     for _ in 0..20 {
         let e = episode("crash-late");
         cache.put(&e).await.expect("put");
@@ -67,6 +84,11 @@ async fn child(path: String) {
     drop(cache);
 }
 
+/// The cached entry the child replaces with a newer version.
+fn replaced_id(cached: &[EpisodeId]) -> EpisodeId {
+    cached[0]
+}
+
 async fn parent() {
     let (_dir, path) = temp_file();
     let mut child = Command::new(std::env::current_exe().expect("current exe"))
@@ -77,6 +99,7 @@ async fn parent() {
         .expect("run child");
     let stdout = BufReader::new(child.stdout.take().expect("child stdout"));
     let (mut cached, mut journaled, mut late) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut replaced, mut invalidated) = (None, None);
     let mut done = false;
     for line in stdout.lines() {
         let line = line.expect("child output");
@@ -92,6 +115,13 @@ async fn parent() {
                 id.parse::<EpisodeId>().expect("id"),
             )),
             ["late", id] => late.push(id.parse::<EpisodeId>().expect("id")),
+            ["replaced", id, version] => {
+                replaced = Some((
+                    id.parse::<EpisodeId>().expect("id"),
+                    version.parse::<u64>().expect("version"),
+                ));
+            }
+            ["invalidated", id] => invalidated = Some(id.parse::<EpisodeId>().expect("id")),
             _ => panic!("unexpected child output: {line}"),
         }
     }
@@ -119,22 +149,28 @@ async fn parent() {
         .collect();
     assert_eq!(read, expected, "every acknowledged journal entry, in order");
 
-    for id in &cached {
-        let got = cache
-            .get(*id)
-            .await
-            .expect("get")
-            .expect("committed before an fsync");
-        assert_eq!(got.id, *id);
+    // Nothing a later write replaced or removed comes back.
+    let (replaced, version) = replaced.expect("the child replaced an entry");
+    assert_eq!(replaced, replaced_id(&cached));
+    if let Some(got) = cache.get(replaced).await.expect("get replaced") {
+        assert_eq!(got.version, version, "never the version the child replaced");
     }
-    let mut survived = 0;
-    for id in &late {
-        // May be lost (not durable), but never damaged.
-        if let Some(got) = cache.get(*id).await.expect("late entry is absent or valid") {
-            assert_eq!(got.id, *id);
-            survived += 1;
-        }
+    let invalidated = invalidated.expect("the child invalidated an entry");
+    assert_eq!(
+        cache.get(invalidated).await.expect("get invalidated"),
+        None,
+        "an invalidated entry stays gone"
+    );
+    // How: the file was not closed, so the cache comes back empty.
+    for id in cached.iter().chain(&late) {
+        assert_eq!(cache.get(*id).await.expect("get"), None, "{id}");
     }
+    assert_eq!(
+        cache.stats().entries,
+        0,
+        "the cache starts empty after a crash"
+    );
+
     let next = cache
         .journal()
         .append(&JournalEntry::Delete(EpisodeId::new()))
@@ -144,5 +180,4 @@ async fn parent() {
         next > journaled[9].0,
         "sequence numbers continue after a crash"
     );
-    println!("crash: {survived} of 20 non-durable late cache writes survived the kill");
 }

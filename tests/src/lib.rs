@@ -1,11 +1,16 @@
 //! Shared helpers of the workspace integration tests: open the embedded default (a libsql file
-//! and a redb file) in a directory, as an application would.
+//! and a redb file) in a directory, as an application would, and the crash harness's workload
+//! ([`crash`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
+use memory_core::store::{FaultInjector, Faulty};
 use memory_core::{MemoryConfig, Result, SelfLearningMemory};
 use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
+
+pub mod crash;
 
 /// The stores of the embedded default in `dir`, with handles kept for inspection.
 pub struct Embedded {
@@ -17,10 +22,24 @@ pub struct Embedded {
 
 /// Open the embedded default in `dir` (`memory.db`, `cache.redb`) with `config`.
 pub async fn open_embedded(dir: &Path, config: MemoryConfig) -> Result<Embedded> {
+    open_embedded_with(dir, config, None).await
+}
+
+/// [`open_embedded`], with the durable store wrapped in [`Faulty`] following `faults` when
+/// given (the journal and the cache are not wrapped): a test switches the durable store's
+/// outage on and off while the engine runs.
+pub async fn open_embedded_with(
+    dir: &Path,
+    config: MemoryConfig,
+    faults: Option<Arc<FaultInjector>>,
+) -> Result<Embedded> {
     let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
-    let memory = SelfLearningMemory::builder()
-        .durable(durable)
+    let builder = match faults {
+        Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
+        None => SelfLearningMemory::builder().durable(durable),
+    };
+    let memory = builder
         .cache(cache.clone())
         .journal(cache.journal())
         .config(config)

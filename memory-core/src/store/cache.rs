@@ -47,8 +47,10 @@ pub struct CachedVersion {
 ///
 /// **Monotonic.** `put` never replaces an entry with an older version, so a slow writer or a
 /// repair can never undo a newer write. **Honest.** A damaged record is reported as `Corrupt`
-/// (and counted as a miss), never returned as data. Writes need not be durable; a crash may
-/// lose recent entries but never leaves a damaged one readable as valid.
+/// (and counted as a miss), never returned as data. **Crash-safe.** Writes need not be
+/// durable; a crash may lose recent entries but never leaves a damaged one readable as valid,
+/// and never brings back an entry that a later `put` replaced or `invalidate` removed (a
+/// persistent cache that cannot tell which writes a crash lost must come back empty).
 #[async_trait]
 pub trait CacheStore: Send + Sync + 'static {
     /// The cached episode, `None` on a miss, `Corrupt` if the record is damaged.

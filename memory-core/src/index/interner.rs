@@ -93,6 +93,32 @@ impl Interner {
         }
     }
 
+    /// Every live string with its id, in id order.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (Sym, &str)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.count > 0)
+            .map(|(i, e)| (i as Sym, &*e.text))
+    }
+
+    /// An interner holding `texts` (distinct) under ids `0..texts.len()`, each held by the
+    /// number of documents `counts` gives (same length; every count at least 1).
+    pub(crate) fn from_counted(texts: Vec<Box<str>>, counts: Vec<u32>) -> Self {
+        debug_assert_eq!(texts.len(), counts.len());
+        let mut ids = HashMap::with_capacity(texts.len());
+        let mut entries = Vec::with_capacity(texts.len());
+        for (i, (text, count)) in texts.into_iter().zip(counts).enumerate() {
+            ids.insert(text.clone(), i as Sym);
+            entries.push(Entry { text, count });
+        }
+        Self {
+            ids,
+            entries,
+            free: Vec::new(),
+        }
+    }
+
     /// One more than the largest id ever handed out and not yet forgotten with the whole
     /// table: every live id is below it (the size of a table indexed by id).
     pub(crate) fn id_bound(&self) -> usize {

@@ -10,11 +10,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 
-use super::document::{Draft, FieldTf, IndexedEpisode};
+use super::document::{Draft, FieldTf, IndexedEpisode, check_vector, norm};
 use super::fields::FIELD_COUNT;
 use super::footprint;
+use super::image::{DocImage, ShardImage};
 use super::interner::{Interner, Sym};
 use super::partition::{Partition, Slot};
 use super::stats::IndexStats;
@@ -76,8 +78,14 @@ impl Shard {
             shard.by_id.insert(doc.id, slot);
             shard.docs.push(Some(doc));
         }
+        shard.build_partitions();
+        shard
+    }
+
+    /// Build every partition from the document table (bulk-loading the trees).
+    fn build_partitions(&mut self) {
         let mut groups: BTreeMap<Arc<str>, Vec<(Slot, &IndexedEpisode)>> = BTreeMap::new();
-        for (slot, doc) in shard.docs.iter().enumerate() {
+        for (slot, doc) in self.docs.iter().enumerate() {
             if let Some(doc) = doc {
                 groups
                     .entry(doc.task_type.clone())
@@ -85,15 +93,170 @@ impl Shard {
                     .push((slot as Slot, doc));
             }
         }
-        let partitions = groups
+        let bucket_width = self.bucket_width;
+        self.partitions = groups
             .into_iter()
             .map(|(task_type, members)| {
                 let p = Partition::bulk(task_type.clone(), members, bucket_width);
                 (task_type, p)
             })
             .collect();
-        shard.partitions = partitions;
-        shard
+    }
+
+    /// This shard's content as an image (live term and tag ids renumbered densely).
+    pub(crate) fn image(&self, key: &ShardKey) -> ShardImage {
+        let renumber = |interner: &Interner| {
+            let mut map = vec![u32::MAX; interner.id_bound()];
+            let mut texts = Vec::with_capacity(interner.len());
+            for (sym, text) in interner.live() {
+                map[sym as usize] = texts.len() as u32;
+                texts.push(text.to_owned());
+            }
+            (map, texts)
+        };
+        let (term_map, terms) = renumber(&self.terms);
+        let (tag_map, tags) = renumber(&self.tags);
+        let task_types: Vec<String> = self.partitions.keys().map(|t| t.to_string()).collect();
+        let docs = self
+            .docs
+            .iter()
+            .flatten()
+            .map(|d| {
+                let mut doc_terms: Vec<(u32, FieldTf)> = d
+                    .terms
+                    .iter()
+                    .map(|(sym, tf)| (term_map[*sym as usize], *tf))
+                    .collect();
+                doc_terms.sort_unstable_by_key(|(t, _)| *t);
+                let mut doc_tags: Vec<u32> =
+                    d.tags.iter().map(|sym| tag_map[*sym as usize]).collect();
+                doc_tags.sort_unstable();
+                DocImage {
+                    id: d.id,
+                    version: d.version,
+                    task_type: self
+                        .partitions
+                        .keys()
+                        .position(|t| *t == d.task_type)
+                        .unwrap_or(0) as u32,
+                    tags: doc_tags,
+                    terms: doc_terms,
+                    field_len: d.field_len,
+                    outcome: d.outcome,
+                    reward: d.reward,
+                    started_at: d.started_at,
+                    completed_at: d.completed_at,
+                    embedding: d.embedding.as_ref().map(|e| e.to_vec()),
+                }
+            })
+            .collect();
+        ShardImage {
+            namespace: key.namespace.to_string(),
+            domain: key.domain.to_string(),
+            terms,
+            tags,
+            task_types,
+            docs,
+        }
+    }
+
+    /// The shard an image describes, its trees bulk-loaded. Fails with `Corrupt` if the image
+    /// breaks an invariant (an id out of range, unsorted or repeated ids, a duplicate episode,
+    /// a duplicate string, a non-finite reward, an embedding of another dimension than
+    /// `embedding_dimension`, a string no document uses).
+    pub(crate) fn from_image(
+        image: ShardImage,
+        bucket_width: i64,
+        embedding_dimension: Option<usize>,
+    ) -> Result<Self> {
+        let bad = |what: &str| {
+            Error::corrupt(format!(
+                "index snapshot of shard ({:?}, {:?}): {what}",
+                image.namespace, image.domain
+            ))
+        };
+        let mut term_counts = vec![0u32; image.terms.len()];
+        let mut tag_counts = vec![0u32; image.tags.len()];
+        let task_types: Vec<Arc<str>> = image
+            .task_types
+            .iter()
+            .map(|t| Arc::from(t.as_str()))
+            .collect();
+        let mut shard = Self::new(bucket_width);
+        shard.docs.reserve_exact(image.docs.len());
+        shard.by_id.reserve(image.docs.len());
+        for d in &image.docs {
+            if !d.terms.windows(2).all(|w| w[0].0 < w[1].0) || !d.tags.is_sorted_by(|a, b| a < b) {
+                return Err(bad(
+                    "a document's term or tag ids are not strictly ascending",
+                ));
+            }
+            for (t, _) in &d.terms {
+                *term_counts
+                    .get_mut(*t as usize)
+                    .ok_or_else(|| bad("a term id is out of range"))? += 1;
+            }
+            for t in &d.tags {
+                *tag_counts
+                    .get_mut(*t as usize)
+                    .ok_or_else(|| bad("a tag id is out of range"))? += 1;
+            }
+            let task_type = task_types
+                .get(d.task_type as usize)
+                .ok_or_else(|| bad("a task type id is out of range"))?
+                .clone();
+            if !d.reward.is_finite() {
+                return Err(bad("a reward is not finite"));
+            }
+            if let Some(e) = &d.embedding {
+                match embedding_dimension {
+                    Some(dim) => check_vector("snapshot.embedding", e, dim)
+                        .map_err(|_| bad("an embedding has the wrong dimension or value"))?,
+                    None => return Err(bad("an embedding, but none is configured")),
+                }
+            }
+            for f in 0..FIELD_COUNT {
+                shard.field_len_total[f] += u64::from(d.field_len[f]);
+            }
+            shard.postings += d.terms.len() as u64;
+            if d.embedding.is_some() {
+                shard.embeddings += 1;
+            }
+            let slot = shard.docs.len() as Slot;
+            if shard.by_id.insert(d.id, slot).is_some() {
+                return Err(bad("an episode appears twice"));
+            }
+            shard.docs.push(Some(IndexedEpisode {
+                id: d.id,
+                version: d.version,
+                task_type,
+                tags: d.tags.clone().into_boxed_slice(),
+                terms: d.terms.clone().into_boxed_slice(),
+                field_len: d.field_len,
+                outcome: d.outcome,
+                reward: d.reward,
+                started_at: d.started_at,
+                completed_at: d.completed_at,
+                embedding_norm: d.embedding.as_deref().map_or(0.0, norm),
+                embedding: d.embedding.clone().map(Vec::into_boxed_slice),
+            }));
+        }
+        if term_counts.contains(&0) || tag_counts.contains(&0) {
+            return Err(bad("a term or tag no document holds"));
+        }
+        let distinct = |texts: &[String]| {
+            let mut sorted: Vec<&String> = texts.iter().collect();
+            sorted.sort_unstable();
+            sorted.windows(2).all(|w| w[0] != w[1])
+        };
+        if !distinct(&image.terms) || !distinct(&image.tags) || !distinct(&image.task_types) {
+            return Err(bad("a string appears twice"));
+        }
+        let boxed = |texts: Vec<String>| texts.into_iter().map(String::into_boxed_str).collect();
+        shard.terms = Interner::from_counted(boxed(image.terms), term_counts);
+        shard.tags = Interner::from_counted(boxed(image.tags), tag_counts);
+        shard.build_partitions();
+        Ok(shard)
     }
 
     /// Intern `draft`'s strings and count its statistics; the caller places the result.
@@ -424,5 +587,47 @@ mod tests {
         }
         assert_eq!(bulk.stats(), inc.stats());
         assert_eq!(bulk.clusters_by_text(), inc.clusters_by_text());
+    }
+
+    #[test]
+    fn an_image_rebuilds_the_same_shard_and_damage_is_refused() {
+        let key = ShardKey {
+            namespace: Arc::from("ns"),
+            domain: Arc::from("d"),
+        };
+        let mut s = Shard::new(WEEK);
+        let gone = draft("cancel the order", "cancel", 2);
+        s.upsert(gone.clone());
+        s.upsert(draft("return the lamp", "return", 1));
+        s.upsert(draft("exchange the keyboard lamp", "exchange", 9));
+        s.remove(gone.id);
+        let image = s.image(&key);
+        assert!(
+            !image.terms.iter().any(|t| t == "cancel"),
+            "ids are renumbered densely"
+        );
+        let back = Shard::from_image(image.clone(), WEEK, None).unwrap();
+        assert_eq!(back.stats(), s.stats());
+        assert_eq!(back.clusters_by_text(), s.clusters_by_text());
+        assert_eq!(back.field_len_total(), s.field_len_total());
+        assert_eq!(back.image(&key), image);
+
+        let mut damaged = image.clone();
+        damaged.docs[0].terms[0].0 = 999;
+        assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        let mut damaged = image.clone();
+        damaged.docs[0].terms.reverse();
+        assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        let mut damaged = image.clone();
+        let twin = damaged.docs[0].clone();
+        damaged.docs.push(twin);
+        assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        let mut damaged = image.clone();
+        damaged.docs[0].reward = f64::NAN;
+        assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        let mut damaged = image;
+        damaged.terms.push("unused".into());
+        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt);
     }
 }

@@ -19,6 +19,7 @@ use super::config::IndexConfig;
 use super::directory::{Directory, Located};
 use super::document::Draft;
 use super::footprint;
+use super::image::ShardImage;
 use super::shard::{Shard, ShardKey};
 use super::stats::IndexStats;
 
@@ -170,7 +171,6 @@ impl SpatiotemporalIndex {
             let d = Draft::from_summary(&s, &self.config)?;
             drafts.insert(d.id, d);
         }
-        let count = drafts.len();
         let mut groups: BTreeMap<(String, String), Vec<Draft>> = BTreeMap::new();
         for d in drafts.into_values() {
             groups
@@ -178,31 +178,100 @@ impl SpatiotemporalIndex {
                 .or_default()
                 .push(d);
         }
+        let shards = groups
+            .into_iter()
+            .map(|((namespace, domain), mut group)| {
+                group.sort_unstable_by_key(|d| d.id);
+                let key = ShardKey {
+                    namespace: Arc::from(namespace.as_str()),
+                    domain: Arc::from(domain.as_str()),
+                };
+                (key, Shard::bulk(group, self.bucket_width))
+            })
+            .collect();
+        self.install(shards)
+    }
+
+    /// The content of every shard as an image, handed to `each` one shard at a time (a shard's
+    /// read lock is held while its image is made, never while `each` runs). Shards are read one
+    /// after another, so writes made meanwhile may be in some images and not others: a caller
+    /// that persists images must compare them with the durable store when it loads them.
+    pub(crate) fn for_each_image(
+        &self,
+        mut each: impl FnMut(ShardImage) -> Result<()>,
+    ) -> Result<()> {
+        for cell in self.all_cells() {
+            let image = {
+                let shard = cell.read(&self.waits);
+                if shard.is_empty() {
+                    continue;
+                }
+                shard.image(cell.key())
+            };
+            each(image)?;
+        }
+        Ok(())
+    }
+
+    /// Replace the whole content of the index with `images`, as [`Self::bulk_build`] does with
+    /// summaries. Every image is validated and converted before the index is touched; on error
+    /// (`Corrupt`: a damaged image, an episode in two images) nothing changes. Returns the
+    /// number of episodes indexed.
+    pub(crate) fn install_images(
+        &self,
+        images: impl IntoIterator<Item = ShardImage>,
+    ) -> Result<usize> {
+        let mut shards = Vec::new();
+        let mut seen: BTreeMap<(String, String), ()> = BTreeMap::new();
+        for image in images {
+            if seen
+                .insert((image.namespace.clone(), image.domain.clone()), ())
+                .is_some()
+            {
+                return Err(Error::corrupt(format!(
+                    "index snapshot: shard ({:?}, {:?}) appears twice",
+                    image.namespace, image.domain
+                )));
+            }
+            let key = ShardKey {
+                namespace: Arc::from(image.namespace.as_str()),
+                domain: Arc::from(image.domain.as_str()),
+            };
+            let shard =
+                Shard::from_image(image, self.bucket_width, self.config.embedding_dimension)?;
+            if !shard.is_empty() {
+                shards.push((key, shard));
+            }
+        }
+        self.install(shards)
+    }
+
+    /// Swap in `shards` as the whole content (the directory rebuilt from them). Fails with
+    /// `Corrupt`, changing nothing, if an episode is in two shards.
+    fn install(&self, shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
+        let count = shards.iter().map(|(_, s)| s.len()).sum();
         let mut map = ShardMap::new();
         let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
-        for ((namespace, domain), mut group) in groups {
-            group.sort_unstable_by_key(|d| d.id);
-            let located: Vec<(EpisodeId, u64)> = group.iter().map(|d| (d.id, d.version)).collect();
-            let key = ShardKey {
-                namespace: Arc::from(namespace.as_str()),
-                domain: Arc::from(domain.as_str()),
-            };
-            let cell = Arc::new(ShardCell::new(
-                key.clone(),
-                Shard::bulk(group, self.bucket_width),
-            ));
+        for (key, shard) in shards {
+            let located: Vec<(EpisodeId, u64)> =
+                shard.docs().map(|(_, d)| (d.id, d.version)).collect();
+            let cell = Arc::new(ShardCell::new(key.clone(), shard));
             for (id, version) in located {
-                entries.insert(
+                let previous = entries.insert(
                     id,
                     Located {
                         cell: cell.clone(),
                         version,
                     },
                 );
+                if previous.is_some() {
+                    return Err(Error::corrupt(format!(
+                        "index content: episode {id} is in two shards"
+                    )));
+                }
             }
-            map.entry(key.namespace)
-                .or_default()
-                .insert(key.domain, cell);
+            let domains: &mut DomainMap = map.entry(key.namespace).or_default();
+            domains.insert(key.domain, cell);
         }
         self.directory.rebuild(entries, || {
             *self.waits.write(&self.shards) = map;

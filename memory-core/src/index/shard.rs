@@ -481,6 +481,31 @@ impl Shard {
             + partitions
     }
 
+    /// For tests: every posting list as (task type, term, episode ids), sorted; checked
+    /// against the shard's own (term, episode) count.
+    #[cfg(test)]
+    fn postings_by_text(&self) -> Vec<(String, String, Vec<EpisodeId>)> {
+        let mut out = Vec::new();
+        for p in self.partitions.values() {
+            for (sym, text) in self.terms.live() {
+                if let Some(list) = p.postings(sym) {
+                    assert!(list.slots.windows(2).all(|w| w[0] < w[1]));
+                    let mut ids: Vec<EpisodeId> = list
+                        .slots
+                        .iter()
+                        .map(|s| self.doc(*s).map(|d| d.id).unwrap_or_default())
+                        .collect();
+                    ids.sort_unstable();
+                    out.push((p.task_type().to_string(), text.to_owned(), ids));
+                }
+            }
+        }
+        let pairs: usize = self.partitions.values().map(Partition::posting_count).sum();
+        assert_eq!(pairs as u64, self.postings);
+        out.sort();
+        out
+    }
+
     /// For tests: every cluster summary, by task type and bucket.
     #[cfg(test)]
     #[allow(clippy::type_complexity)]
@@ -553,6 +578,7 @@ mod tests {
         }
         assert_eq!(dirty.stats(), clean.stats());
         assert_eq!(dirty.clusters_by_text(), clean.clusters_by_text());
+        assert_eq!(dirty.postings_by_text(), clean.postings_by_text());
         assert_eq!(dirty.field_len_total(), clean.field_len_total());
         for d in &base {
             dirty.remove(d.id);
@@ -587,6 +613,7 @@ mod tests {
         }
         assert_eq!(bulk.stats(), inc.stats());
         assert_eq!(bulk.clusters_by_text(), inc.clusters_by_text());
+        assert_eq!(bulk.postings_by_text(), inc.postings_by_text());
     }
 
     #[test]

@@ -1,18 +1,23 @@
-//! The hierarchical path: task-type partition → R-tree box → temporal clusters by bound.
+//! The hierarchical path: task-type partition → posting lists → R-tree box → temporal clusters.
 //!
 //! Owns the walk below a shard (the shard itself was chosen by namespace and domain). The
-//! query's task type picks one partition (else all). Each partition's R-tree returns only the
-//! points inside the query's `started_at` range and reward floor. With temporal clustering on,
+//! query's task type picks one partition (else all). In each partition, the members holding a
+//! query term come first, through the posting lists (`postings`: MaxScore, exact); the members
+//! holding none can only score the non-lexical terms, so they are looked at only while that
+//! bound still reaches the k-th score. They are found through the R-tree, which returns only the
+//! points inside the query's `started_at` range and reward floor; with temporal clustering on,
 //! the clusters meeting that box are ranked by their score bound (`Scorer::bound`) and visited
-//! best first; once the top-k is full, the first cluster whose bound is below the k-th score
-//! ends the walk, since neither it nor any later cluster can place an episode. Because bounds
-//! never under-estimate, the result is exactly the flat path's. This module must never offer an
-//! episode the filter rejects, and never skip a cluster whose bound reaches the threshold.
+//! best first, and once the top-k is full, the first cluster whose bound is below the k-th score
+//! ends the walk. When the box holds fewer members than the posting lists, the box alone is
+//! walked (both are exact; the smaller is cheaper). Because bounds never under-estimate, the
+//! result is exactly the flat path's. This module must never offer an episode the filter
+//! rejects, and never skip a cluster whose bound reaches the threshold.
 
 use std::cmp::Ordering;
 
 use crate::index::{ClusterSummary, Partition, TimeRewardBox, bucket_span};
 
+use super::postings;
 use super::scorer::TermBounds;
 use super::topk::TopK;
 use super::visit::ShardVisit;
@@ -28,9 +33,26 @@ pub(crate) struct Walk {
     pub(crate) visited: usize,
     /// Clusters skipped by their bound.
     pub(crate) pruned: usize,
+    /// Partitions searched through their posting lists.
+    pub(crate) by_postings: usize,
+    /// Documents taken from posting lists.
+    pub(crate) candidates: usize,
 }
 
-/// Offer the qualifying episodes of `visit`'s shard that can still rank to `top`.
+impl Walk {
+    /// Add `other`'s counts.
+    pub(crate) fn add(&mut self, other: Walk) {
+        self.visited += other.visited;
+        self.pruned += other.pruned;
+        self.by_postings += other.by_postings;
+        self.candidates += other.candidates;
+    }
+}
+
+/// Offer the qualifying episodes of `visit`'s shard that can still rank to `top`. Per
+/// partition: the members holding a query term through the posting lists (unless the query's
+/// time and reward box holds fewer members than the lists: then the box is cheaper), then the
+/// members holding none only while they could still rank, through the clusters.
 pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) -> Walk {
     let shard = visit.shard;
     let partitions: Vec<&Partition> = match visit.filter.task_type() {
@@ -38,31 +60,54 @@ pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) 
         None => shard.partitions().collect(),
     };
     let tree_box = visit.filter.tree_box();
+    let whole = tree_box == TimeRewardBox::everything();
     let mut walk = Walk::default();
-    if !clustering {
-        for p in partitions {
-            scan(visit, p, &tree_box, top, None);
-        }
-        return walk;
-    }
-    let width = shard.bucket_width();
-    let mut clusters: Vec<(f64, &Partition, TimeRewardBox, &ClusterSummary)> = Vec::new();
     for p in partitions {
-        for (bucket, summary) in p.clusters() {
-            let (from, to) = bucket_span(bucket, width);
-            let Some(b) = tree_box.within(from, to) else {
-                continue;
-            };
-            if summary.max_reward < tree_box.min_reward {
+        let lexical = postings::work(visit, p);
+        let by_postings = lexical > 0
+            && (whole || lexical <= postings::box_work(p, &tree_box, shard.bucket_width()));
+        if by_postings {
+            walk.by_postings += 1;
+            let outcome = postings::collect(visit, p, top);
+            walk.candidates += outcome.candidates;
+            if !outcome.rest_may_rank {
                 continue;
             }
-            clusters.push((visit.scorer.bound(summary, visit.resolved), p, b, summary));
         }
+        if clustering {
+            walk.add(clusters(visit, p, &tree_box, top));
+        } else {
+            scan(visit, p, &tree_box, top, None);
+        }
+    }
+    walk
+}
+
+/// The cluster walk over one partition: the clusters meeting the box, best bound first, until
+/// the first whose bound is below the threshold.
+fn clusters(
+    visit: &ShardVisit<'_>,
+    p: &Partition,
+    tree_box: &TimeRewardBox,
+    top: &mut TopK,
+) -> Walk {
+    let width = visit.shard.bucket_width();
+    let mut clusters: Vec<(f64, TimeRewardBox, &ClusterSummary)> = Vec::new();
+    for (bucket, summary) in p.clusters() {
+        let (from, to) = bucket_span(bucket, width);
+        let Some(b) = tree_box.within(from, to) else {
+            continue;
+        };
+        if summary.max_reward < tree_box.min_reward {
+            continue;
+        }
+        clusters.push((visit.scorer.bound(summary, visit.resolved), b, summary));
     }
     // Equal bounds may be visited in any order: the result is exact either way.
     clusters.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let total = clusters.len();
-    for (bound, p, b, summary) in clusters {
+    let mut walk = Walk::default();
+    for (bound, b, summary) in clusters {
         if let Some(threshold) = top.threshold()
             && below(bound, threshold)
         {

@@ -2,7 +2,8 @@
 //!
 //! Owns queries ([`RetrievalQuery`]), scoring ([`RetrievalConfig`], [`ScoreBreakdown`]),
 //! runtime switches ([`RetrievalFlags`]), path counters ([`RetrievalCounts`]) and the search
-//! itself ([`Retriever`]): namespace → domain shard(s) → task type → temporal clusters →
+//! itself ([`Retriever`]): namespace → domain shard(s) → task type → posting lists and temporal
+//! clusters →
 //! scoring → MMR diversity re-ranking, with the flat path as reference and fallback. It reads
 //! the index and never changes it, and never returns an episode of another namespace.
 
@@ -15,6 +16,7 @@ mod flat;
 mod hierarchical;
 mod hit;
 mod mmr;
+mod postings;
 mod query;
 mod retriever;
 mod scorer;

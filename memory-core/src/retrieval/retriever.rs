@@ -256,9 +256,7 @@ impl Retriever {
             match path {
                 Path::Flat => flat::collect(&visit, &mut top),
                 Path::Hierarchical { clustering } => {
-                    let w = hierarchical::collect(&visit, &mut top, clustering);
-                    walk.visited += w.visited;
-                    walk.pruned += w.pruned;
+                    walk.add(hierarchical::collect(&visit, &mut top, clustering));
                 }
             }
             if diversity {
@@ -326,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn clusters_that_cannot_rank_are_skipped() {
+    fn only_documents_that_can_rank_are_looked_at() {
         let r = retriever(FlagValues {
             diversity: false,
             ..FlagValues::default()
@@ -339,12 +337,23 @@ mod tests {
             };
             r.index().insert(&episode("ns", "t", text, day)).unwrap();
         }
+        let now = time::from_micros(200 * DAY);
+        // The 4 matching episodes come from the posting lists; the 196 others hold no query
+        // term, so they cannot beat them and are never visited.
         let q = RetrievalQuery::new("ns", "broken lamp refund").limit(2);
-        let (hits, walk) = r.run(&q, time::from_micros(200 * DAY)).unwrap();
+        let (hits, walk) = r.run(&q, now).unwrap();
         assert_eq!(hits.len(), 2);
+        assert_eq!((walk.by_postings, walk.candidates), (1, 4), "{walk:?}");
+        assert_eq!(walk.visited + walk.pruned, 0, "{walk:?}");
+        // No episode holds "zebra": only recency and reward rank them, through the clusters,
+        // best bound first; clusters that cannot place an episode are skipped.
+        let q = RetrievalQuery::new("ns", "zebra").limit(2);
+        let (hits, walk) = r.run(&q, now).unwrap();
+        assert_eq!(hits.len(), 2);
+        assert_eq!(walk.by_postings, 0);
         assert!(walk.pruned > 100, "{walk:?}");
         assert_eq!(walk.visited + walk.pruned, 200);
-        assert_eq!(r.counts().hierarchical, 1);
+        assert_eq!(r.counts().hierarchical, 2);
     }
 
     #[test]

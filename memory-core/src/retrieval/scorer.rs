@@ -372,40 +372,60 @@ impl Scorer {
     /// term no member holds), and the most the non-lexical terms can add: with
     /// [`Scorer::quick_bound`], a bound of a member's score that costs one pass over its terms.
     pub(crate) fn term_bounds(&self, cluster: &ClusterSummary, r: &Resolved) -> TermBounds {
-        let ratio = |sum: f64, max: f64| if max > 0.0 { sum / max } else { 0.0 };
-        let per_term = self
-            .idf
+        let per_term = r
+            .syms
             .iter()
-            .zip(&r.syms)
             .enumerate()
-            .map(|(i, (idf, sym))| {
-                let (Some(idf), Some(sym)) = (idf, sym) else {
+            .map(|(i, sym)| {
+                let Some(sym) = sym else {
                     return 0.0;
                 };
-                let Ok(at) = cluster.term_max.binary_search_by_key(sym, |(s, _)| *s) else {
-                    return 0.0;
-                };
-                let c = self.contribution(*idf, &cluster.term_max[at].1, &cluster.min_len);
-                let lexical = if self.in_query[i] { c } else { 0.0 };
-                self.lexical_weight * ratio(lexical, self.lexical_max)
-                    + self.feedback_weight * ratio(self.feedback[i] * c, self.feedback_max)
+                match cluster.term_max.binary_search_by_key(sym, |(s, _)| *s) {
+                    Ok(at) => self.term_bound(i, &cluster.term_max[at].1, &cluster.min_len),
+                    Err(_) => 0.0,
+                }
             })
             .collect();
-        let cosine = if self.query_vector.is_some() && cluster.embeddings > 0 {
+        TermBounds {
+            per_term,
+            rest: self.rest_bound(
+                cluster.embeddings > 0,
+                cluster.max_recency_at,
+                cluster.max_reward,
+            ),
+        }
+    }
+
+    /// The most query term `i` can add to the score of a document whose frequencies of it are
+    /// at most `max_tf` and whose field lengths are at least `min_len` (0 for a term no
+    /// searched document holds).
+    pub(crate) fn term_bound(
+        &self,
+        i: usize,
+        max_tf: &FieldTf,
+        min_len: &[u32; FIELD_COUNT],
+    ) -> f64 {
+        let ratio = |sum: f64, max: f64| if max > 0.0 { sum / max } else { 0.0 };
+        let Some(Some(idf)) = self.idf.get(i) else {
+            return 0.0;
+        };
+        let c = self.contribution(*idf, max_tf, min_len);
+        let lexical = if self.in_query[i] { c } else { 0.0 };
+        self.lexical_weight * ratio(lexical, self.lexical_max)
+            + self.feedback_weight * ratio(self.feedback[i] * c, self.feedback_max)
+    }
+
+    /// The most the non-lexical terms (cosine, recency, reward) can add to the score of a
+    /// document of a group whose latest recency instant is `max_recency_at` and largest
+    /// reward `max_reward`, some member of which carries an embedding when `embeddings`.
+    pub(crate) fn rest_bound(&self, embeddings: bool, max_recency_at: i64, max_reward: f64) -> f64 {
+        let cosine = if self.query_vector.is_some() && embeddings {
             1.0
         } else {
             0.0
         };
-        let rest = self.breakdown(
-            (0.0, 0.0),
-            cosine,
-            cluster.max_recency_at,
-            cluster.max_reward,
-        );
-        TermBounds {
-            per_term,
-            rest: rest.cosine + rest.recency + rest.reward,
-        }
+        let rest = self.breakdown((0.0, 0.0), cosine, max_recency_at, max_reward);
+        rest.cosine + rest.recency + rest.reward
     }
 
     /// A bound of the score of a member of the cluster of `b` with `terms`, up to rounding (a

@@ -11,7 +11,7 @@ use memory_core::index::SpatiotemporalIndex;
 use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
 use memory_core::{Error, Result};
 
-use crate::synthetic::{Generator, Shape};
+use crate::synthetic::{Generator, Shape, Vocabulary};
 use crate::workload::percentile;
 
 /// Resident set size of this process in bytes (Linux), if readable.
@@ -26,10 +26,11 @@ fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
-/// Parse `--episodes N` and `--queries N`, then measure.
+/// Parse `--episodes N`, `--queries N` and `--vocabulary zipf|small`, then measure.
 pub fn run(args: &[String]) -> Result<()> {
     let mut episodes = 100_000usize;
     let mut queries = 2_000usize;
+    let mut shape = Shape::default();
     let mut i = 0;
     while i < args.len() {
         let v = |i: usize| -> Result<usize> {
@@ -40,17 +41,29 @@ pub fn run(args: &[String]) -> Result<()> {
         match args[i].as_str() {
             "--episodes" => episodes = v(i)?,
             "--queries" => queries = v(i)?,
+            "--vocabulary" => {
+                shape.vocabulary = match args.get(i + 1).map(String::as_str) {
+                    Some("zipf") => Vocabulary::Zipf,
+                    Some("small") => Vocabulary::Small,
+                    other => {
+                        return Err(Error::invalid(
+                            "--vocabulary",
+                            "zipf or small",
+                            other.unwrap_or("missing"),
+                        ));
+                    }
+                }
+            }
             other => {
                 return Err(Error::invalid(
                     "argument",
-                    "--episodes N or --queries N",
+                    "--episodes N, --queries N or --vocabulary zipf|small",
                     other,
                 ));
             }
         }
         i += 2;
     }
-    let shape = Shape::default();
     let mut generator = Generator::new(42, shape);
     let summaries: Vec<_> = (0..episodes).map(|_| generator.summary()).collect();
     let config = RetrievalConfig::default();

@@ -109,6 +109,66 @@ const FILLER: &[&str] = &[
     "large", "small", "second", "first", "last", "week", "month", "team",
 ];
 
+/// Where description words come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// A word list of natural-language shape: 20,000 distinct words drawn by Zipf's law (the
+    /// r-th most frequent word with probability ∝ 1/r, as in English text), the 300 most
+    /// frequent shared by every domain and the rest shifted per domain (topical words), plus
+    /// domain verbs and objects and item numbers. The default.
+    Zipf,
+    /// The first generator's: 78 words (30 fillers, 24 verbs, 24 objects) plus item numbers,
+    /// so every description shares several words with every query of its domain, a worst case
+    /// for any lexical index. Kept to compare with earlier figures.
+    Small,
+}
+
+/// Distinct words of [`Vocabulary::Zipf`].
+const ZIPF_WORDS: usize = 20_000;
+/// The most frequent words of [`Vocabulary::Zipf`], shared by every domain.
+const SHARED_WORDS: usize = 300;
+
+/// The `i`-th word of the synthetic vocabulary: syllables spelling `i` (distinct for distinct
+/// `i`, letters only, at least two syllables, so no word is a stop word or a number).
+fn word(i: usize) -> String {
+    const SYLLABLES: [&str; 32] = [
+        "ka", "ri", "to", "me", "su", "la", "no", "vi", "pe", "do", "ga", "zu", "ho", "ne", "fi",
+        "ba", "ru", "se", "mo", "ti", "ja", "ke", "lu", "po", "wa", "xi", "de", "gu", "ya", "co",
+        "bi", "fe",
+    ];
+    let mut n = i + 32;
+    let mut w = String::new();
+    while n > 0 {
+        w.push_str(SYLLABLES[n % 32]);
+        n /= 32;
+    }
+    w
+}
+
+/// Cumulative Zipf weights of `0..n` (rank `r` ∝ `1 / (r + 1)`), for sampling by binary search.
+#[derive(Debug, Clone)]
+struct ZipfTable(Vec<f64>);
+
+impl ZipfTable {
+    fn new(n: usize) -> Self {
+        let mut sum = 0.0;
+        Self(
+            (0..n)
+                .map(|r| {
+                    sum += 1.0 / (r + 1) as f64;
+                    sum
+                })
+                .collect(),
+        )
+    }
+
+    fn sample(&self, rng: &mut Rng) -> usize {
+        let total = self.0.last().copied().unwrap_or(0.0);
+        let x = rng.unit() * total;
+        self.0.partition_point(|c| *c < x).min(self.0.len() - 1)
+    }
+}
+
 /// Settings of the generator.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -120,6 +180,8 @@ pub struct Shape {
     pub task_types: usize,
     /// Tools per domain.
     pub tools: usize,
+    /// Where description words come from.
+    pub vocabulary: Vocabulary,
 }
 
 impl Default for Shape {
@@ -129,6 +191,7 @@ impl Default for Shape {
             domains: 20,
             task_types: 8,
             tools: 12,
+            vocabulary: Vocabulary::Zipf,
         }
     }
 }
@@ -139,6 +202,8 @@ pub struct Generator {
     rng: Rng,
     shape: Shape,
     start: Timestamp,
+    zipf: ZipfTable,
+    words: Vec<String>,
 }
 
 impl Generator {
@@ -148,6 +213,11 @@ impl Generator {
             rng: Rng::new(seed),
             shape,
             start: time::from_micros(1_735_689_600_000_000), // 2025-01-01
+            zipf: ZipfTable::new(ZIPF_WORDS),
+            words: match shape.vocabulary {
+                Vocabulary::Zipf => (0..ZIPF_WORDS).map(word).collect(),
+                Vocabulary::Small => Vec::new(),
+            },
         }
     }
 
@@ -163,6 +233,28 @@ impl Generator {
         let n = 8 + self.rng.below(17);
         let mut words = Vec::with_capacity(n);
         for _ in 0..n {
+            if self.shape.vocabulary == Vocabulary::Zipf {
+                let w = match self.rng.below(20) {
+                    0..=5 => FILLER[self.rng.zipf(FILLER.len())].to_string(),
+                    6..=7 => VERBS[(domain + self.rng.zipf(VERBS.len())) % VERBS.len()].to_string(),
+                    8..=9 => OBJECTS[(domain * 2 + self.rng.zipf(OBJECTS.len())) % OBJECTS.len()]
+                        .to_string(),
+                    10 => format!("item{}", self.rng.below(5_000)),
+                    _ => {
+                        let rank = self.zipf.sample(&mut self.rng);
+                        let at = if rank < SHARED_WORDS {
+                            rank
+                        } else {
+                            SHARED_WORDS
+                                + (rank - SHARED_WORDS + domain * 1_009)
+                                    % (ZIPF_WORDS - SHARED_WORDS)
+                        };
+                        self.words[at].clone()
+                    }
+                };
+                words.push(w);
+                continue;
+            }
             let w = match self.rng.below(10) {
                 0..=3 => FILLER[self.rng.zipf(FILLER.len())].to_string(),
                 4..=5 => VERBS[(domain + self.rng.zipf(VERBS.len())) % VERBS.len()].to_string(),
@@ -251,5 +343,26 @@ mod tests {
         let domains: std::collections::HashSet<_> =
             a.iter().map(|(_, c)| c.domain.clone()).collect();
         assert!(domains.len() > 5, "skewed but varied: {}", domains.len());
+    }
+
+    #[test]
+    fn synthetic_words_are_distinct_letters() {
+        let words: std::collections::HashSet<String> = (0..ZIPF_WORDS).map(word).collect();
+        assert_eq!(words.len(), ZIPF_WORDS);
+        assert!(
+            words
+                .iter()
+                .all(|w| w.len() >= 4 && w.chars().all(|c| c.is_ascii_lowercase()))
+        );
+        let t = ZipfTable::new(100);
+        let mut rng = Rng::new(1);
+        let mut counts = [0usize; 100];
+        for _ in 0..10_000 {
+            counts[t.sample(&mut rng)] += 1;
+        }
+        assert!(
+            counts[0] > counts[9] && counts[9] > counts[99],
+            "{counts:?}"
+        );
     }
 }

@@ -103,6 +103,9 @@ pub(crate) struct PostingList {
     /// Per field, at least the largest frequency of the term over the documents (it never
     /// shrinks while the list lives, so it stays a bound after removals).
     pub(crate) max_tf: FieldTf,
+    /// Per field, at most the shortest length over the documents (it never grows while the
+    /// list lives).
+    pub(crate) min_len: [u32; FIELD_COUNT],
 }
 
 /// The documents of one task type in one shard.
@@ -113,18 +116,24 @@ pub(crate) struct Partition {
     clusters: BTreeMap<i64, ClusterSummary>,
     /// Per term held by a member: the members holding it (the inverted index).
     postings: HashMap<Sym, PostingList>,
-    /// Per field, at most the shortest length over the members (never grows while the
-    /// partition lives, so it stays a bound after removals).
-    min_len: [u32; FIELD_COUNT],
 }
 
 impl PostingList {
-    fn add(&mut self, slot: Slot, tf: &FieldTf) {
+    fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            max_tf: [0; FIELD_COUNT],
+            min_len: [u32::MAX; FIELD_COUNT],
+        }
+    }
+
+    fn add(&mut self, slot: Slot, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
         if let Err(at) = self.slots.binary_search(&slot) {
             self.slots.insert(at, slot);
         }
         for f in 0..FIELD_COUNT {
             self.max_tf[f] = self.max_tf[f].max(tf[f]);
+            self.min_len[f] = self.min_len[f].min(len[f]);
         }
     }
 }
@@ -137,7 +146,6 @@ impl Partition {
             tree: Tree::new_with_params(),
             clusters: BTreeMap::new(),
             postings: HashMap::new(),
-            min_len: [u32::MAX; FIELD_COUNT],
         }
     }
 
@@ -150,7 +158,6 @@ impl Partition {
         let mut entries = Vec::new();
         let mut buckets: BTreeMap<i64, Vec<&IndexedEpisode>> = BTreeMap::new();
         let mut postings: HashMap<Sym, PostingList> = HashMap::new();
-        let mut min_len = [u32::MAX; FIELD_COUNT];
         let mut members: Vec<(Slot, &IndexedEpisode)> = members.into_iter().collect();
         members.sort_unstable_by_key(|(slot, _)| *slot);
         for (slot, doc) in members {
@@ -159,14 +166,8 @@ impl Partition {
                 // Slots arrive ascending: `add` appends.
                 postings
                     .entry(*sym)
-                    .or_insert_with(|| PostingList {
-                        slots: Vec::new(),
-                        max_tf: [0; FIELD_COUNT],
-                    })
-                    .add(slot, tf);
-            }
-            for f in 0..FIELD_COUNT {
-                min_len[f] = min_len[f].min(doc.field_len[f]);
+                    .or_insert_with(PostingList::new)
+                    .add(slot, tf, &doc.field_len);
             }
             buckets
                 .entry(cluster::bucket_of(doc.started_at, bucket_width))
@@ -185,7 +186,6 @@ impl Partition {
             tree: Tree::bulk_load_with_params(entries),
             clusters,
             postings,
-            min_len,
         }
     }
 
@@ -205,14 +205,8 @@ impl Partition {
         for (sym, tf) in doc.terms.iter() {
             self.postings
                 .entry(*sym)
-                .or_insert_with(|| PostingList {
-                    slots: Vec::new(),
-                    max_tf: [0; FIELD_COUNT],
-                })
-                .add(slot, tf);
-        }
-        for f in 0..FIELD_COUNT {
-            self.min_len[f] = self.min_len[f].min(doc.field_len[f]);
+                .or_insert_with(PostingList::new)
+                .add(slot, tf, &doc.field_len);
         }
         self.clusters
             .entry(cluster::bucket_of(doc.started_at, bucket_width))
@@ -273,11 +267,6 @@ impl Partition {
     /// The members holding term `sym`.
     pub(crate) fn postings(&self, sym: Sym) -> Option<&PostingList> {
         self.postings.get(&sym)
-    }
-
-    /// Per field, a lower bound of the members' lengths.
-    pub(crate) fn min_len(&self) -> &[u32; FIELD_COUNT] {
-        &self.min_len
     }
 
     /// How many (term, member) pairs the postings hold.

@@ -394,6 +394,11 @@ impl Shard {
         self.docs.get(slot as usize).and_then(Option::as_ref)
     }
 
+    /// Every slot of this shard is below this.
+    pub(crate) fn slot_bound(&self) -> usize {
+        self.docs.len()
+    }
+
     /// Every document with its slot (the flat path).
     pub(crate) fn docs(&self) -> impl Iterator<Item = (Slot, &IndexedEpisode)> {
         self.docs

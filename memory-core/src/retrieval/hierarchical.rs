@@ -53,7 +53,12 @@ impl Walk {
 /// partition: the members holding a query term through the posting lists (unless the query's
 /// time and reward box holds fewer members than the lists: then the box is cheaper), then the
 /// members holding none only while they could still rank, through the clusters.
-pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) -> Walk {
+pub(crate) fn collect(
+    visit: &ShardVisit<'_>,
+    top: &mut TopK,
+    clustering: bool,
+    scratch: &mut postings::Scratch,
+) -> Walk {
     let shard = visit.shard;
     let partitions: Vec<&Partition> = match visit.filter.task_type() {
         Some(t) => shard.partition(t).into_iter().collect(),
@@ -68,7 +73,7 @@ pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) 
             && (whole || lexical <= postings::box_work(p, &tree_box, shard.bucket_width()));
         if by_postings {
             walk.by_postings += 1;
-            let outcome = postings::collect(visit, p, top);
+            let outcome = postings::collect(visit, p, top, scratch);
             walk.candidates += outcome.candidates;
             if !outcome.rest_may_rank {
                 continue;

@@ -31,7 +31,7 @@ use super::query::RetrievalQuery;
 use super::scorer::{CorpusStats, QueryTerms, Scorer};
 use super::topk::TopK;
 use super::visit::ShardVisit;
-use super::{flat, hierarchical};
+use super::{flat, hierarchical, postings};
 
 /// Answers queries from an index with one scoring configuration and shared runtime flags.
 ///
@@ -237,7 +237,8 @@ impl Retriever {
         let mut top = TopK::new(pool);
         let mut features = HashMap::new();
         let mut walk = Walk::default();
-        let mut table = Vec::new();
+        let mut bits = Vec::new();
+        let mut scratch = postings::Scratch::default();
         for (shard_no, cell) in cells.iter().enumerate() {
             debug_assert_eq!(&*cell.key().namespace, query.namespace());
             let shard = cell.read(self.index.waits());
@@ -245,7 +246,7 @@ impl Retriever {
             if !filter.can_match() {
                 continue;
             }
-            let resolved = scorer.resolve(&shard, query_terms, std::mem::take(&mut table));
+            let resolved = scorer.resolve(&shard, query_terms, std::mem::take(&mut bits));
             let visit = ShardVisit {
                 shard: &shard,
                 shard_no,
@@ -256,7 +257,12 @@ impl Retriever {
             match path {
                 Path::Flat => flat::collect(&visit, &mut top),
                 Path::Hierarchical { clustering } => {
-                    walk.add(hierarchical::collect(&visit, &mut top, clustering));
+                    walk.add(hierarchical::collect(
+                        &visit,
+                        &mut top,
+                        clustering,
+                        &mut scratch,
+                    ));
                 }
             }
             if diversity {
@@ -271,7 +277,7 @@ impl Retriever {
                     }
                 }
             }
-            table = resolved.into_buffer();
+            bits = resolved.into_buffer();
         }
         Collected {
             top,

@@ -93,18 +93,33 @@ impl QueryTerms {
     }
 }
 
-/// A query's terms resolved in one shard: their ids, and per term id of the shard the query
-/// term it is (index + 1; 0 for none, or for a term no searched document holds).
+/// A query's terms resolved in one shard: their ids, and which query term a term id of the
+/// shard is: a bit per term id (a few KiB, so a document's terms are matched against it from
+/// the L1 cache) and, for the set bits, the query term (sorted pairs).
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
     pub(crate) syms: Vec<Option<Sym>>,
-    table: Vec<u32>,
+    bits: Vec<u64>,
+    /// (term id, query term index + 1), by term id.
+    pairs: Vec<(Sym, u32)>,
 }
 
 impl Resolved {
-    /// Give back the table's buffer, for the next shard.
-    pub(crate) fn into_buffer(self) -> Vec<u32> {
-        self.table
+    /// Give back the bit set's buffer, for the next shard.
+    pub(crate) fn into_buffer(self) -> Vec<u64> {
+        self.bits
+    }
+
+    /// The query term `sym` is (index + 1), or 0 for none (or a term no searched document
+    /// holds).
+    fn query_term(&self, sym: Sym) -> u32 {
+        let word = self.bits.get(sym as usize / 64).copied().unwrap_or(0);
+        if word & (1u64 << (sym % 64)) == 0 {
+            return 0;
+        }
+        self.pairs
+            .binary_search_by_key(&sym, |(s, _)| *s)
+            .map_or(0, |i| self.pairs[i].1)
     }
 }
 
@@ -245,23 +260,26 @@ impl Scorer {
         }
     }
 
-    /// Resolve `terms` to `shard`'s term ids (same order), with the table from term id to
+    /// Resolve `terms` to `shard`'s term ids (same order), with the lookup from term id to
     /// query term that lets a document's terms be matched in one pass, without a search per
-    /// query term. `table` is a buffer to reuse (its contents are replaced).
-    pub(crate) fn resolve(&self, shard: &Shard, terms: &QueryTerms, table: Vec<u32>) -> Resolved {
+    /// query term. `bits` is a buffer to reuse (its contents are replaced).
+    pub(crate) fn resolve(&self, shard: &Shard, terms: &QueryTerms, bits: Vec<u64>) -> Resolved {
         let syms: Vec<Option<Sym>> = terms.text.iter().map(|t| shard.term_sym(t)).collect();
-        let mut table = table;
-        table.clear();
-        table.resize(shard.term_id_bound(), 0);
+        let mut bits = bits;
+        bits.clear();
+        bits.resize(shard.term_id_bound().div_ceil(64), 0);
+        let mut pairs = Vec::new();
         for (i, (sym, idf)) in syms.iter().zip(&self.idf).enumerate() {
             if let (Some(sym), Some(_)) = (sym, idf)
-                && let Some(entry) = table.get_mut(*sym as usize)
+                && let Some(word) = bits.get_mut(*sym as usize / 64)
             {
+                *word |= 1u64 << (sym % 64);
                 // A query of more than u32::MAX − 1 terms cannot be built in memory.
-                *entry = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                pairs.push((*sym, u32::try_from(i + 1).unwrap_or(u32::MAX)));
             }
         }
-        Resolved { syms, table }
+        pairs.sort_unstable();
+        Resolved { syms, bits, pairs }
     }
 
     /// One term's contribution before its idf: per channel, the weighted, length-normalized
@@ -318,7 +336,7 @@ impl Scorer {
     }
 
     /// [`Scorer::sums`] for a sorted term list (a document's or a cluster's): the list is
-    /// walked once against `r`'s table, and the matched terms' contributions are then added in
+    /// walked once against `r`'s lookup, and the matched terms' contributions are then added in
     /// query-term order, exactly as `sums` adds them (same operations, same order, same result).
     fn sums_sorted(
         &self,
@@ -340,7 +358,7 @@ impl Scorer {
         let mut hits = [(0u32, 0u32); MAX_HITS];
         let mut n = 0;
         for (pos, (sym, _)) in terms.iter().enumerate() {
-            let q = r.table.get(*sym as usize).copied().unwrap_or(0);
+            let q = r.query_term(*sym);
             if q != 0 {
                 if n == MAX_HITS {
                     return self.sums(&r.syms, len, search);
@@ -438,7 +456,7 @@ impl Scorer {
     ) -> f64 {
         let mut sum = b.rest;
         for (sym, _) in terms {
-            let q = r.table.get(*sym as usize).copied().unwrap_or(0);
+            let q = r.query_term(*sym);
             if q != 0 {
                 sum += b.per_term.get(q as usize - 1).copied().unwrap_or(0.0);
             }

@@ -15,6 +15,7 @@ mod footprint;
 mod image;
 mod interner;
 mod partition;
+mod postings;
 mod shard;
 mod spatiotemporal;
 mod stats;

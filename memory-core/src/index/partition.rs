@@ -17,17 +17,15 @@
 //!
 //! This module must never score, and never hold a document itself: the shard's table does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rstar::primitives::GeomWithData;
 use rstar::{AABB, ParentNode, RStarInsertionStrategy, RTree, RTreeNode, RTreeParams};
 
 use super::cluster::{self, ClusterSummary};
-use super::document::{FieldTf, IndexedEpisode};
-use super::fields::FIELD_COUNT;
+use super::document::IndexedEpisode;
 use super::footprint;
-use super::interner::Sym;
 
 /// Position of a document in its shard's table.
 pub(crate) type Slot = u32;
@@ -94,48 +92,12 @@ impl TimeRewardBox {
     }
 }
 
-/// The documents of one task type holding one term: their slots, ascending, and a bound of
-/// their frequencies.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PostingList {
-    /// Slots of the documents holding the term, strictly ascending.
-    pub(crate) slots: Vec<Slot>,
-    /// Per field, at least the largest frequency of the term over the documents (it never
-    /// shrinks while the list lives, so it stays a bound after removals).
-    pub(crate) max_tf: FieldTf,
-    /// Per field, at most the shortest length over the documents (it never grows while the
-    /// list lives).
-    pub(crate) min_len: [u32; FIELD_COUNT],
-}
-
 /// The documents of one task type in one shard.
 #[derive(Debug)]
 pub(crate) struct Partition {
     task_type: Arc<str>,
     tree: Tree,
     clusters: BTreeMap<i64, ClusterSummary>,
-    /// Per term held by a member: the members holding it (the inverted index).
-    postings: HashMap<Sym, PostingList>,
-}
-
-impl PostingList {
-    fn new() -> Self {
-        Self {
-            slots: Vec::new(),
-            max_tf: [0; FIELD_COUNT],
-            min_len: [u32::MAX; FIELD_COUNT],
-        }
-    }
-
-    fn add(&mut self, slot: Slot, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
-        if let Err(at) = self.slots.binary_search(&slot) {
-            self.slots.insert(at, slot);
-        }
-        for f in 0..FIELD_COUNT {
-            self.max_tf[f] = self.max_tf[f].max(tf[f]);
-            self.min_len[f] = self.min_len[f].min(len[f]);
-        }
-    }
 }
 
 impl Partition {
@@ -145,7 +107,6 @@ impl Partition {
             task_type,
             tree: Tree::new_with_params(),
             clusters: BTreeMap::new(),
-            postings: HashMap::new(),
         }
     }
 
@@ -157,18 +118,8 @@ impl Partition {
     ) -> Self {
         let mut entries = Vec::new();
         let mut buckets: BTreeMap<i64, Vec<&IndexedEpisode>> = BTreeMap::new();
-        let mut postings: HashMap<Sym, PostingList> = HashMap::new();
-        let mut members: Vec<(Slot, &IndexedEpisode)> = members.into_iter().collect();
-        members.sort_unstable_by_key(|(slot, _)| *slot);
         for (slot, doc) in members {
             entries.push(entry(slot, doc));
-            for (sym, tf) in doc.terms.iter() {
-                // Slots arrive ascending: `add` appends.
-                postings
-                    .entry(*sym)
-                    .or_insert_with(PostingList::new)
-                    .add(slot, tf, &doc.field_len);
-            }
             buckets
                 .entry(cluster::bucket_of(doc.started_at, bucket_width))
                 .or_default()
@@ -178,14 +129,10 @@ impl Partition {
             .into_iter()
             .map(|(bucket, docs)| (bucket, ClusterSummary::of(docs)))
             .collect();
-        for list in postings.values_mut() {
-            list.slots.shrink_to_fit();
-        }
         Self {
             task_type,
             tree: Tree::bulk_load_with_params(entries),
             clusters,
-            postings,
         }
     }
 
@@ -202,12 +149,6 @@ impl Partition {
     /// Add the document at `slot`.
     pub(crate) fn insert(&mut self, slot: Slot, doc: &IndexedEpisode, bucket_width: i64) {
         self.tree.insert(entry(slot, doc));
-        for (sym, tf) in doc.terms.iter() {
-            self.postings
-                .entry(*sym)
-                .or_insert_with(PostingList::new)
-                .add(slot, tf, &doc.field_len);
-        }
         self.clusters
             .entry(cluster::bucket_of(doc.started_at, bucket_width))
             .or_default()
@@ -225,16 +166,6 @@ impl Partition {
         docs: &[Option<IndexedEpisode>],
     ) -> bool {
         let found = self.tree.remove(&entry(slot, doc)).is_some();
-        for (sym, _) in doc.terms.iter() {
-            if let Some(list) = self.postings.get_mut(sym) {
-                if let Ok(at) = list.slots.binary_search(&slot) {
-                    list.slots.remove(at);
-                }
-                if list.slots.is_empty() {
-                    self.postings.remove(sym);
-                }
-            }
-        }
         let bucket = cluster::bucket_of(doc.started_at, bucket_width);
         let (from, to) = cluster::bucket_span(bucket, bucket_width);
         let span = TimeRewardBox::everything().within(from, to);
@@ -264,37 +195,15 @@ impl Partition {
         self.clusters.iter().map(|(b, c)| (*b, c))
     }
 
-    /// The members holding term `sym`.
-    pub(crate) fn postings(&self, sym: Sym) -> Option<&PostingList> {
-        self.postings.get(&sym)
-    }
-
-    /// How many (term, member) pairs the postings hold.
-    #[cfg(test)]
-    pub(crate) fn posting_count(&self) -> usize {
-        self.postings.values().map(|l| l.slots.len()).sum()
-    }
-
     /// How many clusters.
     pub(crate) fn cluster_count(&self) -> usize {
         self.clusters.len()
     }
 
-    /// Estimated heap bytes: tree nodes (walked), cluster map and summaries.
+    /// Estimated heap bytes: tree nodes (walked) and the cluster map.
     pub(crate) fn heap_bytes(&self) -> usize {
         tree_bytes(self.tree.root())
             + footprint::btree_map::<i64, ClusterSummary>(self.clusters.len())
-            + footprint::hash_map::<Sym, PostingList>(self.postings.capacity())
-            + self
-                .postings
-                .values()
-                .map(|l| footprint::vec::<Slot>(l.slots.capacity()))
-                .sum::<usize>()
-            + self
-                .clusters
-                .values()
-                .map(ClusterSummary::heap_bytes)
-                .sum::<usize>()
     }
 }
 

@@ -19,6 +19,7 @@ use super::footprint;
 use super::image::{DocImage, ShardImage};
 use super::interner::{Interner, Sym};
 use super::partition::{Partition, Slot};
+use super::postings::{PostingList, Postings};
 use super::stats::IndexStats;
 
 /// Which shard: the namespace (tenant) and the domain.
@@ -36,6 +37,8 @@ pub(crate) struct Shard {
     free: Vec<Slot>,
     by_id: HashMap<EpisodeId, Slot>,
     terms: Interner,
+    /// Per term id of `terms`: the documents holding it.
+    inverted: Postings,
     tags: Interner,
     partitions: BTreeMap<Arc<str>, Partition>,
     field_len_total: [u64; FIELD_COUNT],
@@ -52,6 +55,7 @@ impl Shard {
             free: Vec::new(),
             by_id: HashMap::new(),
             terms: Interner::default(),
+            inverted: Postings::default(),
             tags: Interner::default(),
             partitions: BTreeMap::new(),
             field_len_total: [0; FIELD_COUNT],
@@ -66,7 +70,8 @@ impl Shard {
         shard.docs.reserve_exact(drafts.len());
         let mut task_types: BTreeMap<Arc<str>, ()> = BTreeMap::new();
         for draft in drafts {
-            let mut doc = shard.attach(draft);
+            let slot = shard.docs.len() as Slot;
+            let mut doc = shard.attach(draft, slot);
             // Share one `Arc` per task type, as incremental inserts do through the partitions.
             match task_types.get_key_value(&doc.task_type) {
                 Some((shared, _)) => doc.task_type = shared.clone(),
@@ -74,11 +79,11 @@ impl Shard {
                     task_types.insert(doc.task_type.clone(), ());
                 }
             }
-            let slot = shard.docs.len() as Slot;
             shard.by_id.insert(doc.id, slot);
             shard.docs.push(Some(doc));
         }
         shard.build_partitions();
+        shard.inverted.shrink();
         shard
     }
 
@@ -255,18 +260,30 @@ impl Shard {
         let boxed = |texts: Vec<String>| texts.into_iter().map(String::into_boxed_str).collect();
         shard.terms = Interner::from_counted(boxed(image.terms), term_counts);
         shard.tags = Interner::from_counted(boxed(image.tags), tag_counts);
+        for (slot, doc) in shard.docs.iter().enumerate() {
+            if let Some(doc) = doc {
+                for (sym, tf) in doc.terms.iter() {
+                    shard.inverted.add(*sym, slot as Slot, tf, &doc.field_len);
+                }
+            }
+        }
+        shard.inverted.shrink();
         shard.build_partitions();
         Ok(shard)
     }
 
-    /// Intern `draft`'s strings and count its statistics; the caller places the result.
-    fn attach(&mut self, draft: Draft) -> IndexedEpisode {
+    /// Intern `draft`'s strings, count its statistics and post it under `slot`; the caller
+    /// places the result there.
+    fn attach(&mut self, draft: Draft, slot: Slot) -> IndexedEpisode {
         let mut terms: Vec<(Sym, FieldTf)> = draft
             .terms
             .iter()
             .map(|(text, tf)| (self.terms.acquire(text), *tf))
             .collect();
         terms.sort_unstable_by_key(|(s, _)| *s);
+        for (sym, tf) in &terms {
+            self.inverted.add(*sym, slot, tf, &draft.field_len);
+        }
         let mut tags: Vec<Sym> = draft.tags.iter().map(|t| self.tags.acquire(t)).collect();
         tags.sort_unstable();
         for f in 0..FIELD_COUNT {
@@ -300,9 +317,10 @@ impl Shard {
         }
     }
 
-    /// Undo [`Shard::attach`]'s statistics for `doc`.
-    fn detach(&mut self, doc: &IndexedEpisode) {
+    /// Undo [`Shard::attach`] for `doc` at `slot`.
+    fn detach(&mut self, doc: &IndexedEpisode, slot: Slot) {
         for (sym, _) in doc.terms.iter() {
+            self.inverted.remove(*sym, slot);
             self.terms.release(*sym);
         }
         for sym in doc.tags.iter() {
@@ -321,7 +339,6 @@ impl Shard {
     /// task type changed). Returns the replaced document's version.
     pub(crate) fn upsert(&mut self, draft: Draft) -> Option<u64> {
         let previous = self.remove(draft.id);
-        let doc = self.attach(draft);
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -329,6 +346,7 @@ impl Shard {
                 (self.docs.len() - 1) as Slot
             }
         };
+        let doc = self.attach(draft, slot);
         let task_type = doc.task_type.clone();
         let bucket_width = self.bucket_width;
         self.partitions
@@ -344,7 +362,7 @@ impl Shard {
     pub(crate) fn remove(&mut self, id: EpisodeId) -> Option<u64> {
         let slot = self.by_id.remove(&id)?;
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
-        self.detach(&doc);
+        self.detach(&doc, slot);
         let bucket_width = self.bucket_width;
         let emptied = match self.partitions.get_mut(&doc.task_type) {
             Some(p) => {
@@ -361,6 +379,7 @@ impl Shard {
             self.docs = Vec::new();
             self.free = Vec::new();
             self.by_id = HashMap::new();
+            self.inverted = Postings::default();
         } else {
             self.free.push(slot);
         }
@@ -415,6 +434,11 @@ impl Shard {
     /// Every partition, by task type.
     pub(crate) fn partitions(&self) -> impl Iterator<Item = &Partition> {
         self.partitions.values()
+    }
+
+    /// The documents holding term `sym`.
+    pub(crate) fn postings(&self, sym: Sym) -> Option<&PostingList> {
+        self.inverted.get(sym)
     }
 
     /// The id of term `text` in this shard.
@@ -481,55 +505,58 @@ impl Shard {
             + footprint::vec::<Slot>(self.free.capacity())
             + footprint::hash_map::<EpisodeId, Slot>(self.by_id.capacity())
             + self.terms.heap_bytes()
+            + self.inverted.heap_bytes()
             + self.tags.heap_bytes()
             + footprint::btree_map::<Arc<str>, Partition>(self.partitions.len())
             + partitions
     }
 
-    /// For tests: every posting list as (task type, term, episode ids), sorted; checked
-    /// against the shard's own (term, episode) count.
+    /// For tests: every posting list as (term, episode ids), sorted; checked against the
+    /// shard's own (term, episode) count.
     #[cfg(test)]
-    fn postings_by_text(&self) -> Vec<(String, String, Vec<EpisodeId>)> {
+    fn postings_by_text(&self) -> Vec<(String, Vec<EpisodeId>)> {
         let mut out = Vec::new();
-        for p in self.partitions.values() {
-            for (sym, text) in self.terms.live() {
-                if let Some(list) = p.postings(sym) {
-                    assert!(list.slots.windows(2).all(|w| w[0] < w[1]));
-                    let mut ids: Vec<EpisodeId> = list
-                        .slots
-                        .iter()
-                        .map(|s| self.doc(*s).map(|d| d.id).unwrap_or_default())
-                        .collect();
-                    ids.sort_unstable();
-                    out.push((p.task_type().to_string(), text.to_owned(), ids));
-                }
-            }
+        for (sym, text) in self.terms.live() {
+            let list = self.inverted.get(sym).expect("a live term has postings");
+            assert!(list.slots.windows(2).all(|w| w[0] < w[1]));
+            let mut ids: Vec<EpisodeId> = list
+                .slots
+                .iter()
+                .map(|s| self.doc(*s).map(|d| d.id).unwrap_or_default())
+                .collect();
+            ids.sort_unstable();
+            out.push((text.to_owned(), ids));
         }
-        let pairs: usize = self.partitions.values().map(Partition::posting_count).sum();
-        assert_eq!(pairs as u64, self.postings);
+        assert_eq!(self.inverted.pairs() as u64, self.postings);
         out.sort();
         out
     }
 
     /// For tests: every cluster summary, by task type and bucket.
     #[cfg(test)]
-    #[allow(clippy::type_complexity)]
-    fn clusters_by_text(&self) -> Vec<(String, i64, u32, Vec<(String, FieldTf)>)> {
+    fn clusters_by_text(&self) -> Vec<(String, i64, ClusterSummaryView)> {
         let mut out = Vec::new();
         for p in self.partitions.values() {
             for (bucket, c) in p.clusters() {
-                let mut terms: Vec<(String, FieldTf)> = c
-                    .term_max
-                    .iter()
-                    .map(|(s, tf)| (self.terms.text(*s).unwrap_or("?").to_owned(), *tf))
-                    .collect();
-                terms.sort();
-                out.push((p.task_type().to_string(), bucket, c.members, terms));
+                out.push((
+                    p.task_type().to_string(),
+                    bucket,
+                    (
+                        c.members,
+                        c.max_recency_at,
+                        c.max_reward.to_bits(),
+                        c.embeddings,
+                    ),
+                ));
             }
         }
         out
     }
 }
+
+/// For tests: a cluster summary's fields, comparable.
+#[cfg(test)]
+type ClusterSummaryView = (u32, i64, u64, u32);
 
 #[cfg(test)]
 mod tests {

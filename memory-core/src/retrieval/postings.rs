@@ -1,14 +1,14 @@
-//! The lexical access path inside a task-type partition: its posting lists, best bound first.
+//! The lexical access path of a shard: its posting lists, best bound first.
 //!
-//! Owns the walk over the posting lists of the query terms a partition holds. Each list
-//! carries a bound of what its term can add to a score (`Scorer::term_bound` on the largest
-//! frequencies and shortest lengths of the list's documents). One pass over the lists sums,
+//! Owns the walk over the posting lists of the query terms a shard holds. Each list carries a
+//! bound of what its term can add to a score (`Resolved::bounds`: `Scorer::term_bound` on the
+//! largest frequencies and shortest lengths of the list's documents). One pass over the lists sums,
 //! per member, the bounds of the lists holding it; members are then taken best sum first,
 //! and the first whose sum plus the bound of the non-lexical terms is below the k-th score
 //! ends the walk, since no member after it can rank. Every member taken is filtered and scored
 //! exactly as on every other path (`ShardVisit::consider`), so the path changes which
 //! documents are looked at, never a score. A document holding no query term is never met
-//! here: the caller walks the partition's clusters for those when [`Outcome::rest_may_rank`]
+//! here: the caller walks the partitions' clusters for those when [`Outcome::rest_may_rank`]
 //! says they still could. This module must never skip a document whose bound reaches the
 //! threshold.
 
@@ -30,53 +30,23 @@ pub(crate) struct Outcome {
     pub(crate) rest_may_rank: bool,
 }
 
-/// One query term's list in this partition, with its bound.
-struct List<'p> {
-    bound: f64,
-    slots: &'p [Slot],
-}
-
-/// The posting lists of `visit`'s query terms in `p` with their bounds, and the bound of the
-/// non-lexical terms over `p`'s members.
-fn lists<'p>(visit: &ShardVisit<'_>, p: &'p Partition) -> (Vec<List<'p>>, f64) {
-    let mut embeddings = false;
-    let mut max_recency_at = i64::MIN;
-    let mut max_reward = f64::NEG_INFINITY;
-    for (_, c) in p.clusters() {
-        embeddings |= c.embeddings > 0;
-        max_recency_at = max_recency_at.max(c.max_recency_at);
-        max_reward = max_reward.max(c.max_reward);
-    }
-    let rest = visit
-        .scorer
-        .rest_bound(embeddings, max_recency_at, max_reward);
-    let lists = visit
-        .resolved
-        .syms
-        .iter()
-        .enumerate()
-        .filter_map(|(i, sym)| {
-            let list = p.postings((*sym)?)?;
-            let bound = visit.scorer.term_bound(i, &list.max_tf, &list.min_len);
-            (bound > 0.0).then_some(List {
-                bound,
-                slots: &list.slots,
-            })
-        })
-        .collect();
-    (lists, rest)
-}
-
-/// How many postings the walk reads: the work it costs.
-pub(crate) fn work(visit: &ShardVisit<'_>, p: &Partition) -> usize {
+/// The posting lists of `visit`'s query terms with their bounds.
+fn lists<'s>(visit: &ShardVisit<'s>) -> Vec<(f64, &'s [Slot])> {
     visit
         .resolved
         .syms
         .iter()
-        .flatten()
-        .filter_map(|sym| p.postings(*sym))
-        .map(|l| l.slots.len())
-        .sum()
+        .zip(&visit.resolved.bounds)
+        .filter_map(|(sym, bound)| {
+            let list = visit.shard.postings((*sym)?)?;
+            (*bound > 0.0).then_some((*bound, list.slots.as_slice()))
+        })
+        .collect()
+}
+
+/// How many postings the walk reads: the work it costs.
+pub(crate) fn work(visit: &ShardVisit<'_>) -> usize {
+    lists(visit).iter().map(|(_, slots)| slots.len()).sum()
 }
 
 /// How many members of `p` the clusters meeting box `b` hold: the work a cluster walk costs
@@ -97,26 +67,32 @@ pub(crate) struct Scratch {
     sums: Vec<f64>,
 }
 
-/// Offer to `top` every member of `p` holding a query term that can still rank.
+/// Offer to `top` every member of `partitions` (of `visit`'s shard) holding a query term that
+/// can still rank.
 pub(crate) fn collect(
     visit: &ShardVisit<'_>,
-    p: &Partition,
+    partitions: &[&Partition],
     top: &mut TopK,
     scratch: &mut Scratch,
 ) -> Outcome {
-    let (lists, rest) = lists(visit, p);
+    let lists = lists(visit);
+    let rest = partitions
+        .iter()
+        .flat_map(|p| p.clusters())
+        .map(|(_, c)| visit.scorer.cluster_rest(c))
+        .fold(0.0, f64::max);
     let sums = &mut scratch.sums;
     if sums.len() < visit.shard.slot_bound() {
         sums.resize(visit.shard.slot_bound(), 0.0);
     }
     let mut touched: Vec<Slot> = Vec::new();
-    for l in &lists {
-        for &slot in l.slots {
+    for (bound, slots) in &lists {
+        for &slot in *slots {
             let sum = &mut sums[slot as usize];
             if *sum == 0.0 {
                 touched.push(slot);
             }
-            *sum += l.bound;
+            *sum += bound;
         }
     }
     // Bounds are positive, so their bits order like their values.

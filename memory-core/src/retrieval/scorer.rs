@@ -102,6 +102,11 @@ pub(crate) struct Resolved {
     bits: Vec<u64>,
     /// (term id, query term index + 1), by term id.
     pairs: Vec<(Sym, u32)>,
+    /// Per query term: the most it can add to the score of any document of the shard (from
+    /// its posting list's bounds; 0 for a term the shard does not hold).
+    pub(crate) bounds: Vec<f64>,
+    /// The sum of `bounds`: the most the lexical terms can add together.
+    pub(crate) lexical_bound: f64,
 }
 
 impl Resolved {
@@ -121,13 +126,6 @@ impl Resolved {
             .binary_search_by_key(&sym, |(s, _)| *s)
             .map_or(0, |i| self.pairs[i].1)
     }
-}
-
-/// Per-term score bounds over one cluster, from [`Scorer::term_bounds`].
-#[derive(Debug, Default)]
-pub(crate) struct TermBounds {
-    per_term: Vec<f64>,
-    rest: f64,
 }
 
 /// Corpus statistics over the shards a query searches.
@@ -279,7 +277,22 @@ impl Scorer {
             }
         }
         pairs.sort_unstable();
-        Resolved { syms, bits, pairs }
+        let bounds: Vec<f64> = syms
+            .iter()
+            .enumerate()
+            .map(|(i, sym)| {
+                sym.and_then(|s| shard.postings(s))
+                    .map_or(0.0, |l| self.term_bound(i, &l.max_tf, &l.min_len))
+            })
+            .collect();
+        let lexical_bound = bounds.iter().sum();
+        Resolved {
+            syms,
+            bits,
+            pairs,
+            bounds,
+            lexical_bound,
+        }
     }
 
     /// One term's contribution before its idf: per channel, the weighted, length-normalized
@@ -386,32 +399,13 @@ impl Scorer {
         (lexical, feedback)
     }
 
-    /// Per query term, the most it can add to the score of any member of `cluster` (0 for a
-    /// term no member holds), and the most the non-lexical terms can add: with
-    /// [`Scorer::quick_bound`], a bound of a member's score that costs one pass over its terms.
-    pub(crate) fn term_bounds(&self, cluster: &ClusterSummary, r: &Resolved) -> TermBounds {
-        let per_term = r
-            .syms
-            .iter()
-            .enumerate()
-            .map(|(i, sym)| {
-                let Some(sym) = sym else {
-                    return 0.0;
-                };
-                match cluster.term_max.binary_search_by_key(sym, |(s, _)| *s) {
-                    Ok(at) => self.term_bound(i, &cluster.term_max[at].1, &cluster.min_len),
-                    Err(_) => 0.0,
-                }
-            })
-            .collect();
-        TermBounds {
-            per_term,
-            rest: self.rest_bound(
-                cluster.embeddings > 0,
-                cluster.max_recency_at,
-                cluster.max_reward,
-            ),
-        }
+    /// The most the non-lexical terms can add to the score of any member of `cluster`.
+    pub(crate) fn cluster_rest(&self, cluster: &ClusterSummary) -> f64 {
+        self.rest_bound(
+            cluster.embeddings > 0,
+            cluster.max_recency_at,
+            cluster.max_reward,
+        )
     }
 
     /// The most query term `i` can add to the score of a document whose frequencies of it are
@@ -446,19 +440,15 @@ impl Scorer {
         rest.cosine + rest.recency + rest.reward
     }
 
-    /// A bound of the score of a member of the cluster of `b` with `terms`, up to rounding (a
-    /// relative error far below the pruning margin): the sum of its query terms' bounds.
-    pub(crate) fn quick_bound(
-        &self,
-        r: &Resolved,
-        terms: &[(Sym, FieldTf)],
-        b: &TermBounds,
-    ) -> f64 {
-        let mut sum = b.rest;
+    /// A bound of the score of a document with `terms` whose non-lexical terms add at most
+    /// `rest`, up to rounding (a relative error far below the pruning margin): `rest` plus the
+    /// bounds of its query terms.
+    pub(crate) fn quick_bound(&self, r: &Resolved, terms: &[(Sym, FieldTf)], rest: f64) -> f64 {
+        let mut sum = rest;
         for (sym, _) in terms {
             let q = r.query_term(*sym);
             if q != 0 {
-                sum += b.per_term.get(q as usize - 1).copied().unwrap_or(0.0);
+                sum += r.bounds.get(q as usize - 1).copied().unwrap_or(0.0);
             }
         }
         sum
@@ -533,16 +523,9 @@ impl Scorer {
     }
 
     /// An upper bound of the score of every member of `cluster` (never below any member's
-    /// [`ScoreBreakdown::total`]).
+    /// [`ScoreBreakdown::total`], up to rounding).
     pub(crate) fn bound(&self, cluster: &ClusterSummary, r: &Resolved) -> f64 {
-        let sums = self.sums_sorted(r, &cluster.term_max, &cluster.min_len);
-        let cosine = if self.query_vector.is_some() && cluster.embeddings > 0 {
-            1.0
-        } else {
-            0.0
-        };
-        self.breakdown(sums, cosine, cluster.max_recency_at, cluster.max_reward)
-            .total()
+        r.lexical_bound + self.cluster_rest(cluster)
     }
 }
 

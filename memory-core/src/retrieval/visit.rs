@@ -8,7 +8,7 @@
 use crate::index::{IndexedEpisode, Shard, Slot};
 
 use super::filter::ShardFilter;
-use super::scorer::{Resolved, Scorer, TermBounds};
+use super::scorer::{Resolved, Scorer};
 use super::topk::{Candidate, TopK};
 
 /// A read-locked shard, ready to be searched.
@@ -24,20 +24,24 @@ pub(crate) struct ShardVisit<'a> {
 }
 
 impl ShardVisit<'_> {
-    /// Filter, score and offer the episode at `slot`.
+    /// Filter, score and offer the episode at `slot`; `rest`, when known, bounds what its
+    /// non-lexical terms can add (then a quick bound may skip it before scoring).
     pub(crate) fn consider(
         &self,
         slot: Slot,
         doc: &IndexedEpisode,
         top: &mut TopK,
-        bounds: Option<&TermBounds>,
+        rest: Option<f64>,
     ) {
         if !self.filter.matches(doc) {
             return;
         }
         let threshold = top.threshold();
-        if let (Some(b), Some(t)) = (bounds, threshold)
-            && super::hierarchical::below(self.scorer.quick_bound(self.resolved, &doc.terms, b), t)
+        if let (Some(rest), Some(t)) = (rest, threshold)
+            && super::hierarchical::below(
+                self.scorer.quick_bound(self.resolved, &doc.terms, rest),
+                t,
+            )
         {
             return;
         }

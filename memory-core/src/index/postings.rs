@@ -1,0 +1,109 @@
+//! The inverted index of one shard: per term id, the documents holding the term.
+//!
+//! Owns [`Postings`]: one [`PostingList`] per term id of the shard's term interner (the same
+//! ids, so a list is found without a lookup), each with the slots of the documents holding the
+//! term, ascending, and bounds of the term's frequencies and of its documents' lengths that let
+//! a query bound what the term can add to any score. A list emptied by removals is reset, so
+//! a term id reused by the interner starts with fresh bounds. This module must never score
+//! and never hold a document.
+
+use super::document::FieldTf;
+use super::fields::FIELD_COUNT;
+use super::footprint;
+use super::interner::Sym;
+use super::partition::Slot;
+
+/// The documents holding one term.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PostingList {
+    /// Slots of the documents holding the term, strictly ascending.
+    pub(crate) slots: Vec<Slot>,
+    /// Per field, at least the largest frequency of the term over the documents (it never
+    /// shrinks while the list lives, so it stays a bound after removals).
+    pub(crate) max_tf: FieldTf,
+    /// Per field, at most the shortest length over the documents (it never grows while the
+    /// list lives).
+    pub(crate) min_len: [u32; FIELD_COUNT],
+}
+
+impl Default for PostingList {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            max_tf: [0; FIELD_COUNT],
+            min_len: [u32::MAX; FIELD_COUNT],
+        }
+    }
+}
+
+/// Every posting list of a shard, indexed by term id.
+#[derive(Debug, Default)]
+pub(crate) struct Postings {
+    lists: Vec<PostingList>,
+}
+
+impl Postings {
+    /// Record that the document at `slot` (field lengths `len`) holds term `sym` with `tf`.
+    pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
+        let at = sym as usize;
+        if self.lists.len() <= at {
+            self.lists.resize_with(at + 1, PostingList::default);
+        }
+        let list = &mut self.lists[at];
+        match list.slots.last() {
+            // Bulk loads and fresh slots append.
+            Some(last) if *last >= slot => {
+                if let Err(i) = list.slots.binary_search(&slot) {
+                    list.slots.insert(i, slot);
+                }
+            }
+            _ => list.slots.push(slot),
+        }
+        for f in 0..FIELD_COUNT {
+            list.max_tf[f] = list.max_tf[f].max(tf[f]);
+            list.min_len[f] = list.min_len[f].min(len[f]);
+        }
+    }
+
+    /// Forget that the document at `slot` holds term `sym`.
+    pub(crate) fn remove(&mut self, sym: Sym, slot: Slot) {
+        let Some(list) = self.lists.get_mut(sym as usize) else {
+            return;
+        };
+        if let Ok(i) = list.slots.binary_search(&slot) {
+            list.slots.remove(i);
+        }
+        if list.slots.is_empty() {
+            *list = PostingList::default();
+        }
+    }
+
+    /// The documents holding `sym`, if any.
+    pub(crate) fn get(&self, sym: Sym) -> Option<&PostingList> {
+        self.lists.get(sym as usize).filter(|l| !l.slots.is_empty())
+    }
+
+    /// Release spare capacity (after a bulk load).
+    pub(crate) fn shrink(&mut self) {
+        for list in &mut self.lists {
+            list.slots.shrink_to_fit();
+        }
+        self.lists.shrink_to_fit();
+    }
+
+    /// How many (term, document) pairs are held.
+    #[cfg(test)]
+    pub(crate) fn pairs(&self) -> usize {
+        self.lists.iter().map(|l| l.slots.len()).sum()
+    }
+
+    /// Estimated heap bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        footprint::vec::<PostingList>(self.lists.capacity())
+            + self
+                .lists
+                .iter()
+                .map(|l| footprint::vec::<Slot>(l.slots.capacity()))
+                .sum::<usize>()
+    }
+}

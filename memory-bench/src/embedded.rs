@@ -8,8 +8,8 @@ use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
 /// Open the engine under `config.data_dir`, creating the directory if needed: the durable
-/// store `config.durable` describes (by default `memory.db`) and `cache.redb` (`RedbCache` and
-/// its journal).
+/// store `config.durable` describes (by default `memory.db`), `cache.redb` (`RedbCache` and
+/// its journal) and the index snapshots in `index-snapshot/`.
 pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         memory_core::Error::storage(format!("cannot create {}", config.data_dir.display()))
@@ -23,6 +23,7 @@ pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
         .durable(durable)
         .journal(cache.journal())
         .cache(cache)
+        .index_snapshots(config.data_dir.join("index-snapshot"))
         .config(config)
         .open()
         .await

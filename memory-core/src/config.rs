@@ -108,6 +108,10 @@ pub struct MemoryConfig {
     /// How often the background job runs a reconciliation pass; `None` turns the periodic
     /// pass off (`reconcile()` still works). Default 60 s.
     pub reconcile_interval: Option<Duration>,
+    /// How often the background job writes an index snapshot, when a snapshot directory is
+    /// configured (`MemoryBuilder::index_snapshots`); `None` writes one only at shutdown.
+    /// Default 10 min.
+    pub index_snapshot_interval: Option<Duration>,
     /// Where the embedded default keeps its files (`memory.db`, `cache.redb`). Default `data`.
     /// The core never touches it; the binaries that open backends read it from here.
     pub data_dir: PathBuf,
@@ -133,6 +137,7 @@ impl Default for MemoryConfig {
             resilience: ResilienceConfig::default(),
             replay_interval: Duration::from_secs(1),
             reconcile_interval: Some(Duration::from_secs(60)),
+            index_snapshot_interval: Some(Duration::from_secs(600)),
             data_dir: PathBuf::from("data"),
             durable: DurableTarget::default(),
             hot_cache_bytes: 64 * 1024 * 1024,
@@ -250,6 +255,11 @@ const VARS: &[(&str, Setter)] = &[
     ("MEMORY_RECONCILE_INTERVAL_MS", |c, n, v| {
         let ms: u64 = parse(n, v, "milliseconds (0 turns it off)")?;
         c.reconcile_interval = (ms > 0).then(|| Duration::from_millis(ms));
+        Ok(())
+    }),
+    ("MEMORY_INDEX_SNAPSHOT_INTERVAL_MS", |c, n, v| {
+        let ms: u64 = parse(n, v, "milliseconds (0: only at shutdown)")?;
+        c.index_snapshot_interval = (ms > 0).then(|| Duration::from_millis(ms));
         Ok(())
     }),
     ("MEMORY_DATA_DIR", |c, _, v| {
@@ -478,6 +488,7 @@ mod tests {
             ("MEMORY_MAX_JOURNAL_ENTRIES", "25"),
             ("MEMORY_REPLAY_INTERVAL_MS", "26"),
             ("MEMORY_RECONCILE_INTERVAL_MS", "0"),
+            ("MEMORY_INDEX_SNAPSHOT_INTERVAL_MS", "0"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
             ("MEMORY_HOT_CACHE_BYTES", "28"),
             ("MEMORY_HOT_CACHE_TTL_MS", "29"),
@@ -518,6 +529,7 @@ mod tests {
         assert_eq!(c.resilience.max_journal_entries, 25);
         assert_eq!(c.replay_interval, Duration::from_millis(26));
         assert_eq!(c.reconcile_interval, None);
+        assert_eq!(c.index_snapshot_interval, None);
         assert_eq!(c.hot_cache_bytes, 28);
         assert_eq!(c.hot_cache_ttl, Duration::from_millis(29));
         assert_eq!(c.durable.mode, DurableMode::Replica);

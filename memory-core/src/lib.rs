@@ -41,6 +41,7 @@ pub mod limits;
 pub mod metrics;
 pub mod record;
 pub mod retrieval;
+pub mod snapshot;
 pub mod store;
 pub mod time;
 pub mod transfer;
@@ -48,7 +49,8 @@ pub mod transfer;
 pub use config::{AuthToken, DurableMode, DurableTarget, MemoryConfig};
 pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};
 pub use engine::{
-    MemoryBuilder, PermitStats, ReconcileReport, RetrievedEpisode, SelfLearningMemory,
+    IndexOpen, IndexSource, MemoryBuilder, PermitStats, ReconcileReport, RetrievedEpisode,
+    SelfLearningMemory, SnapshotWrites,
 };
 pub use episode::{
     Completion, Complexity, Episode, EpisodeSummary, EpisodeUpdate, NewStep, Outcome, OutcomeKind,

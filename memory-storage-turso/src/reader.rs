@@ -16,8 +16,9 @@ use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result};
 use tokio::sync::Semaphore;
 
 use crate::codec::{
-    EPISODE_COLUMN_COUNT, STEP_COLUMN_COUNT, SUMMARY_COLUMN_COUNT, decode_episode, decode_step,
-    decode_summary, episode_columns, id_value, row_values, step_columns, summary_columns,
+    EPISODE_COLUMN_COUNT, Fields, STEP_COLUMN_COUNT, SUMMARY_COLUMN_COUNT, decode_episode,
+    decode_step, decode_summary, episode_columns, id_value, row_values, step_columns,
+    summary_columns,
 };
 use crate::error::{db_error, shutting_down};
 use crate::exec::Exec;
@@ -165,6 +166,17 @@ impl ReadPool {
             self.with_connection(move |conn, exec| {
                 exec.block_on(scan_summaries(conn, after, limit))
             })
+        })
+        .await
+    }
+
+    pub(crate) async fn scan_versions(
+        self: &Arc<Self>,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        retry::retry(self.retry, "scan_versions", || {
+            self.with_connection(move |conn, exec| exec.block_on(scan_versions(conn, after, limit)))
         })
         .await
     }
@@ -322,6 +334,29 @@ async fn list_episodes(conn: &Connection, request: &ListRequest) -> Result<Page<
         page.items[i].steps.push(step);
     }
     Ok(page)
+}
+
+async fn scan_versions(
+    conn: &Connection,
+    after: Option<EpisodeId>,
+    limit: usize,
+) -> Result<Page<(EpisodeId, u64)>> {
+    let rows = query_all(
+        conn,
+        "SELECT id, version FROM episodes WHERE id > ?1 ORDER BY id LIMIT ?2",
+        vec![after_value(after), lookahead(limit)],
+        2,
+        "scanning versions",
+    )
+    .await?;
+    let versions = rows
+        .into_iter()
+        .map(|values| {
+            let mut f = Fields::new(values, "episodes");
+            Ok((f.id("id")?, f.u64_bits("version")?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(into_page(versions, limit, |(id, _)| *id))
 }
 
 async fn scan_summaries(

@@ -680,6 +680,16 @@ impl DurableStore for TursoStore {
         self.readers.scan_summaries(after, limit).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        self.check_open()?;
+        self.readers.scan_versions(after, limit).await
+    }
+
     /// [`TursoStore::close`]: commit everything queued, stop the writer, close connections.
     async fn close(&self) -> Result<()> {
         TursoStore::close(self).await

@@ -33,11 +33,31 @@ pub async fn open_embedded_with(
     config: MemoryConfig,
     faults: Option<Arc<FaultInjector>>,
 ) -> Result<Embedded> {
+    open_parts(dir, config, faults, false).await
+}
+
+/// [`open_embedded`] with index snapshots kept in `dir/index-snapshot`, as the embedded
+/// default of the binaries does.
+pub async fn open_embedded_snapshots(dir: &Path, config: MemoryConfig) -> Result<Embedded> {
+    open_parts(dir, config, None, true).await
+}
+
+async fn open_parts(
+    dir: &Path,
+    config: MemoryConfig,
+    faults: Option<Arc<FaultInjector>>,
+    snapshots: bool,
+) -> Result<Embedded> {
     let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
     let builder = match faults {
         Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
         None => SelfLearningMemory::builder().durable(durable),
+    };
+    let builder = if snapshots {
+        builder.index_snapshots(dir.join("index-snapshot"))
+    } else {
+        builder
     };
     let memory = builder
         .cache(cache.clone())

@@ -396,6 +396,19 @@ impl DurableStore for ResilientStore {
         self.guarded(self.inner.scan_summaries(after, limit)).await
     }
 
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        self.refresh_if_stale().await?;
+        let pending = self.overlay()?.len();
+        if pending > 0 {
+            return Err(replay_pending(pending));
+        }
+        self.guarded(self.inner.scan_versions(after, limit)).await
+    }
+
     /// Closes the durable store. Journaled writes stay in the journal (durable) for the next
     /// `open` to replay.
     async fn close(&self) -> Result<()> {

@@ -1,10 +1,12 @@
 //! Building a [`SelfLearningMemory`]: pick the stores and the config, then `open`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::MemoryConfig;
 use crate::engine::facade::SelfLearningMemory;
 use crate::error::{Error, Result};
+use crate::snapshot::SnapshotDir;
 use crate::store::{CacheStore, DurableStore, InMemoryCache, Journal};
 
 /// Collects the parts of an engine instance. Nothing is shared between instances: two engines
@@ -14,6 +16,7 @@ pub struct MemoryBuilder {
     durable: Option<Arc<dyn DurableStore>>,
     cache: Option<Arc<dyn CacheStore>>,
     journal: Option<Arc<dyn Journal>>,
+    snapshots: Option<PathBuf>,
     config: MemoryConfig,
 }
 
@@ -23,6 +26,7 @@ impl std::fmt::Debug for MemoryBuilder {
             .field("durable", &self.durable.is_some())
             .field("cache", &self.cache.is_some())
             .field("journal", &self.journal.is_some())
+            .field("snapshots", &self.snapshots)
             .field("config", &self.config)
             .finish()
     }
@@ -49,6 +53,15 @@ impl MemoryBuilder {
         self
     }
 
+    /// Keep index snapshots in the directory `dir` (created when first written): written at
+    /// shutdown and every [`MemoryConfig::index_snapshot_interval`], loaded at open instead of
+    /// rebuilding the index from a full scan of the durable store (docs/operations.md).
+    /// Optional: without it, `open` always rebuilds.
+    pub fn index_snapshots(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.snapshots = Some(dir.into());
+        self
+    }
+
     /// The configuration (default: [`MemoryConfig::default`]).
     pub fn config(mut self, config: MemoryConfig) -> Self {
         self.config = config;
@@ -56,7 +69,8 @@ impl MemoryBuilder {
     }
 
     /// Validate the configuration, replay any journaled writes left by an earlier run, build
-    /// the index from the durable store, start the background job, and start the engine.
+    /// the index (from the snapshot when there is a valid one, caught up with the durable
+    /// store; else from a full scan of it), start the background job, and start the engine.
     /// Nothing is served before this returns. Needs a tokio runtime.
     pub async fn open(self) -> Result<SelfLearningMemory> {
         self.config.validate()?;
@@ -68,6 +82,7 @@ impl MemoryBuilder {
             )
         })?;
         let cache = self.cache.unwrap_or_else(|| Arc::new(InMemoryCache::new()));
-        SelfLearningMemory::open_parts(durable, cache, self.journal, self.config).await
+        let snapshots = self.snapshots.map(SnapshotDir::new);
+        SelfLearningMemory::open_parts(durable, cache, self.journal, snapshots, self.config).await
     }
 }

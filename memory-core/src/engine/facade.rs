@@ -20,8 +20,9 @@ use crate::engine::live::{self, LiveEpisodes};
 use crate::engine::permits::{PermitStats, Permits};
 use crate::engine::reconcile::{self, ReconcileReport};
 use crate::engine::repairs::{RepairLog, RepairReason};
+use crate::engine::snapshots::{self, IndexOpen, SnapshotWrites, Snapshots};
 use crate::episode::{Completion, Episode, EpisodeUpdate, NewStep, TaskContext};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
 use crate::metrics::{
@@ -31,9 +32,8 @@ use crate::metrics::{
 use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
 };
-use crate::store::{
-    CacheStore, DurableStore, HotCache, Journal, ListRequest, Page, scan_all_summaries,
-};
+use crate::snapshot::{SnapshotDir, SnapshotStats};
+use crate::store::{CacheStore, DurableStore, HotCache, Journal, ListRequest, Page};
 use crate::time;
 
 struct Inner {
@@ -59,6 +59,10 @@ struct Inner {
     metrics: Arc<EngineMetrics>,
     /// The in-process tier in front of the cache store (`cache` reads through it), when on.
     hot: Option<Arc<HotCache<Arc<dyn CacheStore>>>>,
+    /// Where index snapshots go, when configured.
+    snapshots: Option<Snapshots>,
+    /// How the index was built at open.
+    index_open: IndexOpen,
 }
 
 impl Inner {
@@ -155,6 +159,17 @@ impl Tick for EngineTick {
         }
         true
     }
+
+    async fn snapshot(&self) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return false;
+        };
+        if let Some(s) = &inner.snapshots {
+            // Failures are logged and counted by `persist`.
+            let _ = s.persist(inner.retriever.index()).await;
+        }
+        true
+    }
 }
 
 /// One retrieved episode with its relevance.
@@ -198,6 +213,7 @@ impl SelfLearningMemory {
         durable: Arc<dyn DurableStore>,
         cache: Arc<dyn CacheStore>,
         journal: Option<Arc<dyn Journal>>,
+        snapshots: Option<SnapshotDir>,
         config: MemoryConfig,
     ) -> Result<Self> {
         let metrics = Arc::new(EngineMetrics::default());
@@ -240,8 +256,9 @@ impl SelfLearningMemory {
         };
         let retrieval = config.retrieval_config();
         let index = Arc::new(SpatiotemporalIndex::new(retrieval.index_config())?);
-        let indexed = index.bulk_build(scan_all_summaries(durable.as_ref()).await?)?;
-        tracing::info!(indexed, "index built from the durable store");
+        let snapshots = snapshots.map(Snapshots::new);
+        let index_open =
+            snapshots::open_index(&index, snapshots.as_ref(), durable.as_ref()).await?;
         let flags = Arc::new(RetrievalFlags::from(config.flags));
         let retriever = Retriever::new(index, retrieval, flags)?;
         let permits = Permits::new(
@@ -250,6 +267,7 @@ impl SelfLearningMemory {
         );
         let replay_every = config.replay_interval;
         let reconcile_every = config.reconcile_interval;
+        let snapshot_every = snapshots.as_ref().and(config.index_snapshot_interval);
         let inner = Arc::new(Inner {
             durable,
             cache,
@@ -265,16 +283,44 @@ impl SelfLearningMemory {
             repairs: RepairLog::default(),
             metrics,
             hot,
+            snapshots,
+            index_open,
         });
         let job = Job::start(
             EngineTick(Arc::downgrade(&inner)),
             replay_every,
             reconcile_every,
+            snapshot_every,
         );
         if let Ok(mut slot) = inner.job.lock() {
             *slot = Some(job);
         }
         Ok(Self { inner })
+    }
+
+    /// How the index was built at open: from the snapshot (and how much was caught up with
+    /// the durable store) or by a rebuild, and why.
+    pub fn index_open(&self) -> &IndexOpen {
+        &self.inner.index_open
+    }
+
+    /// Index snapshot writes since open (`None` when no snapshot directory is configured).
+    pub fn snapshot_writes(&self) -> Option<SnapshotWrites> {
+        self.inner.snapshots.as_ref().map(Snapshots::writes)
+    }
+
+    /// Write an index snapshot now (also done at shutdown and periodically). Fails when no
+    /// snapshot directory is configured, or with the write's error.
+    pub async fn write_snapshot(&self) -> Result<SnapshotStats> {
+        let _pass = self.inner.gate.enter()?;
+        match &self.inner.snapshots {
+            Some(s) => s.persist(self.inner.retriever.index()).await,
+            None => Err(Error::invalid(
+                "index_snapshots",
+                "a snapshot directory (MemoryBuilder::index_snapshots)",
+                "none",
+            )),
+        }
     }
 
     /// Run one reconciliation pass now: replay pending journaled writes, then compare the
@@ -782,9 +828,14 @@ impl SelfLearningMemory {
             Some(job) => job.stop().await,
             None => Ok(()),
         };
+        // Writes are drained and the job is stopped: the index is final for this run.
+        let snapshot = match &self.inner.snapshots {
+            Some(s) => s.persist(self.inner.retriever.index()).await.map(|_| ()),
+            None => Ok(()),
+        };
         let durable = self.inner.durable.close().await;
         let cache = self.inner.cache.close().await;
-        drained.and(stopped).and(durable).and(cache)
+        drained.and(stopped).and(snapshot).and(durable).and(cache)
     }
 
     /// Carry out [`compensate::plan`] for `write` failing at `stage`; `restore` is the state

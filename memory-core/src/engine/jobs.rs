@@ -1,5 +1,5 @@
-//! The engine's background job: replays journaled writes while the durable store is back and
-//! runs periodic reconciliation passes.
+//! The engine's background job: replays journaled writes while the durable store is back,
+//! runs periodic reconciliation passes and writes periodic index snapshots.
 //!
 //! Owned by the engine: it holds only a weak reference to the engine's state (so dropping the
 //! engine ends it), a cancellation token (cancelled by `shutdown()` or by the drop guard the
@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::error::{Error, Result};
@@ -23,12 +23,24 @@ pub(crate) struct Job {
     _guard: DropGuard,
 }
 
+/// The next tick of `i`, or never when there is no interval.
+async fn next(i: &mut Option<Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// What the job calls; returns `false` when the engine is gone and the job should end.
 pub(crate) trait Tick: Send + 'static {
     /// Replay journaled writes if any are pending.
     fn replay(&self) -> impl Future<Output = bool> + Send;
     /// Run one reconciliation pass.
     fn reconcile(&self) -> impl Future<Output = bool> + Send;
+    /// Write an index snapshot.
+    fn snapshot(&self) -> impl Future<Output = bool> + Send;
 }
 
 impl Job {
@@ -37,30 +49,28 @@ impl Job {
         tick: impl Tick,
         replay_every: Duration,
         reconcile_every: Option<Duration>,
+        snapshot_every: Option<Duration>,
     ) -> Self {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let handle = tokio::spawn(async move {
             let mut replay = interval_at(Instant::now() + replay_every, replay_every);
             replay.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut reconcile = reconcile_every.map(|p| {
-                let mut i = interval_at(Instant::now() + p, p);
-                i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                i
-            });
+            let every = |period: Option<Duration>| {
+                period.map(|p| {
+                    let mut i = interval_at(Instant::now() + p, p);
+                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    i
+                })
+            };
+            let mut reconcile = every(reconcile_every);
+            let mut snapshot = every(snapshot_every);
             loop {
-                let next_reconcile = async {
-                    match reconcile.as_mut() {
-                        Some(i) => {
-                            i.tick().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
                 let alive = tokio::select! {
                     _ = token.cancelled() => false,
                     _ = replay.tick() => tick.replay().await,
-                    _ = next_reconcile => tick.reconcile().await,
+                    _ = next(&mut reconcile) => tick.reconcile().await,
+                    _ = next(&mut snapshot) => tick.snapshot().await,
                 };
                 if !alive {
                     break;

@@ -5,7 +5,8 @@
 //! `gate` admits work and lets shutdown drain it; `permits` bounds concurrent completions; `compensate` decides what to undo when a stage of a
 //! write fails, `repairs` keeps the repairs owed when an undo fails, `fence` keeps racing reads
 //! from refilling the cache with old copies; `reconcile` compares and repairs the stores;
-//! `jobs` runs journal replay and periodic reconciliation in the background.
+//! `snapshots` builds the index at open (snapshot and catch-up, or rebuild) and persists it;
+//! `jobs` runs journal replay, periodic reconciliation and snapshots in the background.
 
 mod builder;
 mod compensate;
@@ -17,8 +18,10 @@ mod live;
 mod permits;
 mod reconcile;
 mod repairs;
+mod snapshots;
 
 pub use builder::MemoryBuilder;
 pub use facade::{RetrievedEpisode, SelfLearningMemory};
 pub use permits::PermitStats;
 pub use reconcile::ReconcileReport;
+pub use snapshots::{IndexOpen, IndexSource, SnapshotWrites};

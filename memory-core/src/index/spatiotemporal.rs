@@ -215,8 +215,8 @@ impl SpatiotemporalIndex {
 
     /// Replace the whole content of the index with `images`, as [`Self::bulk_build`] does with
     /// summaries. Every image is validated and converted before the index is touched; on error
-    /// (`Corrupt`: a damaged image, an episode in two images) nothing changes. Returns the
-    /// number of episodes indexed.
+    /// (`Corrupt`: a damaged image, a shard twice) nothing changes. An episode in two images is
+    /// kept at its newer version. Returns the number of episodes indexed.
     pub(crate) fn install_images(
         &self,
         images: impl IntoIterator<Item = ShardImage>,
@@ -246,29 +246,47 @@ impl SpatiotemporalIndex {
         self.install(shards)
     }
 
-    /// Swap in `shards` as the whole content (the directory rebuilt from them). Fails with
-    /// `Corrupt`, changing nothing, if an episode is in two shards.
-    fn install(&self, shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
-        let count = shards.iter().map(|(_, s)| s.len()).sum();
+    /// Swap in `shards` as the whole content (the directory rebuilt from them). An episode
+    /// found in two shards (a snapshot written while it moved) is kept where its version is
+    /// newer (the first shard on a tie) and removed from the other.
+    fn install(&self, mut shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
+        let mut home: HashMap<EpisodeId, (usize, u64)> = HashMap::new();
+        let mut strays: Vec<(usize, EpisodeId)> = Vec::new();
+        for (at, (_, shard)) in shards.iter().enumerate() {
+            for (_, d) in shard.docs() {
+                match home.get(&d.id).copied() {
+                    None => {
+                        home.insert(d.id, (at, d.version));
+                    }
+                    Some((_, version)) if version >= d.version => strays.push((at, d.id)),
+                    Some((other, _)) => {
+                        strays.push((other, d.id));
+                        home.insert(d.id, (at, d.version));
+                    }
+                }
+            }
+        }
+        for (at, id) in strays {
+            shards[at].1.remove(id);
+        }
+        let count = home.len();
         let mut map = ShardMap::new();
         let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
         for (key, shard) in shards {
+            if shard.is_empty() {
+                continue;
+            }
             let located: Vec<(EpisodeId, u64)> =
                 shard.docs().map(|(_, d)| (d.id, d.version)).collect();
             let cell = Arc::new(ShardCell::new(key.clone(), shard));
             for (id, version) in located {
-                let previous = entries.insert(
+                entries.insert(
                     id,
                     Located {
                         cell: cell.clone(),
                         version,
                     },
                 );
-                if previous.is_some() {
-                    return Err(Error::corrupt(format!(
-                        "index content: episode {id} is in two shards"
-                    )));
-                }
             }
             let domains: &mut DomainMap = map.entry(key.namespace).or_default();
             domains.insert(key.domain, cell);

@@ -58,6 +58,13 @@ impl DurableStore for MeasuredDurable {
     ) -> Result<Page<EpisodeSummary>> {
         self.count(self.inner.scan_summaries(after, limit).await)
     }
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        self.count(self.inner.scan_versions(after, limit).await)
+    }
     async fn close(&self) -> Result<()> {
         self.count(self.inner.close().await)
     }

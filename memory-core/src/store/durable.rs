@@ -118,6 +118,21 @@ pub trait DurableStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<EpisodeSummary>>;
 
+    /// `(id, version)` of all episodes of all namespaces in ascending id order, after `after`,
+    /// at most `limit`: what an index loaded from a snapshot is compared with. The default
+    /// reads [`DurableStore::scan_summaries`]; stores that can read versions alone should.
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        let page = self.scan_summaries(after, limit).await?;
+        Ok(Page {
+            items: page.items.iter().map(|s| (s.id, s.version)).collect(),
+            next_after: page.next_after,
+        })
+    }
+
     /// Finish every write accepted so far, then release the store's resources; later calls
     /// may fail with `ShuttingDown`. Idempotent. The default does nothing.
     async fn close(&self) -> Result<()> {

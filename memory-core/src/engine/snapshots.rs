@@ -1,0 +1,223 @@
+//! How the engine builds its index at open and persists it: snapshot plus catch-up, or rebuild.
+//!
+//! Owns the open-time decision (load the snapshot when one is present and valid, compare it
+//! with the durable store's `(id, version)` list and re-read what differs; else rebuild from a
+//! full scan), the [`IndexOpen`] report of what happened, and the snapshot writes (at shutdown
+//! and from the background job) with their counters. Snapshot files are read and written on
+//! the blocking pool. A refused snapshot is logged with its reason and never indexed. This
+//! module must never serve queries: the engine starts serving after [`open_index`] returns.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::id::EpisodeId;
+use crate::index::SpatiotemporalIndex;
+use crate::snapshot::{SnapshotDir, SnapshotStats};
+use crate::store::{DurableStore, scan_all_summaries};
+
+/// Where the index came from at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexSource {
+    /// Loaded from the snapshot, then brought up to date with the durable store.
+    Snapshot,
+    /// Rebuilt from a full scan of the durable store: no snapshot is configured.
+    RebuiltNoSnapshotConfigured,
+    /// Rebuilt: the snapshot directory holds no snapshot yet.
+    RebuiltNoSnapshot,
+    /// Rebuilt: the snapshot was refused, for this reason.
+    RebuiltSnapshotRefused(String),
+    /// Rebuilt: the snapshot differed from the durable store in more than a tenth of its
+    /// episodes, where a full scan is cheaper than re-reading them one by one.
+    RebuiltSnapshotTooStale,
+}
+
+/// What building the index at open did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexOpen {
+    /// Where the index came from.
+    pub source: IndexSource,
+    /// Episodes indexed when serving started.
+    pub episodes: usize,
+    /// Episodes re-read from the durable store because the snapshot lacked them or held an
+    /// older version.
+    pub caught_up: usize,
+    /// Episodes of the snapshot the durable store no longer holds, removed.
+    pub removed: usize,
+    /// Time spent reading and installing the snapshot files.
+    pub load: Duration,
+    /// Time spent comparing with the durable store and catching up (or rebuilding).
+    pub sync: Duration,
+}
+
+/// Counters of snapshot writes since open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotWrites {
+    /// Snapshots written.
+    pub written: u64,
+    /// Attempts that failed (each logged).
+    pub failed: u64,
+    /// What the last written snapshot held, and how long writing it took.
+    pub last: Option<(SnapshotStats, Duration)>,
+    /// The last failure's message, until a later write succeeds.
+    pub last_error: Option<String>,
+}
+
+/// The engine's snapshot directory and its write counters.
+#[derive(Debug)]
+pub(crate) struct Snapshots {
+    dir: SnapshotDir,
+    writes: Mutex<SnapshotWrites>,
+}
+
+impl Snapshots {
+    pub(crate) fn new(dir: SnapshotDir) -> Self {
+        Self {
+            dir,
+            writes: Mutex::new(SnapshotWrites::default()),
+        }
+    }
+
+    /// The write counters.
+    pub(crate) fn writes(&self) -> SnapshotWrites {
+        self.writes.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Write a snapshot of `index` on the blocking pool; a failure is logged and counted.
+    pub(crate) async fn persist(&self, index: &Arc<SpatiotemporalIndex>) -> Result<SnapshotStats> {
+        let dir = self.dir.clone();
+        let index = index.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || dir.write(&index))
+            .await
+            .map_err(|e| crate::Error::storage("the snapshot task panicked").with_source(e))
+            .and_then(|r| r);
+        let took = started.elapsed();
+        let mut w = self
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &result {
+            Ok(stats) => {
+                tracing::info!(?stats, ?took, "index snapshot written");
+                w.written += 1;
+                w.last = Some((*stats, took));
+                w.last_error = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "index snapshot not written");
+                w.failed += 1;
+                w.last_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+}
+
+/// Build `index` before the engine serves: from `snapshots` when it holds a valid snapshot
+/// (then caught up with `durable`), else from a full scan of `durable`.
+pub(crate) async fn open_index(
+    index: &Arc<SpatiotemporalIndex>,
+    snapshots: Option<&Snapshots>,
+    durable: &dyn DurableStore,
+) -> Result<IndexOpen> {
+    let started = Instant::now();
+    let source = match snapshots {
+        None => IndexSource::RebuiltNoSnapshotConfigured,
+        Some(s) => {
+            let dir = s.dir.clone();
+            let idx = index.clone();
+            let loaded = tokio::task::spawn_blocking(move || -> Result<Option<usize>> {
+                match dir.read(&idx)? {
+                    Some(images) => idx.install_images(images).map(Some),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(|e| crate::Error::storage("the snapshot task panicked").with_source(e))
+            .and_then(|r| r);
+            match loaded {
+                Ok(Some(_)) => IndexSource::Snapshot,
+                Ok(None) => IndexSource::RebuiltNoSnapshot,
+                Err(e) => {
+                    tracing::warn!(error = %e, "index snapshot refused; rebuilding from the durable store");
+                    IndexSource::RebuiltSnapshotRefused(e.to_string())
+                }
+            }
+        }
+    };
+    let load = started.elapsed();
+    let started = Instant::now();
+    let mut report = IndexOpen {
+        source,
+        episodes: 0,
+        caught_up: 0,
+        removed: 0,
+        load,
+        sync: Duration::ZERO,
+    };
+    if report.source == IndexSource::Snapshot {
+        let (stale, gone) = differences(index, durable).await?;
+        if stale.len() > index.len() / 10 + 100 {
+            report.source = IndexSource::RebuiltSnapshotTooStale;
+        } else {
+            for id in &gone {
+                index.remove(*id);
+            }
+            for id in &stale {
+                // The durable version wins, also over a newer indexed one.
+                index.remove(*id);
+                // `None`: deleted since the version list was read, nothing to index.
+                if let Some(e) = durable.get_episode(*id).await? {
+                    index.insert(&e.summary())?;
+                }
+            }
+            report.caught_up = stale.len();
+            report.removed = gone.len();
+        }
+    }
+    if report.source != IndexSource::Snapshot {
+        index.bulk_build(scan_all_summaries(durable).await?)?;
+    }
+    report.episodes = index.len();
+    report.sync = started.elapsed();
+    tracing::info!(?report, "index ready");
+    Ok(report)
+}
+
+/// The episodes whose durable version the index lacks or holds older (`stale`) and the
+/// indexed episodes the durable store no longer holds (`gone`): one merge of the index's
+/// versions with the store's, both in id order.
+async fn differences(
+    index: &SpatiotemporalIndex,
+    durable: &dyn DurableStore,
+) -> Result<(Vec<EpisodeId>, Vec<EpisodeId>)> {
+    let mut indexed = index.versions();
+    indexed.sort_unstable();
+    let mut at = 0;
+    let (mut stale, mut gone) = (Vec::new(), Vec::new());
+    let mut after = None;
+    loop {
+        let page = durable.scan_versions(after, 50_000).await?;
+        for (id, version) in page.items {
+            while at < indexed.len() && indexed[at].0 < id {
+                gone.push(indexed[at].0);
+                at += 1;
+            }
+            if at < indexed.len() && indexed[at].0 == id {
+                if indexed[at].1 != version {
+                    stale.push(id);
+                }
+                at += 1;
+            } else {
+                stale.push(id);
+            }
+        }
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    gone.extend(indexed[at..].iter().map(|(id, _)| *id));
+    Ok((stale, gone))
+}

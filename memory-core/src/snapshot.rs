@@ -1,0 +1,404 @@
+//! Index snapshots on disk: one file per shard plus a manifest, versioned and checksummed.
+//!
+//! Owns the file format and its I/O (blocking `std::fs`; the engine calls it from
+//! `spawn_blocking`). A snapshot directory holds `manifest` and one `shard-<hash>-<generation>`
+//! file per shard. Every file is `magic (8 bytes) | format version (u32 LE) | index
+//! fingerprint (bucket width µs i64 LE, embedding dimension u64 LE, u64::MAX for none) |
+//! payload length (u64 LE) | payload (postcard) | CRC-32 of everything before it (u32 LE)`.
+//! A shard file's payload is a `ShardImage`; the manifest's lists the shard files with their
+//! namespace, domain, episode count and CRC. Writing puts every file under a temporary name,
+//! fsyncs it and renames it into place, then the manifest the same way, then fsyncs the
+//! directory, then deletes the files the new manifest no longer lists: a crash at any point
+//! leaves either the old or the new manifest, each with all its files. Reading checks every
+//! byte it uses (magic, version, fingerprint, length, CRC, the manifest's CRC of each file) and
+//! says why a snapshot is refused; images that pass are validated again when installed. This
+//! module must never decide what to do with a refused snapshot (the engine rebuilds) and never
+//! touch the index's locks except through `for_each_image`.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::index::{ShardImage, SpatiotemporalIndex};
+
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
+const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";
+const MANIFEST: &str = "manifest";
+/// Bytes before the payload: magic, version, fingerprint (2 × 8), payload length.
+const HEADER: usize = 8 + 4 + 16 + 8;
+
+/// What a written snapshot holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Shard files.
+    pub shards: usize,
+    /// Episodes over all shards.
+    pub episodes: usize,
+    /// Bytes of all files (manifest included).
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ManifestEntry {
+    namespace: String,
+    domain: String,
+    file: String,
+    episodes: u64,
+    crc: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    generation: u64,
+    shards: Vec<ManifestEntry>,
+}
+
+/// The settings an image depends on: images of an index with other settings are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    bucket_width: i64,
+    embedding_dimension: u64,
+}
+
+impl Fingerprint {
+    fn of(index: &SpatiotemporalIndex) -> Result<Self> {
+        let config = index.config();
+        Ok(Self {
+            bucket_width: config.bucket_width_micros().ok_or_else(|| {
+                Error::invalid("index.temporal_bucket_width", "fits in i64 µs", "too large")
+            })?,
+            embedding_dimension: config.embedding_dimension.map_or(u64::MAX, |d| d as u64),
+        })
+    }
+}
+
+/// A snapshot directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    path: PathBuf,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::storage(what).with_source(e)
+}
+
+/// A stable 64-bit hash of a shard's key (FNV-1a), for file names.
+fn shard_hash(namespace: &str, domain: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes().chain([0xff]).chain(domain.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn encode<T: Serialize>(magic: &[u8; 8], fp: Fingerprint, value: &T) -> Result<Vec<u8>> {
+    let payload = postcard::to_allocvec(value)
+        .map_err(|e| Error::storage("encoding an index snapshot").with_source(e))?;
+    let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&fp.bucket_width.to_le_bytes());
+    out.extend_from_slice(&fp.embedding_dimension.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Decode `bytes` (a whole file), checking everything; the error says what is wrong.
+fn decode<T: DeserializeOwned>(
+    magic: &[u8; 8],
+    fp: Fingerprint,
+    bytes: &[u8],
+    name: &str,
+) -> Result<(T, u32)> {
+    let bad = |why: String| Error::corrupt(format!("index snapshot file {name}: {why}"));
+    if bytes.len() < HEADER + 4 {
+        return Err(bad(format!("{} bytes, shorter than a header", bytes.len())));
+    }
+    if &bytes[..8] != magic {
+        return Err(bad(
+            "not a snapshot file of this kind (magic bytes differ)".into()
+        ));
+    }
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&bytes[8..12]);
+    let version = u32::from_le_bytes(v);
+    if version != FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {version}, this build reads {FORMAT_VERSION}"
+        )));
+    }
+    let found = Fingerprint {
+        bucket_width: u64_at(12) as i64,
+        embedding_dimension: u64_at(20),
+    };
+    if found != fp {
+        return Err(bad(format!(
+            "written for other index settings ({found:?}, now {fp:?})"
+        )));
+    }
+    let len = usize::try_from(u64_at(28)).unwrap_or(usize::MAX);
+    if bytes.len() != HEADER.saturating_add(len).saturating_add(4) {
+        return Err(bad(format!(
+            "{} bytes, the header announces {}",
+            bytes.len(),
+            HEADER.saturating_add(len).saturating_add(4)
+        )));
+    }
+    let body = &bytes[..HEADER + len];
+    let mut c = [0u8; 4];
+    c.copy_from_slice(&bytes[HEADER + len..]);
+    let crc = u32::from_le_bytes(c);
+    if crc32fast::hash(body) != crc {
+        return Err(bad("checksum mismatch".into()));
+    }
+    let value = postcard::from_bytes(&bytes[HEADER..HEADER + len])
+        .map_err(|e| bad(format!("undecodable payload: {e}")))?;
+    Ok((value, crc))
+}
+
+impl SnapshotDir {
+    /// The snapshot directory at `path` (created when a snapshot is first written).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write every shard of `index` and a new manifest, replacing the previous snapshot
+    /// atomically (see the module docs). Shards are read one at a time under their read lock;
+    /// writes made meanwhile may be in some shard files and not others, which the engine's
+    /// comparison with the durable store at load repairs.
+    pub fn write(&self, index: &SpatiotemporalIndex) -> Result<SnapshotStats> {
+        fs::create_dir_all(&self.path).map_err(io(format!("creating {}", self.path.display())))?;
+        let fp = Fingerprint::of(index)?;
+        let generation = self.read_manifest(fp).map_or(0, |m| m.generation) + 1;
+        let mut stats = SnapshotStats::default();
+        let mut shards = Vec::new();
+        index.for_each_image(|image| {
+            let file = format!(
+                "shard-{:016x}-{generation}",
+                shard_hash(&image.namespace, &image.domain)
+            );
+            let bytes = encode(SHARD_MAGIC, fp, &image)?;
+            let crc = crc_of(&bytes);
+            self.put(&file, &bytes)?;
+            stats.shards += 1;
+            stats.episodes += image.docs.len();
+            stats.bytes += bytes.len() as u64;
+            shards.push(ManifestEntry {
+                namespace: image.namespace,
+                domain: image.domain,
+                file,
+                episodes: image.docs.len() as u64,
+                crc,
+            });
+            Ok(())
+        })?;
+        let keep: Vec<String> = shards.iter().map(|e| e.file.clone()).collect();
+        let bytes = encode(MANIFEST_MAGIC, fp, &Manifest { generation, shards })?;
+        stats.bytes += bytes.len() as u64;
+        self.put(MANIFEST, &bytes)?;
+        sync_dir(&self.path)?;
+        // The new manifest is durable: files it does not list belong to older snapshots.
+        if let Ok(entries) = fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name != MANIFEST && !keep.contains(&name) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The shard images of the snapshot, each checked; `Ok(None)` when there is no snapshot.
+    /// Any problem (a missing or damaged file, another format version, other index settings)
+    /// is an error that says which file and why: such a snapshot must not be used.
+    pub(crate) fn read(&self, index: &SpatiotemporalIndex) -> Result<Option<Vec<ShardImage>>> {
+        let fp = Fingerprint::of(index)?;
+        if !self.path.join(MANIFEST).exists() {
+            return Ok(None);
+        }
+        let manifest = self.read_manifest(fp)?;
+        let mut images = Vec::with_capacity(manifest.shards.len());
+        for entry in &manifest.shards {
+            let bytes = read_file(&self.path.join(&entry.file))?;
+            let (image, crc): (ShardImage, u32) = decode(SHARD_MAGIC, fp, &bytes, &entry.file)?;
+            if crc != entry.crc
+                || image.namespace != entry.namespace
+                || image.domain != entry.domain
+                || image.docs.len() as u64 != entry.episodes
+            {
+                return Err(Error::corrupt(format!(
+                    "index snapshot file {} does not match its manifest entry",
+                    entry.file
+                )));
+            }
+            images.push(image);
+        }
+        Ok(Some(images))
+    }
+
+    fn read_manifest(&self, fp: Fingerprint) -> Result<Manifest> {
+        let bytes = read_file(&self.path.join(MANIFEST))?;
+        decode(MANIFEST_MAGIC, fp, &bytes, MANIFEST).map(|(m, _)| m)
+    }
+
+    /// Write `bytes` to `name` atomically: temporary file, fsync, rename.
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let tmp = self.path.join(format!("{name}.tmp"));
+        let target = self.path.join(name);
+        let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(io(format!("writing {}", tmp.display())))?;
+        fs::rename(&tmp, &target).map_err(io(format!("renaming {}", tmp.display())))
+    }
+}
+
+fn crc_of(file: &[u8]) -> u32 {
+    let mut c = [0u8; 4];
+    c.copy_from_slice(&file[file.len() - 4..]);
+    u32::from_le_bytes(c)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| {
+            Error::corrupt(format!("index snapshot file {} unreadable", path.display()))
+                .with_source(e)
+        })?;
+    Ok(bytes)
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("syncing {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::episode::{EpisodeSummary, OutcomeKind, TaskContext};
+    use crate::id::EpisodeId;
+    use crate::index::IndexConfig;
+    use crate::time;
+
+    fn index_with(n: usize) -> SpatiotemporalIndex {
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        for i in 0..n {
+            index
+                .insert(&EpisodeSummary {
+                    id: EpisodeId::new(),
+                    version: 1,
+                    context: TaskContext::new("ns", format!("d{}", i % 3), "t").with_tags(["tag"]),
+                    description: format!("refund lamp number {i}"),
+                    tools: vec!["lookup_order".into()],
+                    step_count: 1,
+                    successful_steps: 1,
+                    outcome: Some(OutcomeKind::Success),
+                    reward: 1.0,
+                    embedding: None,
+                    started_at: time::now(),
+                    completed_at: Some(time::now()),
+                })
+                .unwrap();
+        }
+        index
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_replaces_the_previous_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path().join("snap"));
+        let index = index_with(30);
+        let fresh = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        assert!(dir.read(&fresh).unwrap().is_none(), "no snapshot yet");
+        let stats = dir.write(&index).unwrap();
+        assert_eq!((stats.shards, stats.episodes), (3, 30));
+        let first = files(dir.path());
+        dir.write(&index).unwrap();
+        let second = files(dir.path());
+        assert_eq!(second.len(), 4, "manifest and 3 shard files: {second:?}");
+        assert_ne!(first, second, "a new generation replaces the old files");
+        let images = dir.read(&fresh).unwrap().unwrap();
+        assert_eq!(fresh.install_images(images).unwrap(), 30);
+        let mut a = index.versions();
+        let mut b = fresh.versions();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert_eq!(fresh.stats(), index.stats());
+    }
+
+    #[test]
+    fn damaged_snapshots_are_refused_with_a_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path());
+        let index = index_with(10);
+        dir.write(&index).unwrap();
+        let shard = files(tmp.path())
+            .into_iter()
+            .find(|f| f.starts_with("shard-"))
+            .unwrap();
+        let path = tmp.path().join(&shard);
+        let good = fs::read(&path).unwrap();
+        let refused = |why: &str| {
+            let e = dir.read(&index).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt, "{why}: {e}");
+            e.to_string()
+        };
+        let mut flipped = good.clone();
+        flipped[HEADER + 3] ^= 0x40;
+        fs::write(&path, &flipped).unwrap();
+        assert!(refused("flipped").contains("checksum"));
+        fs::write(&path, &good[..good.len() - 9]).unwrap();
+        assert!(refused("truncated").contains("announces"));
+        let mut other_version = good.clone();
+        other_version[8] = 9;
+        fs::write(&path, &other_version).unwrap();
+        assert!(refused("version").contains("format version"));
+        fs::remove_file(&path).unwrap();
+        assert!(refused("missing").contains("unreadable"));
+        fs::write(&path, &good).unwrap();
+        assert!(dir.read(&index).unwrap().is_some());
+        let other = SpatiotemporalIndex::new(IndexConfig {
+            embedding_dimension: Some(4),
+            ..IndexConfig::default()
+        })
+        .unwrap();
+        let e = dir.read(&other).unwrap_err();
+        assert!(e.to_string().contains("other index settings"), "{e}");
+    }
+}

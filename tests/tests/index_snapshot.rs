@@ -1,0 +1,228 @@
+//! Index snapshots on the embedded default (libsql file + redb file): a clean shutdown writes
+//! a snapshot that the next open loads instead of rebuilding; writes made after the last
+//! snapshot (the engine dropped without shutdown, as a kill leaves it) are caught up from the
+//! durable store; a damaged snapshot is refused with its reason and the index is rebuilt.
+//! Every open must answer queries exactly as an index rebuilt from the durable store does.
+
+use std::path::Path;
+
+use memory_core::retrieval::RetrievalQuery;
+use memory_core::{
+    Completion, EpisodeId, EpisodeUpdate, IndexSource, MemoryConfig, Outcome, SelfLearningMemory,
+    TaskContext,
+};
+use memory_tests::{open_embedded, open_embedded_snapshots};
+
+const WORDS: [&str; 8] = [
+    "refund", "lamp", "order", "exchange", "keyboard", "cancel", "address", "invoice",
+];
+
+async fn record(m: &SelfLearningMemory, i: usize) -> EpisodeId {
+    let desc = format!(
+        "{} the {} and {} {i}",
+        WORDS[i % 8],
+        WORDS[(i / 8) % 8],
+        WORDS[(i * 3 + 1) % 8]
+    );
+    let ctx = TaskContext::new(
+        "agent",
+        format!("domain{}", i % 3),
+        format!("type{}", i % 2),
+    )
+    .with_tags([WORDS[i % 5]]);
+    let id = m.start_episode(desc, ctx).await.expect("start");
+    m.complete_episode(
+        id,
+        Completion::from(Outcome::success("ok")).with_reward(0.5),
+    )
+    .await
+    .expect("complete");
+    id
+}
+
+fn queries() -> Vec<RetrievalQuery> {
+    let mut q: Vec<RetrievalQuery> = WORDS
+        .iter()
+        .map(|w| RetrievalQuery::new("agent", format!("{w} lamp")).limit(7))
+        .collect();
+    q.push(
+        RetrievalQuery::new("agent", "refund order")
+            .domain("domain1")
+            .limit(3),
+    );
+    q
+}
+
+/// What every query returns: ids, versions and the time-independent score terms (recency
+/// moves with the clock between two opens).
+async fn answers(m: &SelfLearningMemory) -> Vec<Vec<(EpisodeId, u64, u64)>> {
+    let mut out = Vec::new();
+    for q in queries() {
+        let hits = m.retrieve(q).await.expect("retrieve");
+        out.push(
+            hits.iter()
+                .map(|h| {
+                    let b = h.breakdown;
+                    (
+                        h.episode.id,
+                        h.episode.version,
+                        (b.lexical + b.feedback).to_bits(),
+                    )
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// The answers of an index rebuilt from the durable store (no snapshot), for comparison.
+async fn rebuilt_answers(dir: &Path) -> Vec<Vec<(EpisodeId, u64, u64)>> {
+    let e = open_embedded(dir, MemoryConfig::default())
+        .await
+        .expect("open");
+    assert_eq!(
+        e.memory.index_open().source,
+        IndexSource::RebuiltNoSnapshotConfigured
+    );
+    let a = answers(&e.memory).await;
+    e.memory.shutdown().await.expect("shutdown");
+    a
+}
+
+fn sorted(mut v: Vec<(EpisodeId, u64)>) -> Vec<(EpisodeId, u64)> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_leaves_a_snapshot_the_next_open_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(e.memory.index_open().source, IndexSource::RebuiltNoSnapshot);
+    for i in 0..60 {
+        record(&e.memory, i).await;
+    }
+    let before = answers(&e.memory).await;
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    let open = e.memory.index_open().clone();
+    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    assert_eq!((open.episodes, open.caught_up, open.removed), (60, 0, 0));
+    assert_eq!(answers(&e.memory).await, before);
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+    assert_eq!(rebuilt_answers(dir.path()).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (deleted, updated) = {
+        let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+            .await
+            .unwrap();
+        let m = &e.memory;
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            ids.push(record(m, i).await);
+        }
+        let stats = m.write_snapshot().await.unwrap();
+        assert_eq!(stats.episodes, 40);
+        assert_eq!(m.snapshot_writes().unwrap().written, 1);
+        // After the snapshot: 15 new episodes, one deleted, one updated.
+        for i in 40..55 {
+            record(m, i).await;
+        }
+        assert!(m.delete_episode(ids[3]).await.unwrap());
+        let current = m.get_episode(ids[7]).await.unwrap();
+        let update = EpisodeUpdate {
+            tags: Some(vec!["reviewed".into()]),
+            ..EpisodeUpdate::default()
+        };
+        m.update_episode(ids[7], current.version, update)
+            .await
+            .unwrap();
+        (ids[3], ids[7])
+        // Dropped without shutdown: no snapshot at exit, as after a kill.
+    };
+
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    let open = e.memory.index_open().clone();
+    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    assert_eq!((open.caught_up, open.removed), (16, 1), "{open:?}");
+    assert_eq!(open.episodes, 54);
+    let index = e.memory.index();
+    assert_eq!(index.contains(deleted), None);
+    let durable_version = e.memory.get_episode(updated).await.unwrap().version;
+    assert_eq!(index.contains(updated), Some(durable_version));
+    let after_catch_up = answers(&e.memory).await;
+    let versions = sorted(index.versions());
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+
+    let e = open_embedded(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(sorted(e.memory.index().versions()), versions);
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+    assert_eq!(rebuilt_answers(dir.path()).await, after_catch_up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_is_refused_and_the_index_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    for i in 0..30 {
+        record(&e.memory, i).await;
+    }
+    let before = answers(&e.memory).await;
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+
+    let snap = dir.path().join("index-snapshot");
+    let shard = std::fs::read_dir(&snap)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("shard-")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&shard, bytes).unwrap();
+
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    match &e.memory.index_open().source {
+        IndexSource::RebuiltSnapshotRefused(why) => {
+            assert!(why.contains("checksum"), "{why}")
+        }
+        other => panic!("a damaged snapshot was used: {other:?}"),
+    }
+    assert_eq!(e.memory.index_open().episodes, 30);
+    assert_eq!(answers(&e.memory).await, before);
+    // Shutdown writes a good snapshot again.
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(e.memory.index_open().source, IndexSource::Snapshot);
+    e.memory.shutdown().await.unwrap();
+}

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod embedded;
 pub mod index_cmd;
 pub mod load;
+pub mod open_cmd;
 pub mod synthetic;
 pub mod transfer_cmd;
 pub mod workload;

@@ -46,6 +46,9 @@ pub struct IndexOpen {
     pub removed: usize,
     /// Time spent reading and installing the snapshot files.
     pub load: Duration,
+    /// Of `sync`, the time spent reading the durable store's `(id, version)` list and
+    /// comparing it with the index (zero for a rebuild).
+    pub compare: Duration,
     /// Time spent comparing with the durable store and catching up (or rebuilding).
     pub sync: Duration,
 }
@@ -154,10 +157,12 @@ pub(crate) async fn open_index(
         caught_up: 0,
         removed: 0,
         load,
+        compare: Duration::ZERO,
         sync: Duration::ZERO,
     };
     if report.source == IndexSource::Snapshot {
         let (stale, gone) = differences(index, durable).await?;
+        report.compare = started.elapsed();
         if stale.len() > index.len() / 10 + 100 {
             report.source = IndexSource::RebuiltSnapshotTooStale;
         } else {

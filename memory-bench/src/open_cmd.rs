@@ -1,0 +1,211 @@
+//! `memory-bench open`: time from `open` to the first answered query on the embedded default,
+//! with and without an index snapshot.
+//!
+//! Fills a fresh directory (local libsql file, redb cache and journal, snapshot directory)
+//! with `--episodes N` synthetic completed episodes (the seeded `synthetic::Generator`, one
+//! step each, imported by 64 concurrent tasks), then measures three opens:
+//! **rebuild** (no snapshot directory given: the index is built from a full scan),
+//! **snapshot** (after a clean shutdown wrote a fresh snapshot), and **after a kill** (a
+//! snapshot is written, `--stale K` more episodes are stored, and the engine is dropped
+//! without shutdown, so the snapshot lacks them and open catches them up). Each line reports
+//! the open's own account (`index_open()`: load and sync time) and the wall time to the first
+//! retrieved hit. Never touches the user's data directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memory_core::retrieval::RetrievalQuery;
+use memory_core::{
+    Episode, Error, IndexOpen, MemoryConfig, Outcome, Result, SelfLearningMemory, Step,
+};
+use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_turso::{TursoOptions, TursoStore};
+
+use crate::index_cmd::rss_bytes;
+use crate::synthetic::{Generator, Shape};
+
+async fn open(dir: &Path, snapshots: bool) -> Result<SelfLearningMemory> {
+    let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
+    let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+    let config = MemoryConfig {
+        data_dir: dir.to_path_buf(),
+        index_snapshot_interval: None,
+        ..MemoryConfig::default()
+    };
+    let builder = SelfLearningMemory::builder()
+        .durable(durable)
+        .journal(cache.journal())
+        .cache(cache)
+        .config(config);
+    let builder = if snapshots {
+        builder.index_snapshots(dir.join("index-snapshot"))
+    } else {
+        builder
+    };
+    builder.open().await
+}
+
+/// A completed episode from the generator's next summary.
+fn episode(g: &mut Generator) -> Episode {
+    let s = g.summary();
+    let mut e = Episode::new(s.id, s.description, s.context, s.started_at);
+    e.steps = s
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| Step {
+            seq: i as u32,
+            tool: tool.clone(),
+            action: "call".into(),
+            input: "{}".into(),
+            output: "ok".into(),
+            success: true,
+            latency_ms: 5,
+            timestamp: s.started_at,
+        })
+        .collect();
+    let kind = s.outcome.unwrap_or(memory_core::OutcomeKind::Success);
+    e.outcome = Some(Outcome {
+        kind,
+        verdict: "done".into(),
+    });
+    e.reward = s.reward;
+    e.completed_at = s.completed_at;
+    e.version = 2;
+    e
+}
+
+/// Import `n` episodes from `g` with 64 concurrent tasks.
+async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usize) -> Result<()> {
+    const TASKS: usize = 64;
+    let mut left = n;
+    while left > 0 {
+        let batch: Vec<Episode> = (0..left.min(TASKS * 64)).map(|_| episode(g)).collect();
+        left -= batch.len();
+        let chunks: Vec<Vec<Episode>> = batch
+            .chunks(batch.len().div_ceil(TASKS))
+            .map(<[Episode]>::to_vec)
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in chunks {
+            let m = m.clone();
+            tasks.spawn(async move {
+                for e in &chunk {
+                    m.import_episode(e).await?;
+                }
+                Ok::<(), Error>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.map_err(|e| Error::storage("an import task panicked").with_source(e))??;
+        }
+    }
+    Ok(())
+}
+
+/// Open, then answer one query; the open's report and the wall time to the first hit.
+async fn measure(dir: &Path, snapshots: bool) -> Result<(IndexOpen, Duration)> {
+    let started = Instant::now();
+    let m = open(dir, snapshots).await?;
+    let (ns, domain, text) = Generator::new(7, Shape::default()).query();
+    let hits = m
+        .retrieve(RetrievalQuery::new(ns, text).domain(domain).limit(5))
+        .await?;
+    let took = started.elapsed();
+    if hits.is_empty() {
+        return Err(Error::storage("the first query found nothing"));
+    }
+    let report = m.index_open().clone();
+    m.shutdown().await?;
+    Ok((report, took))
+}
+
+fn line(what: &str, r: &IndexOpen, took: Duration) {
+    println!(
+        "| {what} | {} | {:?} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        r.episodes,
+        r.source,
+        r.caught_up,
+        r.removed,
+        r.load.as_secs_f64(),
+        r.compare.as_secs_f64(),
+        r.sync.as_secs_f64(),
+        took.as_secs_f64()
+    );
+}
+
+/// Parse `--episodes N`, `--stale K` and `--dir PATH` (default: a temporary directory), then
+/// measure.
+pub async fn run(args: &[String]) -> Result<()> {
+    let mut episodes = 100_000usize;
+    let mut stale = 1_000usize;
+    let mut dir: Option<std::path::PathBuf> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| Error::invalid(args[i].clone(), "a number", value.clone()))
+        };
+        match args[i].as_str() {
+            "--episodes" => episodes = number()?,
+            "--stale" => stale = number()?,
+            "--dir" => dir = Some(value.clone().into()),
+            other => {
+                return Err(Error::invalid(
+                    "argument",
+                    "--episodes N, --stale K or --dir PATH",
+                    other,
+                ));
+            }
+        }
+        i += 2;
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::storage("temp dir").with_source(e))?;
+    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).map_err(|e| Error::storage("data dir").with_source(e))?;
+    {
+        let mut g = Generator::new(42, Shape::default());
+        let started = Instant::now();
+        let m = Arc::new(open(&dir, true).await?);
+        fill(&m, &mut g, episodes).await?;
+        m.shutdown().await?;
+        drop(m);
+        eprintln!(
+            "filled {episodes} episodes in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "| open | episodes | index from | caught up | removed | load s | compare s | sync s (compare + catch-up, or rebuild) | open → first hit s |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let (r, took) = measure(&dir, false).await?;
+        line("rebuild (no snapshot)", &r, took);
+        let (r, took) = measure(&dir, true).await?;
+        line("snapshot after clean shutdown", &r, took);
+        {
+            let m = Arc::new(open(&dir, true).await?);
+            m.write_snapshot().await?;
+            fill(&m, &mut g, stale).await?;
+            // Dropped without shutdown: the snapshot lacks the last `stale` episodes.
+        }
+        let (r, took) = measure(&dir, true).await?;
+        line(&format!("snapshot after a kill ({stale} newer)"), &r, took);
+        let snapshot_bytes: u64 = std::fs::read_dir(dir.join("index-snapshot"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        println!(
+            "\nsnapshot: {snapshot_bytes} bytes ({:.0} bytes/episode); peak RSS {} MiB",
+            snapshot_bytes as f64 / (episodes + stale) as f64,
+            rss_bytes().unwrap_or(0) / (1 << 20)
+        );
+        Ok(())
+    }
+}

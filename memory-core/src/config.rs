@@ -108,6 +108,12 @@ pub struct MemoryConfig {
     /// How often the background job runs a reconciliation pass; `None` turns the periodic
     /// pass off (`reconcile()` still works). Default 60 s.
     pub reconcile_interval: Option<Duration>,
+    /// One memory budget, in bytes, for the in-process hot cache (`hot_cache_bytes`), the
+    /// in-progress episodes and the index (loaded shards and the id directory). When the index
+    /// would exceed what the other two leave, least recently used shards are spilled to files
+    /// beside the index snapshots (so it needs `MemoryBuilder::index_snapshots`) and loaded
+    /// again when used. `None` (the default): no budget. Checked every `replay_interval`.
+    pub memory_budget_bytes: Option<u64>,
     /// How often the background job writes an index snapshot, when a snapshot directory is
     /// configured (`MemoryBuilder::index_snapshots`); `None` writes one only at shutdown.
     /// Default 10 min.
@@ -138,6 +144,7 @@ impl Default for MemoryConfig {
             replay_interval: Duration::from_secs(1),
             reconcile_interval: Some(Duration::from_secs(60)),
             index_snapshot_interval: Some(Duration::from_secs(600)),
+            memory_budget_bytes: None,
             data_dir: PathBuf::from("data"),
             durable: DurableTarget::default(),
             hot_cache_bytes: 64 * 1024 * 1024,
@@ -262,6 +269,11 @@ const VARS: &[(&str, Setter)] = &[
         c.index_snapshot_interval = (ms > 0).then(|| Duration::from_millis(ms));
         Ok(())
     }),
+    ("MEMORY_BUDGET_BYTES", |c, n, v| {
+        let bytes: u64 = parse(n, v, "bytes (0: no budget)")?;
+        c.memory_budget_bytes = (bytes > 0).then_some(bytes);
+        Ok(())
+    }),
     ("MEMORY_DATA_DIR", |c, _, v| {
         c.data_dir = PathBuf::from(v);
         Ok(())
@@ -336,6 +348,15 @@ impl MemoryConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data_dir", "a non-empty path", "\"\""));
+        }
+        if let Some(budget) = self.memory_budget_bytes
+            && budget <= self.hot_cache_bytes
+        {
+            return Err(Error::invalid(
+                "memory_budget_bytes",
+                format!("more than hot_cache_bytes ({})", self.hot_cache_bytes),
+                budget.to_string(),
+            ));
         }
         if self.hot_cache_ttl.is_zero() {
             return Err(Error::invalid("hot_cache_ttl", "more than 0", "0"));
@@ -489,6 +510,7 @@ mod tests {
             ("MEMORY_REPLAY_INTERVAL_MS", "26"),
             ("MEMORY_RECONCILE_INTERVAL_MS", "0"),
             ("MEMORY_INDEX_SNAPSHOT_INTERVAL_MS", "0"),
+            ("MEMORY_BUDGET_BYTES", "300000000"),
             ("MEMORY_DATA_DIR", "/tmp/x"),
             ("MEMORY_HOT_CACHE_BYTES", "28"),
             ("MEMORY_HOT_CACHE_TTL_MS", "29"),
@@ -530,6 +552,7 @@ mod tests {
         assert_eq!(c.replay_interval, Duration::from_millis(26));
         assert_eq!(c.reconcile_interval, None);
         assert_eq!(c.index_snapshot_interval, None);
+        assert_eq!(c.memory_budget_bytes, Some(300_000_000));
         assert_eq!(c.hot_cache_bytes, 28);
         assert_eq!(c.hot_cache_ttl, Duration::from_millis(29));
         assert_eq!(c.durable.mode, DurableMode::Replica);

@@ -275,6 +275,50 @@ impl SnapshotDir {
     }
 }
 
+/// Spilled shards (the memory budget's), one file per shard in `<snapshot dir>/spill/`, in the
+/// snapshot file format; a file is replaced atomically each time its shard is spilled again.
+#[derive(Debug)]
+pub(crate) struct SpillDir {
+    dir: SnapshotDir,
+    fp: Fingerprint,
+}
+
+impl SpillDir {
+    /// Spill files for `index` under `snapshots/spill` (created now).
+    pub(crate) fn new(snapshots: &SnapshotDir, index: &SpatiotemporalIndex) -> Result<Self> {
+        let dir = SnapshotDir::new(snapshots.path().join("spill"));
+        fs::create_dir_all(dir.path()).map_err(io(format!("creating {}", dir.path().display())))?;
+        Ok(Self {
+            dir,
+            fp: Fingerprint::of(index)?,
+        })
+    }
+
+    fn name(namespace: &str, domain: &str) -> String {
+        format!("shard-{:016x}", shard_hash(namespace, domain))
+    }
+}
+
+impl crate::index::ShardSpill for SpillDir {
+    fn save(&self, image: &ShardImage) -> Result<()> {
+        let bytes = encode(SHARD_MAGIC, self.fp, image)?;
+        self.dir
+            .put(&Self::name(&image.namespace, &image.domain), &bytes)
+    }
+
+    fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
+        let name = Self::name(namespace, domain);
+        let bytes = read_file(&self.dir.path().join(&name))?;
+        let (image, _): (ShardImage, u32) = decode(SHARD_MAGIC, self.fp, &bytes, &name)?;
+        if image.namespace != namespace || image.domain != domain {
+            return Err(Error::corrupt(format!(
+                "spilled shard file {name} holds another shard"
+            )));
+        }
+        Ok(image)
+    }
+}
+
 fn crc_of(file: &[u8]) -> u32 {
     let mut c = [0u8; 4];
     c.copy_from_slice(&file[file.len() - 4..]);

@@ -32,7 +32,7 @@ use crate::metrics::{
 use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
 };
-use crate::snapshot::{SnapshotDir, SnapshotStats};
+use crate::snapshot::{SnapshotDir, SnapshotStats, SpillDir};
 use crate::store::{CacheStore, DurableStore, HotCache, Journal, ListRequest, Page};
 use crate::time;
 
@@ -66,6 +66,22 @@ struct Inner {
 }
 
 impl Inner {
+    /// Spill cold index shards until the index fits what the memory budget leaves after the
+    /// hot cache and the in-progress episodes (no-op without a budget).
+    async fn enforce_budget(&self) -> Result<usize> {
+        let Some(budget) = self.config.memory_budget_bytes else {
+            return Ok(0);
+        };
+        let hot = self.hot.as_ref().map_or(0, |_| self.config.hot_cache_bytes);
+        let live = self.live.approx_bytes() as u64;
+        let share = budget.saturating_sub(hot).saturating_sub(live).max(1);
+        let index = self.retriever.index().clone();
+        index.set_budget(usize::try_from(share).unwrap_or(usize::MAX));
+        tokio::task::spawn_blocking(move || index.enforce_budget())
+            .await
+            .map_err(|e| Error::storage("the budget task panicked").with_source(e))?
+    }
+
     /// Replay journaled writes if any are pending.
     async fn replay_pending(&self) -> Result<Option<ReplayReport>> {
         match &self.resilient {
@@ -146,6 +162,9 @@ impl Tick for EngineTick {
             && let Err(e) = inner.repair_recorded().await
         {
             warn!(error = %e, "recorded repairs stopped; retried at the next tick");
+        }
+        if let Err(e) = inner.enforce_budget().await {
+            warn!(error = %e, "memory budget not enforced; retried at the next tick");
         }
         true
     }
@@ -256,6 +275,17 @@ impl SelfLearningMemory {
         };
         let retrieval = config.retrieval_config();
         let index = Arc::new(SpatiotemporalIndex::new(retrieval.index_config())?);
+        if config.memory_budget_bytes.is_some() {
+            let dir = snapshots.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "memory_budget_bytes",
+                    "an index snapshot directory (MemoryBuilder::index_snapshots), where cold \
+                     shards are spilled",
+                    "none",
+                )
+            })?;
+            index.set_spill(Arc::new(SpillDir::new(dir, &index)?))?;
+        }
         let snapshots = snapshots.map(Snapshots::new);
         let index_open =
             snapshots::open_index(&index, snapshots.as_ref(), durable.as_ref()).await?;
@@ -295,6 +325,7 @@ impl SelfLearningMemory {
         if let Ok(mut slot) = inner.job.lock() {
             *slot = Some(job);
         }
+        inner.enforce_budget().await?;
         Ok(Self { inner })
     }
 
@@ -375,6 +406,9 @@ impl SelfLearningMemory {
             index_write: m.index_write.summary(),
             index_lock_waits: index.lock_waits(),
             index_memory_bytes: index.memory_bytes() as u64,
+            index_budgeted_bytes: index.budgeted_bytes() as u64,
+            index_spilled_shards: index.spilled_shards() as u64,
+            in_progress_bytes: self.inner.live.approx_bytes() as u64,
             indexed_episodes: index.len() as u64,
             in_progress_episodes: inner.live.len() as u64,
             cache: inner.cache.stats(),

@@ -155,6 +155,42 @@ impl LiveEpisodes {
     pub(crate) fn len(&self) -> usize {
         self.map().map(|m| m.len()).unwrap_or(0)
     }
+
+    /// Estimated heap bytes of the in-progress episodes: each episode's struct, text and
+    /// steps (struct and strings). Walks them all; for the memory budget's periodic check.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        let lives: Vec<Arc<LiveEpisode>> = match self.map() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => return 0,
+        };
+        lives
+            .iter()
+            .filter_map(|l| l.lock().ok().map(|s| episode_bytes(&s.episode)))
+            .sum()
+    }
+}
+
+/// Estimated heap bytes of `e`.
+fn episode_bytes(e: &Episode) -> usize {
+    let steps: usize = e
+        .steps
+        .iter()
+        .map(|s| {
+            std::mem::size_of::<Step>()
+                + s.tool.len()
+                + s.action.len()
+                + s.input.len()
+                + s.output.len()
+        })
+        .sum();
+    std::mem::size_of::<LiveEpisode>()
+        + std::mem::size_of::<Episode>()
+        + e.description.len()
+        + e.context.namespace.len()
+        + e.context.domain.len()
+        + e.context.task_type.len()
+        + e.context.tags.iter().map(String::len).sum::<usize>()
+        + steps
 }
 
 /// Queue `steps` on `live` (together, so they share one durable append) and wait until they

@@ -9,11 +9,14 @@
 //! rebuildable from the durable store by reconciliation. This module must never take any other
 //! lock.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{
+    Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
 use std::time::{Duration, Instant};
 
 use super::shard::{Shard, ShardKey};
+use super::stats::IndexStats;
 
 /// How long the index's callers waited for its locks (shard locks and the shard-map lock).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,12 +95,21 @@ impl LockWaits {
     }
 }
 
-/// One shard and its lock.
+/// One shard and its lock, with what the memory budget needs: whether its content is
+/// *spilled* (written out and dropped from memory: the shard behind the lock is then empty and
+/// must be loaded before use), when it was last used, and its estimated heap bytes.
 #[derive(Debug)]
 pub(crate) struct ShardCell {
     key: ShardKey,
     retired: AtomicBool,
     shard: RwLock<Shard>,
+    spilled: AtomicBool,
+    /// The statistics of the spilled content (so `stats()` stays whole).
+    spilled_stats: Mutex<IndexStats>,
+    /// Serializes loading and spilling (never held with the shard lock across I/O).
+    moving: Mutex<()>,
+    last_used: AtomicU64,
+    bytes: AtomicUsize,
 }
 
 impl ShardCell {
@@ -107,7 +119,56 @@ impl ShardCell {
             key,
             retired: AtomicBool::new(false),
             shard: RwLock::new(shard),
+            spilled: AtomicBool::new(false),
+            spilled_stats: Mutex::new(IndexStats::default()),
+            moving: Mutex::new(()),
+            last_used: AtomicU64::new(0),
+            bytes: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the content is spilled (see the type docs). Changes only under the write lock.
+    pub(crate) fn is_spilled(&self) -> bool {
+        self.spilled.load(Ordering::Acquire)
+    }
+
+    /// Mark the content spilled, with its statistics (`stats`), or loaded (`None`); the
+    /// caller holds the write lock and has replaced the shard accordingly.
+    pub(crate) fn set_spilled(&self, stats: Option<IndexStats>) {
+        let spilled = stats.is_some();
+        *self
+            .spilled_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = stats.unwrap_or_default();
+        self.spilled.store(spilled, Ordering::Release);
+    }
+
+    /// The statistics of the spilled content.
+    pub(crate) fn spilled_stats(&self) -> IndexStats {
+        *self
+            .spilled_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The lock that serializes loading and spilling this cell.
+    pub(crate) fn moving(&self) -> MutexGuard<'_, ()> {
+        self.moving.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Record a use at logical time `now`.
+    pub(crate) fn touch(&self, now: u64) {
+        self.last_used.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The logical time of the last use.
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Set the estimated heap bytes; returns the previous estimate.
+    pub(crate) fn set_bytes(&self, bytes: usize) -> usize {
+        self.bytes.swap(bytes, Ordering::AcqRel)
     }
 
     /// Which shard this is.

@@ -24,10 +24,11 @@ mod tokenize;
 pub use cell::LockWaitStats;
 pub use config::IndexConfig;
 pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
+pub(crate) use spatiotemporal::ShardSpill;
 pub use spatiotemporal::SpatiotemporalIndex;
 pub use stats::IndexStats;
 
-pub(crate) use cell::{LockWaits, ShardCell};
+pub(crate) use cell::ShardCell;
 pub(crate) use cluster::{ClusterSummary, bucket_span};
 pub(crate) use document::{FieldTf, IndexedEpisode, check_vector, norm};
 pub(crate) use image::ShardImage;

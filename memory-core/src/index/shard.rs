@@ -44,6 +44,24 @@ pub(crate) struct Shard {
     field_len_total: [u64; FIELD_COUNT],
     postings: u64,
     embeddings: u64,
+    /// Mutations so far: a spill checks that nothing changed while it wrote the image out.
+    epoch: u64,
+    /// Estimated heap bytes: exact ([`Shard::heap_bytes`]) when built or loaded, then moved by
+    /// [`doc_cost`] per document inserted or removed (vocabulary growth is seen at the next
+    /// exact count).
+    approx_bytes: usize,
+}
+
+/// Estimated bytes one document costs a shard: its table entry and heap, its postings, its
+/// id-map entry, and its R-tree point with node overhead.
+fn doc_cost(doc: &IndexedEpisode) -> usize {
+    const ID_MAP_ENTRY: usize = std::mem::size_of::<(EpisodeId, Slot)>() + 8;
+    const TREE_POINT: usize = 40;
+    std::mem::size_of::<Option<IndexedEpisode>>()
+        + doc.heap_bytes()
+        + doc.terms.len() * std::mem::size_of::<Slot>()
+        + ID_MAP_ENTRY
+        + TREE_POINT
 }
 
 impl Shard {
@@ -61,6 +79,8 @@ impl Shard {
             field_len_total: [0; FIELD_COUNT],
             postings: 0,
             embeddings: 0,
+            epoch: 0,
+            approx_bytes: 0,
         }
     }
 
@@ -84,6 +104,7 @@ impl Shard {
         }
         shard.build_partitions();
         shard.inverted.shrink();
+        shard.approx_bytes = shard.heap_bytes();
         shard
     }
 
@@ -269,6 +290,7 @@ impl Shard {
         }
         shard.inverted.shrink();
         shard.build_partitions();
+        shard.approx_bytes = shard.heap_bytes();
         Ok(shard)
     }
 
@@ -347,6 +369,8 @@ impl Shard {
             }
         };
         let doc = self.attach(draft, slot);
+        self.epoch += 1;
+        self.approx_bytes += doc_cost(&doc);
         let task_type = doc.task_type.clone();
         let bucket_width = self.bucket_width;
         self.partitions
@@ -363,6 +387,8 @@ impl Shard {
         let slot = self.by_id.remove(&id)?;
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
         self.detach(&doc, slot);
+        self.epoch += 1;
+        self.approx_bytes = self.approx_bytes.saturating_sub(doc_cost(&doc));
         let bucket_width = self.bucket_width;
         let emptied = match self.partitions.get_mut(&doc.task_type) {
             Some(p) => {
@@ -380,10 +406,21 @@ impl Shard {
             self.free = Vec::new();
             self.by_id = HashMap::new();
             self.inverted = Postings::default();
+            self.approx_bytes = 0;
         } else {
             self.free.push(slot);
         }
         Some(doc.version)
+    }
+
+    /// Mutations so far.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Estimated heap bytes (see the field docs).
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.approx_bytes
     }
 
     /// Width of the temporal clusters, in µs.

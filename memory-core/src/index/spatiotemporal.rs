@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::episode::EpisodeSummary;
 use crate::error::{Error, Result};
@@ -22,6 +23,16 @@ use super::footprint;
 use super::image::ShardImage;
 use super::shard::{Shard, ShardKey};
 use super::stats::IndexStats;
+
+/// Where the index puts a shard's content when the memory budget asks for room, and takes it
+/// back when the shard is used again. Implementations do blocking I/O; the index calls them
+/// with no shard lock held.
+pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
+    /// Keep `image` (replacing any earlier image of the same shard).
+    fn save(&self, image: &ShardImage) -> Result<()>;
+    /// The image last saved for `(namespace, domain)`.
+    fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage>;
+}
 
 type DomainMap = BTreeMap<Arc<str>, Arc<ShardCell>>;
 type ShardMap = HashMap<Arc<str>, DomainMap>;
@@ -66,6 +77,14 @@ pub struct SpatiotemporalIndex {
     shards: RwLock<ShardMap>,
     directory: Directory,
     waits: LockWaits,
+    /// Where spilled shards go (set once, by the engine, when a memory budget is configured).
+    spill: OnceLock<Arc<dyn ShardSpill>>,
+    /// The most bytes loaded shards and the directory may hold; 0: no limit.
+    budget: AtomicUsize,
+    /// Estimated heap bytes of the loaded shards (the sum of their cells' estimates).
+    loaded: AtomicUsize,
+    /// Logical clock of shard uses (least recently used shards are spilled first).
+    clock: AtomicU64,
     /// Unit tests of the engine's compensation paths: inserts to fail before touching anything.
     #[cfg(test)]
     fail_inserts: std::sync::atomic::AtomicU32,
@@ -84,6 +103,10 @@ impl SpatiotemporalIndex {
             shards: RwLock::new(HashMap::new()),
             directory: Directory::default(),
             waits: LockWaits::default(),
+            spill: OnceLock::new(),
+            budget: AtomicUsize::new(0),
+            loaded: AtomicUsize::new(0),
+            clock: AtomicU64::new(0),
             #[cfg(test)]
             fail_inserts: std::sync::atomic::AtomicU32::new(0),
         })
@@ -125,19 +148,21 @@ impl SpatiotemporalIndex {
         let mut draft = Some(draft);
         loop {
             let cell = self.cell_for(&summary.context.namespace, &summary.context.domain);
+            self.ensure_loaded(&cell)?;
             let mut shard = cell.write(&self.waits);
-            if cell.is_retired() {
+            if cell.is_retired() || cell.is_spilled() {
                 continue;
             }
             let Some(d) = draft.take() else {
                 return Err(Error::storage("index insert lost its draft"));
             };
             let replaced = shard.upsert(d);
+            self.account(&cell, shard.approx_bytes());
             drop(shard);
             // A move: the new copy is in place before the old one goes, so a concurrent query
             // may meet the episode twice (it keeps one) but never misses it.
             let previous = match claim.current() {
-                Some(old) if !Arc::ptr_eq(&old.cell, &cell) => self.remove_from(&old.cell, id),
+                Some(old) if !Arc::ptr_eq(&old.cell, &cell) => self.remove_from(&old.cell, id)?,
                 _ => replaced,
             };
             claim.finish(Some(Located { cell, version }));
@@ -154,9 +179,18 @@ impl SpatiotemporalIndex {
         let Some(old) = claim.current().cloned() else {
             return false;
         };
-        let removed = self.remove_from(&old.cell, id).is_some();
-        claim.finish(None);
-        removed
+        match self.remove_from(&old.cell, id) {
+            Ok(removed) => {
+                claim.finish(None);
+                removed.is_some()
+            }
+            // The shard could not be loaded: the episode stays indexed (the claim is dropped
+            // unchanged); reconciliation retries the removal.
+            Err(e) => {
+                tracing::warn!(error = %e, %id, "index removal deferred: shard not loadable");
+                false
+            }
+        }
     }
 
     /// Replace the whole content of the index with `summaries` (later duplicates of an id
@@ -203,10 +237,28 @@ impl SpatiotemporalIndex {
         for cell in self.all_cells() {
             let image = {
                 let shard = cell.read(&self.waits);
-                if shard.is_empty() {
+                if cell.is_spilled() {
+                    None
+                } else if shard.is_empty() {
                     continue;
+                } else {
+                    Some(shard.image(cell.key()))
                 }
-                shard.image(cell.key())
+            };
+            let image = match image {
+                Some(image) => image,
+                None => {
+                    // Spilled: its last image is the content (a spilled shard is unchanged).
+                    let _moving = cell.moving();
+                    if !cell.is_spilled() {
+                        cell.read(&self.waits).image(cell.key())
+                    } else {
+                        let spill = self.spill.get().ok_or_else(|| {
+                            Error::storage("a shard is spilled but the index has no spill target")
+                        })?;
+                        spill.load(&cell.key().namespace, &cell.key().domain)?
+                    }
+                }
             };
             each(image)?;
         }
@@ -272,13 +324,17 @@ impl SpatiotemporalIndex {
         let count = home.len();
         let mut map = ShardMap::new();
         let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
+        let mut loaded = 0;
         for (key, shard) in shards {
             if shard.is_empty() {
                 continue;
             }
             let located: Vec<(EpisodeId, u64)> =
                 shard.docs().map(|(_, d)| (d.id, d.version)).collect();
+            let bytes = shard.approx_bytes();
             let cell = Arc::new(ShardCell::new(key.clone(), shard));
+            cell.set_bytes(bytes);
+            loaded += bytes;
             for (id, version) in located {
                 entries.insert(
                     id,
@@ -293,6 +349,7 @@ impl SpatiotemporalIndex {
         }
         self.directory.rebuild(entries, || {
             *self.waits.write(&self.shards) = map;
+            self.loaded.store(loaded, Ordering::Release);
         });
         Ok(count)
     }
@@ -330,7 +387,9 @@ impl SpatiotemporalIndex {
         let mut total = IndexStats::default();
         for cell in self.all_cells() {
             let shard = cell.read(&self.waits);
-            if !shard.is_empty() {
+            if cell.is_spilled() {
+                total.add(&cell.spilled_stats());
+            } else if !shard.is_empty() {
                 total.add(&shard.stats());
             }
         }
@@ -380,7 +439,8 @@ impl SpatiotemporalIndex {
         }
     }
 
-    /// The lock-wait counters, for readers locking cells handed out by [`Self::shards_of`].
+    /// The lock-wait counters.
+    #[cfg(test)]
     pub(crate) fn waits(&self) -> &LockWaits {
         &self.waits
     }
@@ -422,16 +482,146 @@ impl SpatiotemporalIndex {
         cell
     }
 
-    /// Remove `id` from `cell`'s shard, dropping the shard from the map if it emptied.
-    fn remove_from(&self, cell: &Arc<ShardCell>, id: EpisodeId) -> Option<u64> {
-        let mut shard = cell.write(&self.waits);
+    /// Remove `id` from `cell`'s shard (loading it if spilled), dropping the shard from the
+    /// map if it emptied.
+    fn remove_from(&self, cell: &Arc<ShardCell>, id: EpisodeId) -> Result<Option<u64>> {
+        let mut shard = loop {
+            self.ensure_loaded(cell)?;
+            let shard = cell.write(&self.waits);
+            if !cell.is_spilled() {
+                break shard;
+            }
+        };
         let removed = shard.remove(id);
+        self.account(cell, shard.approx_bytes());
         let retired = cell.retire_if_empty(&shard);
         drop(shard);
         if retired {
             self.drop_retired(cell);
         }
-        removed
+        Ok(removed)
+    }
+
+    /// Set the cell's byte estimate to `bytes`, keeping the loaded total in step.
+    fn account(&self, cell: &ShardCell, bytes: usize) {
+        let before = cell.set_bytes(bytes);
+        if bytes >= before {
+            self.loaded.fetch_add(bytes - before, Ordering::AcqRel);
+        } else {
+            self.loaded.fetch_sub(before - bytes, Ordering::AcqRel);
+        }
+    }
+
+    /// Spill shards to `spill` when the budget asks for it (see [`Self::set_budget`]). Set once;
+    /// later calls fail.
+    pub(crate) fn set_spill(&self, spill: Arc<dyn ShardSpill>) -> Result<()> {
+        self.spill
+            .set(spill)
+            .map_err(|_| Error::storage("the index already has a spill target"))
+    }
+
+    /// Let loaded shards and the id directory hold at most `bytes` (0: no limit); enforced by
+    /// [`Self::enforce_budget`], which needs a spill target.
+    pub(crate) fn set_budget(&self, bytes: usize) {
+        self.budget.store(bytes, Ordering::Release);
+    }
+
+    /// Estimated heap bytes of the loaded shards plus the id directory: what the budget
+    /// bounds.
+    pub(crate) fn budgeted_bytes(&self) -> usize {
+        self.loaded.load(Ordering::Acquire) + self.directory.heap_bytes()
+    }
+
+    /// How many shards are spilled.
+    pub(crate) fn spilled_shards(&self) -> usize {
+        self.all_cells().iter().filter(|c| c.is_spilled()).count()
+    }
+
+    /// Make sure `cell`'s content is in memory, loading it from the spill target if it was
+    /// spilled (the file is read and decoded with no shard lock held), and count the use.
+    pub(crate) fn ensure_loaded(&self, cell: &Arc<ShardCell>) -> Result<()> {
+        cell.touch(self.clock.fetch_add(1, Ordering::Relaxed) + 1);
+        if !cell.is_spilled() {
+            return Ok(());
+        }
+        let _moving = cell.moving();
+        if !cell.is_spilled() {
+            return Ok(());
+        }
+        let spill = self.spill.get().ok_or_else(|| {
+            Error::storage("a shard is spilled but the index has no spill target")
+        })?;
+        let key = cell.key();
+        let image = spill.load(&key.namespace, &key.domain)?;
+        let shard = Shard::from_image(image, self.bucket_width, self.config.embedding_dimension)?;
+        let bytes = shard.approx_bytes();
+        let mut guard = cell.write(&self.waits);
+        *guard = shard;
+        cell.set_spilled(None);
+        drop(guard);
+        self.account(cell, bytes);
+        Ok(())
+    }
+
+    /// Read-lock `cell` with its content loaded.
+    pub(crate) fn read_loaded<'a>(
+        &self,
+        cell: &'a Arc<ShardCell>,
+    ) -> Result<std::sync::RwLockReadGuard<'a, Shard>> {
+        loop {
+            self.ensure_loaded(cell)?;
+            let guard = cell.read(&self.waits);
+            if !cell.is_spilled() {
+                return Ok(guard);
+            }
+        }
+    }
+
+    /// Spill least recently used shards until loaded shards and the directory fit the budget
+    /// (no-op without one). Each is imaged under its read lock, written out with no lock held,
+    /// and dropped under its write lock only if nothing changed it meanwhile (else it is left
+    /// for the next call). Returns how many shards were spilled. Blocking I/O: run it off the
+    /// async executor.
+    pub(crate) fn enforce_budget(&self) -> Result<usize> {
+        let budget = self.budget.load(Ordering::Acquire);
+        if budget == 0 {
+            return Ok(0);
+        }
+        let spill = self
+            .spill
+            .get()
+            .ok_or_else(|| Error::storage("a memory budget needs a spill target"))?;
+        let mut cells: Vec<Arc<ShardCell>> = self
+            .all_cells()
+            .into_iter()
+            .filter(|c| !c.is_spilled() && !c.is_retired())
+            .collect();
+        cells.sort_by_key(|c| c.last_used());
+        let mut spilled = 0;
+        for cell in cells {
+            if self.budgeted_bytes() <= budget {
+                break;
+            }
+            let _moving = cell.moving();
+            let (image, epoch, stats) = {
+                let shard = cell.read(&self.waits);
+                if cell.is_spilled() || cell.is_retired() || shard.is_empty() {
+                    continue;
+                }
+                (shard.image(cell.key()), shard.epoch(), shard.stats())
+            };
+            spill.save(&image)?;
+            let mut shard = cell.write(&self.waits);
+            if shard.epoch() != epoch || cell.is_retired() {
+                continue;
+            }
+            *shard = Shard::new(self.bucket_width);
+            cell.set_spilled(Some(stats));
+            drop(shard);
+            self.account(&cell, 0);
+            spilled += 1;
+        }
+        Ok(spilled)
     }
 
     /// Remove a retired cell from the map, if the map still points to it.
@@ -502,6 +692,125 @@ mod tests {
             drop(guard);
             assert_eq!(got, Ok((true, Some(1), 1)));
         });
+    }
+
+    /// Spilled images kept in memory, counting loads.
+    #[derive(Debug, Default)]
+    struct MemorySpill {
+        images: std::sync::Mutex<HashMap<(String, String), ShardImage>>,
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ShardSpill for MemorySpill {
+        fn save(&self, image: &ShardImage) -> Result<()> {
+            self.images.lock().unwrap().insert(
+                (image.namespace.clone(), image.domain.clone()),
+                image.clone(),
+            );
+            Ok(())
+        }
+        fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            self.images
+                .lock()
+                .unwrap()
+                .get(&(namespace.to_owned(), domain.to_owned()))
+                .cloned()
+                .ok_or_else(|| Error::storage("no such spilled shard"))
+        }
+    }
+
+    #[test]
+    fn a_budget_spills_cold_shards_and_they_come_back_on_use() {
+        let budgeted = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let reference = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let spill = Arc::new(MemorySpill::default());
+        budgeted.set_spill(spill.clone()).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..300 {
+            let mut s = summary(EpisodeId::new(), "ns", &format!("d{}", i % 6));
+            s.description = format!("refund lamp {} order {}", i % 7, i % 11);
+            budgeted.insert(&s).unwrap();
+            reference.insert(&s).unwrap();
+            ids.push(s);
+        }
+        let full = budgeted.budgeted_bytes();
+        budgeted.set_budget(full / 2);
+        let spilled = budgeted.enforce_budget().unwrap();
+        assert!(spilled >= 2, "{spilled}");
+        assert_eq!(budgeted.spilled_shards(), spilled);
+        assert!(budgeted.budgeted_bytes() <= full / 2);
+        // Nothing is lost: counts, versions and images agree with the reference.
+        assert_eq!(budgeted.stats(), reference.stats());
+        assert_eq!(budgeted.len(), 300);
+        let images = |index: &SpatiotemporalIndex| {
+            let mut v = Vec::new();
+            index
+                .for_each_image(|i| {
+                    v.push((i.namespace.clone(), i.domain.clone(), i.docs.len()));
+                    Ok(())
+                })
+                .unwrap();
+            v.sort();
+            v
+        };
+        assert_eq!(images(&budgeted), images(&reference));
+        // Writes and removals reach spilled shards (loaded on demand).
+        let cold = ids
+            .iter()
+            .find(|s| {
+                budgeted
+                    .shards_of("ns", Some(&s.context.domain))
+                    .iter()
+                    .all(|c| c.is_spilled())
+            })
+            .cloned()
+            .unwrap();
+        assert!(budgeted.remove(cold.id));
+        assert!(reference.remove(cold.id));
+        let mut moved = cold.clone();
+        moved.version = 2;
+        budgeted.insert(&moved).unwrap();
+        reference.insert(&moved).unwrap();
+        assert!(spill.loads.load(Ordering::SeqCst) >= 1);
+        assert_eq!(budgeted.stats(), reference.stats());
+        // Spill everything: queries load what they search and answer as the reference does.
+        budgeted.set_budget(1);
+        budgeted.enforce_budget().unwrap();
+        assert!(
+            budgeted
+                .shards_of("ns", None)
+                .iter()
+                .all(|c| c.is_spilled())
+        );
+        let budgeted = Arc::new(budgeted);
+        let reference = Arc::new(reference);
+        let config = crate::retrieval::RetrievalConfig::default();
+        let search = |index: &Arc<SpatiotemporalIndex>, q: &crate::retrieval::RetrievalQuery| {
+            crate::retrieval::Retriever::new(index.clone(), config.clone(), Arc::default())
+                .unwrap()
+                .search_at(q, time::from_micros(0))
+                .unwrap()
+        };
+        for text in ["refund lamp 3", "order 5", "lamp"] {
+            let q = crate::retrieval::RetrievalQuery::new("ns", text).limit(7);
+            assert_eq!(search(&budgeted, &q), search(&reference, &q), "{text}");
+            let q = q.domain("d2");
+            assert_eq!(search(&budgeted, &q), search(&reference, &q), "{text}");
+        }
+        budgeted.set_budget(1);
+        budgeted.enforce_budget().unwrap();
+        let cells = budgeted.shards_of("ns", None);
+        assert!(cells.iter().all(|c| c.is_spilled()));
+        for cell in &cells {
+            let shard = budgeted.read_loaded(cell).unwrap();
+            let key = cell.key();
+            let other = reference
+                .shards_of(&key.namespace, Some(&key.domain))
+                .pop()
+                .unwrap();
+            assert_eq!(shard.stats(), other.read(reference.waits()).stats());
+        }
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub(crate) fn publish(s: &MetricsSnapshot) {
     gauge!("memory_index_memory_bytes").set(s.index_memory_bytes as f64);
     gauge!("memory_indexed_episodes").set(s.indexed_episodes as f64);
     gauge!("memory_in_progress_episodes").set(s.in_progress_episodes as f64);
+    gauge!("memory_in_progress_bytes").set(s.in_progress_bytes as f64);
+    gauge!("memory_index_budgeted_bytes").set(s.index_budgeted_bytes as f64);
+    gauge!("memory_index_spilled_shards").set(s.index_spilled_shards as f64);
     gauge!("memory_completions_in_flight").set(s.completions.in_flight as f64);
     gauge!("memory_completions_waiting").set(s.completions.waiting as f64);
     counter!("memory_completions_rejected_total").absolute(s.completions.rejected);

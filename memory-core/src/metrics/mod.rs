@@ -116,6 +116,13 @@ pub struct MetricsSnapshot {
     pub index_lock_waits: LockWaitStats,
     /// Estimated heap bytes of the index (one pass over every shard to compute).
     pub index_memory_bytes: u64,
+    /// What the memory budget bounds of the index: the running estimate of the loaded
+    /// shards plus the id directory (see `MemoryConfig::memory_budget_bytes`).
+    pub index_budgeted_bytes: u64,
+    /// Shards spilled to files by the memory budget (loaded again when used).
+    pub index_spilled_shards: u64,
+    /// Estimated heap bytes of the in-progress episodes.
+    pub in_progress_bytes: u64,
     /// Episodes in the index.
     pub indexed_episodes: u64,
     /// Episodes in progress held in memory.

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::index::{Channel, FIELD_COUNT, Field, LockWaits, ShardCell};
+use crate::error::Result;
+use crate::index::{Channel, FIELD_COUNT, Field, ShardCell, SpatiotemporalIndex};
 
 use super::topk::Candidate;
 
@@ -17,12 +18,12 @@ use super::topk::Candidate;
 /// `(0, 1]`, sorted by term.
 pub(crate) fn label_terms(
     cells: &[Arc<ShardCell>],
-    waits: &LockWaits,
+    index: &SpatiotemporalIndex,
     best: &[Candidate],
-) -> Vec<(String, f64)> {
+) -> Result<Vec<(String, f64)>> {
     let matched: Vec<&Candidate> = best.iter().filter(|c| c.breakdown.lexical > 0.0).collect();
     if matched.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let label_fields: Vec<usize> = Field::ALL
         .iter()
@@ -38,7 +39,7 @@ pub(crate) fn label_terms(
         let Some(cell) = cells.get(shard_no) else {
             continue;
         };
-        let shard = cell.read(waits);
+        let shard = index.read_loaded(cell)?;
         for c in candidates {
             let Some(doc) = shard.doc(c.slot).filter(|d| d.id == c.id) else {
                 continue;
@@ -53,5 +54,5 @@ pub(crate) fn label_terms(
         }
     }
     let n = matched.len() as f64;
-    counts.into_iter().map(|(t, k)| (t, k as f64 / n)).collect()
+    Ok(counts.into_iter().map(|(t, k)| (t, k as f64 / n)).collect())
 }

@@ -144,15 +144,14 @@ impl Retriever {
         let query_terms = QueryTerms::of_text(query.text());
         let m = self.config.feedback_episodes;
         let query_terms = if m > 0 && self.config.feedback_weight > 0.0 && query_terms.len() > 0 {
-            let scorer = self.scorer(&cells, &query_terms, query, now);
-            let best = self.collect(&cells, query, &query_terms, &scorer, m, path, false);
-            let expansion =
-                feedback::label_terms(&cells, self.index.waits(), &best.top.into_sorted());
+            let scorer = self.scorer(&cells, &query_terms, query, now)?;
+            let best = self.collect(&cells, query, &query_terms, &scorer, m, path, false)?;
+            let expansion = feedback::label_terms(&cells, &self.index, &best.top.into_sorted())?;
             query_terms.with_feedback(&expansion)
         } else {
             query_terms
         };
-        let scorer = self.scorer(&cells, &query_terms, query, now);
+        let scorer = self.scorer(&cells, &query_terms, query, now)?;
 
         let limit = query.hit_limit();
         let pool = if flags.diversity {
@@ -172,17 +171,17 @@ impl Retriever {
             )
         };
         let collected = if flags.hierarchical_index {
-            let c = collect(path);
+            let c = collect(path)?;
             if c.top.len() < limit {
                 self.counters.record(PathTaken::Fallback);
-                collect(Path::Flat)
+                collect(Path::Flat)?
             } else {
                 self.counters.record(PathTaken::Hierarchical);
                 c
             }
         } else {
             self.counters.record(PathTaken::Flat);
-            collect(Path::Flat)
+            collect(Path::Flat)?
         };
 
         let walk = collected.walk;
@@ -212,12 +211,18 @@ impl Retriever {
         terms: &QueryTerms,
         query: &RetrievalQuery,
         now: Timestamp,
-    ) -> Scorer {
+    ) -> Result<Scorer> {
         let mut stats = CorpusStats::new(terms.len());
         for cell in cells {
-            stats.add(&cell.read(self.index.waits()), terms);
+            stats.add(&*self.index.read_loaded(cell)?, terms);
         }
-        Scorer::new(&self.config, terms, &stats, query.query_embedding(), now)
+        Ok(Scorer::new(
+            &self.config,
+            terms,
+            &stats,
+            query.query_embedding(),
+            now,
+        ))
     }
 
     /// One pass over `cells` along `path`, keeping the best `pool`; with `diversity`, the
@@ -233,7 +238,7 @@ impl Retriever {
         pool: usize,
         path: Path,
         diversity: bool,
-    ) -> Collected {
+    ) -> Result<Collected> {
         let mut top = TopK::new(pool);
         let mut features = HashMap::new();
         let mut walk = Walk::default();
@@ -241,7 +246,7 @@ impl Retriever {
         let mut scratch = postings::Scratch::default();
         for (shard_no, cell) in cells.iter().enumerate() {
             debug_assert_eq!(&*cell.key().namespace, query.namespace());
-            let shard = cell.read(self.index.waits());
+            let shard = self.index.read_loaded(cell)?;
             let filter = ShardFilter::compile(query, &shard);
             if !filter.can_match() {
                 continue;
@@ -279,11 +284,11 @@ impl Retriever {
             }
             bits = resolved.into_buffer();
         }
-        Collected {
+        Ok(Collected {
             top,
             features,
             walk,
-        }
+        })
     }
 }
 

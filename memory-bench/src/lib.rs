@@ -3,6 +3,7 @@
 //! The library part holds what the binary and the criterion benches share: the sample data
 //! format ([`dataset`]). It never defines engine behaviour of its own.
 
+pub mod budget_cmd;
 pub mod dataset;
 pub mod demo;
 pub mod embedded;

@@ -26,13 +26,27 @@ use crate::index_cmd::rss_bytes;
 use crate::synthetic::{Generator, Shape};
 
 async fn open(dir: &Path, snapshots: bool) -> Result<SelfLearningMemory> {
+    open_with(
+        dir,
+        snapshots,
+        MemoryConfig {
+            data_dir: dir.to_path_buf(),
+            index_snapshot_interval: None,
+            ..MemoryConfig::default()
+        },
+    )
+    .await
+}
+
+/// The embedded default in `dir` with `config`, with index snapshots in `dir/index-snapshot`
+/// when `snapshots`.
+pub(crate) async fn open_with(
+    dir: &Path,
+    snapshots: bool,
+    config: MemoryConfig,
+) -> Result<SelfLearningMemory> {
     let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
-    let config = MemoryConfig {
-        data_dir: dir.to_path_buf(),
-        index_snapshot_interval: None,
-        ..MemoryConfig::default()
-    };
     let builder = SelfLearningMemory::builder()
         .durable(durable)
         .journal(cache.journal())
@@ -77,7 +91,7 @@ fn episode(g: &mut Generator) -> Episode {
 }
 
 /// Import `n` episodes from `g` with 64 concurrent tasks.
-async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usize) -> Result<()> {
+pub(crate) async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usize) -> Result<()> {
     const TASKS: usize = 64;
     let mut left = n;
     while left > 0 {

@@ -423,6 +423,13 @@ impl Shard {
         self.approx_bytes
     }
 
+    /// Replace the running estimate with an exact count ([`Shard::heap_bytes`], one pass over
+    /// the shard); returns it.
+    pub(crate) fn recount(&mut self) -> usize {
+        self.approx_bytes = self.heap_bytes();
+        self.approx_bytes
+    }
+
     /// Width of the temporal clusters, in µs.
     pub(crate) fn bucket_width(&self) -> i64 {
         self.bucket_width

@@ -578,7 +578,7 @@ impl SpatiotemporalIndex {
     }
 
     /// Spill least recently used shards until loaded shards and the directory fit the budget
-    /// (no-op without one). Each is imaged under its read lock, written out with no lock held,
+    /// (no-op without one), after counting the loaded shards' bytes exactly. Each is imaged under its read lock, written out with no lock held,
     /// and dropped under its write lock only if nothing changed it meanwhile (else it is left
     /// for the next call). Returns how many shards were spilled. Blocking I/O: run it off the
     /// async executor.
@@ -596,6 +596,15 @@ impl SpatiotemporalIndex {
             .into_iter()
             .filter(|c| !c.is_spilled() && !c.is_retired())
             .collect();
+        // The running estimates miss vocabulary and container growth: count exactly first
+        // (one pass over the loaded shards, each under its write lock in turn).
+        for cell in &cells {
+            let mut shard = cell.write(&self.waits);
+            if !cell.is_spilled() {
+                let bytes = shard.recount();
+                self.account(cell, bytes);
+            }
+        }
         cells.sort_by_key(|c| c.last_used());
         let mut spilled = 0;
         for cell in cells {

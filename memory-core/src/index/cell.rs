@@ -9,7 +9,7 @@
 //! rebuildable from the durable store by reconciliation. This module must never take any other
 //! lock.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{
     Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
 };
@@ -95,15 +95,28 @@ impl LockWaits {
     }
 }
 
+/// Where a shard's content is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Residence {
+    /// In memory, behind the lock.
+    Loaded = 0,
+    /// Being written out: the shard behind the lock holds it, but changes are queued.
+    Spilling = 1,
+    /// On file: the shard behind the lock is empty except for queued changes.
+    Spilled = 2,
+}
+
 /// One shard and its lock, with what the memory budget needs: whether its content is
-/// *spilled* (written out and dropped from memory: the shard behind the lock is then empty and
-/// must be loaded before use), when it was last used, and its estimated heap bytes.
+/// *spilled* (written out and dropped from memory: the shard behind the lock then only queues
+/// changes, applied when the content is loaded again before any read), when it was last
+/// used, and its estimated heap bytes.
 #[derive(Debug)]
 pub(crate) struct ShardCell {
     key: ShardKey,
     retired: AtomicBool,
     shard: RwLock<Shard>,
-    spilled: AtomicBool,
+    /// [`Residence`] as a number; changes only under the write lock.
+    residence: AtomicU8,
     /// The statistics of the spilled content (so `stats()` stays whole).
     spilled_stats: Mutex<IndexStats>,
     /// Serializes loading and spilling (never held with the shard lock across I/O).
@@ -119,7 +132,7 @@ impl ShardCell {
             key,
             retired: AtomicBool::new(false),
             shard: RwLock::new(shard),
-            spilled: AtomicBool::new(false),
+            residence: AtomicU8::new(Residence::Loaded as u8),
             spilled_stats: Mutex::new(IndexStats::default()),
             moving: Mutex::new(()),
             last_used: AtomicU64::new(0),
@@ -127,20 +140,31 @@ impl ShardCell {
         }
     }
 
-    /// Whether the content is spilled (see the type docs). Changes only under the write lock.
-    pub(crate) fn is_spilled(&self) -> bool {
-        self.spilled.load(Ordering::Acquire)
+    /// Where the content is. Changes only under the write lock.
+    pub(crate) fn residence(&self) -> Residence {
+        match self.residence.load(Ordering::Acquire) {
+            0 => Residence::Loaded,
+            1 => Residence::Spilling,
+            _ => Residence::Spilled,
+        }
     }
 
-    /// Mark the content spilled, with its statistics (`stats`), or loaded (`None`); the
-    /// caller holds the write lock and has replaced the shard accordingly.
-    pub(crate) fn set_spilled(&self, stats: Option<IndexStats>) {
-        let spilled = stats.is_some();
-        *self
-            .spilled_stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = stats.unwrap_or_default();
-        self.spilled.store(spilled, Ordering::Release);
+    /// Whether the shard behind the lock is not the whole current content (spilled, or being
+    /// spilled): readers must load it, writers queue their changes on it.
+    pub(crate) fn is_spilled(&self) -> bool {
+        self.residence() != Residence::Loaded
+    }
+
+    /// Set where the content is; with `Spilled`, the statistics of the spilled content. The
+    /// caller holds the write lock and has changed the shard accordingly.
+    pub(crate) fn set_residence(&self, residence: Residence, stats: Option<IndexStats>) {
+        if let Some(stats) = stats {
+            *self
+                .spilled_stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = stats;
+        }
+        self.residence.store(residence as u8, Ordering::Release);
     }
 
     /// The statistics of the spilled content.

@@ -44,12 +44,41 @@ pub(crate) struct Shard {
     field_len_total: [u64; FIELD_COUNT],
     postings: u64,
     embeddings: u64,
-    /// Mutations so far: a spill checks that nothing changed while it wrote the image out.
-    epoch: u64,
     /// Estimated heap bytes: exact ([`Shard::heap_bytes`]) when built or loaded, then moved by
     /// [`doc_cost`] per document inserted or removed (vocabulary growth is seen at the next
     /// exact count).
     approx_bytes: usize,
+    /// Changes queued while the content is spilled (or being spilled), in arrival order.
+    pending: Vec<Pending>,
+    /// Estimated heap bytes of `pending`.
+    pending_bytes: usize,
+}
+
+/// A change queued on a spilled shard.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    Upsert(Draft),
+    Remove(EpisodeId),
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Pending>()
+            + match self {
+                Pending::Upsert(d) => {
+                    d.namespace.len()
+                        + d.domain.len()
+                        + d.task_type.len()
+                        + d.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+                        + d.terms
+                            .iter()
+                            .map(|(t, _)| t.len() + std::mem::size_of::<(String, FieldTf)>())
+                            .sum::<usize>()
+                        + d.embedding.as_ref().map_or(0, |e| e.len() * 4)
+                }
+                Pending::Remove(_) => 0,
+            }
+    }
 }
 
 /// Estimated bytes one document costs a shard: its table entry and heap, its postings, its
@@ -79,8 +108,46 @@ impl Shard {
             field_len_total: [0; FIELD_COUNT],
             postings: 0,
             embeddings: 0,
-            epoch: 0,
             approx_bytes: 0,
+            pending: Vec::new(),
+            pending_bytes: 0,
+        }
+    }
+
+    /// Queue `op` (the content is spilled); returns the queue's estimated bytes.
+    pub(crate) fn queue(&mut self, op: Pending) -> usize {
+        self.pending_bytes += op.bytes();
+        self.pending.push(op);
+        self.pending_bytes
+    }
+
+    /// Take the queued changes.
+    pub(crate) fn take_pending(&mut self) -> Vec<Pending> {
+        self.pending_bytes = 0;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// A copy of the queued changes.
+    pub(crate) fn pending(&self) -> &[Pending] {
+        &self.pending
+    }
+
+    /// Estimated heap bytes of the queued changes.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Apply `ops` in order.
+    pub(crate) fn apply(&mut self, ops: impl IntoIterator<Item = Pending>) {
+        for op in ops {
+            match op {
+                Pending::Upsert(d) => {
+                    self.upsert(d);
+                }
+                Pending::Remove(id) => {
+                    self.remove(id);
+                }
+            }
         }
     }
 
@@ -369,7 +436,6 @@ impl Shard {
             }
         };
         let doc = self.attach(draft, slot);
-        self.epoch += 1;
         self.approx_bytes += doc_cost(&doc);
         let task_type = doc.task_type.clone();
         let bucket_width = self.bucket_width;
@@ -387,7 +453,6 @@ impl Shard {
         let slot = self.by_id.remove(&id)?;
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
         self.detach(&doc, slot);
-        self.epoch += 1;
         self.approx_bytes = self.approx_bytes.saturating_sub(doc_cost(&doc));
         let bucket_width = self.bucket_width;
         let emptied = match self.partitions.get_mut(&doc.task_type) {
@@ -411,11 +476,6 @@ impl Shard {
             self.free.push(slot);
         }
         Some(doc.version)
-    }
-
-    /// Mutations so far.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch
     }
 
     /// Estimated heap bytes (see the field docs).

@@ -15,13 +15,13 @@ use crate::episode::EpisodeSummary;
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 
-use super::cell::{LockWaitStats, LockWaits, ShardCell};
+use super::cell::{LockWaitStats, LockWaits, Residence, ShardCell};
 use super::config::IndexConfig;
 use super::directory::{Directory, Located};
 use super::document::Draft;
 use super::footprint;
 use super::image::ShardImage;
-use super::shard::{Shard, ShardKey};
+use super::shard::{Pending, Shard, ShardKey};
 use super::stats::IndexStats;
 
 /// Where the index puts a shard's content when the memory budget asks for room, and takes it
@@ -148,21 +148,35 @@ impl SpatiotemporalIndex {
         let mut draft = Some(draft);
         loop {
             let cell = self.cell_for(&summary.context.namespace, &summary.context.domain);
-            self.ensure_loaded(&cell)?;
+            cell.touch(self.tick());
             let mut shard = cell.write(&self.waits);
-            if cell.is_retired() || cell.is_spilled() {
+            if cell.is_retired() {
                 continue;
             }
             let Some(d) = draft.take() else {
                 return Err(Error::storage("index insert lost its draft"));
             };
-            let replaced = shard.upsert(d);
-            self.account(&cell, shard.approx_bytes());
+            let same_cell = claim
+                .current()
+                .filter(|old| Arc::ptr_eq(&old.cell, &cell))
+                .map(|old| old.version);
+            let replaced = if cell.is_spilled() {
+                // The content is on file: queue the change for when it is loaded.
+                let bytes = shard.queue(Pending::Upsert(d));
+                self.account(&cell, bytes);
+                same_cell
+            } else {
+                let replaced = shard.upsert(d);
+                self.account(&cell, shard.approx_bytes());
+                replaced
+            };
             drop(shard);
             // A move: the new copy is in place before the old one goes, so a concurrent query
             // may meet the episode twice (it keeps one) but never misses it.
             let previous = match claim.current() {
-                Some(old) if !Arc::ptr_eq(&old.cell, &cell) => self.remove_from(&old.cell, id)?,
+                Some(old) if !Arc::ptr_eq(&old.cell, &cell) => {
+                    self.remove_from(&old.cell, id, old.version)
+                }
                 _ => replaced,
             };
             claim.finish(Some(Located { cell, version }));
@@ -179,18 +193,9 @@ impl SpatiotemporalIndex {
         let Some(old) = claim.current().cloned() else {
             return false;
         };
-        match self.remove_from(&old.cell, id) {
-            Ok(removed) => {
-                claim.finish(None);
-                removed.is_some()
-            }
-            // The shard could not be loaded: the episode stays indexed (the claim is dropped
-            // unchanged); reconciliation retries the removal.
-            Err(e) => {
-                tracing::warn!(error = %e, %id, "index removal deferred: shard not loadable");
-                false
-            }
-        }
+        let removed = self.remove_from(&old.cell, id, old.version).is_some();
+        claim.finish(None);
+        removed
     }
 
     /// Replace the whole content of the index with `summaries` (later duplicates of an id
@@ -235,30 +240,8 @@ impl SpatiotemporalIndex {
         mut each: impl FnMut(ShardImage) -> Result<()>,
     ) -> Result<()> {
         for cell in self.all_cells() {
-            let image = {
-                let shard = cell.read(&self.waits);
-                if cell.is_spilled() {
-                    None
-                } else if shard.is_empty() {
-                    continue;
-                } else {
-                    Some(shard.image(cell.key()))
-                }
-            };
-            let image = match image {
-                Some(image) => image,
-                None => {
-                    // Spilled: its last image is the content (a spilled shard is unchanged).
-                    let _moving = cell.moving();
-                    if !cell.is_spilled() {
-                        cell.read(&self.waits).image(cell.key())
-                    } else {
-                        let spill = self.spill.get().ok_or_else(|| {
-                            Error::storage("a shard is spilled but the index has no spill target")
-                        })?;
-                        spill.load(&cell.key().namespace, &cell.key().domain)?
-                    }
-                }
+            let Some(image) = self.image_of(&cell)? else {
+                continue;
             };
             each(image)?;
         }
@@ -387,10 +370,27 @@ impl SpatiotemporalIndex {
         let mut total = IndexStats::default();
         for cell in self.all_cells() {
             let shard = cell.read(&self.waits);
-            if cell.is_spilled() {
+            if !cell.is_spilled() {
+                if !shard.is_empty() {
+                    total.add(&shard.stats());
+                }
+            } else if shard.pending().is_empty() {
                 total.add(&cell.spilled_stats());
-            } else if !shard.is_empty() {
-                total.add(&shard.stats());
+            } else {
+                drop(shard);
+                // Queued changes: count the content they make (a temporary restore).
+                match self.restore(&cell) {
+                    Ok(mut restored) => {
+                        restored.apply(cell.read(&self.waits).pending().to_vec());
+                        if !restored.is_empty() {
+                            total.add(&restored.stats());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "spilled shard unreadable; counted as spilled");
+                        total.add(&cell.spilled_stats());
+                    }
+                }
             }
         }
         total
@@ -482,16 +482,15 @@ impl SpatiotemporalIndex {
         cell
     }
 
-    /// Remove `id` from `cell`'s shard (loading it if spilled), dropping the shard from the
-    /// map if it emptied.
-    fn remove_from(&self, cell: &Arc<ShardCell>, id: EpisodeId) -> Result<Option<u64>> {
-        let mut shard = loop {
-            self.ensure_loaded(cell)?;
-            let shard = cell.write(&self.waits);
-            if !cell.is_spilled() {
-                break shard;
-            }
-        };
+    /// Remove `id` (indexed at `version`) from `cell`'s shard (queued if the content is
+    /// spilled), dropping the shard from the map if it emptied.
+    fn remove_from(&self, cell: &Arc<ShardCell>, id: EpisodeId, version: u64) -> Option<u64> {
+        let mut shard = cell.write(&self.waits);
+        if cell.is_spilled() {
+            let bytes = shard.queue(Pending::Remove(id));
+            self.account(cell, bytes);
+            return Some(version);
+        }
         let removed = shard.remove(id);
         self.account(cell, shard.approx_bytes());
         let retired = cell.retire_if_empty(&shard);
@@ -499,7 +498,12 @@ impl SpatiotemporalIndex {
         if retired {
             self.drop_retired(cell);
         }
-        Ok(removed)
+        removed
+    }
+
+    /// The next tick of the use clock.
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Set the cell's byte estimate to `bytes`, keeping the loaded total in step.
@@ -537,10 +541,26 @@ impl SpatiotemporalIndex {
         self.all_cells().iter().filter(|c| c.is_spilled()).count()
     }
 
+    /// The spill target, required once a shard is spilled.
+    fn spill(&self) -> Result<&Arc<dyn ShardSpill>> {
+        self.spill
+            .get()
+            .ok_or_else(|| Error::storage("a shard is spilled but the index has no spill target"))
+    }
+
+    /// The shard `cell`'s spilled image describes, with the changes queued since applied.
+    /// The file is read and decoded with no shard lock held.
+    fn restore(&self, cell: &ShardCell) -> Result<Shard> {
+        let key = cell.key();
+        let image = self.spill()?.load(&key.namespace, &key.domain)?;
+        Shard::from_image(image, self.bucket_width, self.config.embedding_dimension)
+    }
+
     /// Make sure `cell`'s content is in memory, loading it from the spill target if it was
-    /// spilled (the file is read and decoded with no shard lock held), and count the use.
+    /// spilled (waiting for a spill in progress to finish first) and applying the changes
+    /// queued meanwhile, and count the use.
     pub(crate) fn ensure_loaded(&self, cell: &Arc<ShardCell>) -> Result<()> {
-        cell.touch(self.clock.fetch_add(1, Ordering::Relaxed) + 1);
+        cell.touch(self.tick());
         if !cell.is_spilled() {
             return Ok(());
         }
@@ -548,16 +568,12 @@ impl SpatiotemporalIndex {
         if !cell.is_spilled() {
             return Ok(());
         }
-        let spill = self.spill.get().ok_or_else(|| {
-            Error::storage("a shard is spilled but the index has no spill target")
-        })?;
-        let key = cell.key();
-        let image = spill.load(&key.namespace, &key.domain)?;
-        let shard = Shard::from_image(image, self.bucket_width, self.config.embedding_dimension)?;
-        let bytes = shard.approx_bytes();
+        let mut loaded = self.restore(cell)?;
         let mut guard = cell.write(&self.waits);
-        *guard = shard;
-        cell.set_spilled(None);
+        loaded.apply(guard.take_pending());
+        *guard = loaded;
+        cell.set_residence(Residence::Loaded, None);
+        let bytes = guard.approx_bytes();
         drop(guard);
         self.account(cell, bytes);
         Ok(())
@@ -577,11 +593,70 @@ impl SpatiotemporalIndex {
         }
     }
 
-    /// Spill least recently used shards until loaded shards and the directory fit the budget
-    /// (no-op without one), after counting the loaded shards' bytes exactly. Each is imaged under its read lock, written out with no lock held,
-    /// and dropped under its write lock only if nothing changed it meanwhile (else it is left
-    /// for the next call). Returns how many shards were spilled. Blocking I/O: run it off the
-    /// async executor.
+    /// The content of a cell that may be spilled, as an image, without loading it into the
+    /// index (a spilled one is restored into a temporary shard).
+    fn image_of(&self, cell: &ShardCell) -> Result<Option<ShardImage>> {
+        let _moving = cell.moving();
+        if !cell.is_spilled() {
+            let shard = cell.read(&self.waits);
+            return Ok((!shard.is_empty()).then(|| shard.image(cell.key())));
+        }
+        let mut restored = self.restore(cell)?;
+        restored.apply(cell.read(&self.waits).pending().to_vec());
+        Ok((!restored.is_empty()).then(|| restored.image(cell.key())))
+    }
+
+    /// Write `cell`'s content out and drop it from memory. Changes arriving meanwhile are
+    /// queued, not lost: the image is taken and the cell marked *spilling* under the write
+    /// lock, the file is written with no lock held, then the content is dropped (queued
+    /// changes kept) under the write lock; if the write fails, the queued changes are applied
+    /// and the content stays. Returns whether the cell was spilled.
+    fn spill_cell(&self, cell: &Arc<ShardCell>, spill: &Arc<dyn ShardSpill>) -> Result<bool> {
+        let _moving = cell.moving();
+        let (image, stats) = {
+            let shard = cell.write(&self.waits);
+            if cell.is_spilled() || cell.is_retired() || shard.is_empty() {
+                return Ok(false);
+            }
+            let taken = (shard.image(cell.key()), shard.stats());
+            // Writers queue from here on; nothing else changes the shard.
+            cell.set_residence(Residence::Spilling, None);
+            taken
+        };
+        let saved = spill.save(&image);
+        drop(image);
+        let mut shard = cell.write(&self.waits);
+        let queued = shard.take_pending();
+        match saved {
+            Ok(()) => {
+                let mut emptied = Shard::new(self.bucket_width);
+                let bytes = queued
+                    .into_iter()
+                    .map(|op| emptied.queue(op))
+                    .last()
+                    .unwrap_or(0);
+                *shard = emptied;
+                cell.set_residence(Residence::Spilled, Some(stats));
+                drop(shard);
+                self.account(cell, bytes);
+                Ok(true)
+            }
+            Err(e) => {
+                shard.apply(queued);
+                cell.set_residence(Residence::Loaded, None);
+                let bytes = shard.approx_bytes();
+                drop(shard);
+                self.account(cell, bytes);
+                Err(e)
+            }
+        }
+    }
+
+    /// Spill least recently used shards until loaded shards, queued changes and the directory
+    /// fit the budget (no-op without one), after counting the loaded shards' bytes exactly.
+    /// A spilled shard whose queued changes grew past a sixteenth of the budget is loaded and
+    /// spilled again, folding them into its file. Returns how many shards were spilled.
+    /// Blocking I/O: run it off the async executor.
     pub(crate) fn enforce_budget(&self) -> Result<usize> {
         let budget = self.budget.load(Ordering::Acquire);
         if budget == 0 {
@@ -590,7 +665,17 @@ impl SpatiotemporalIndex {
         let spill = self
             .spill
             .get()
-            .ok_or_else(|| Error::storage("a memory budget needs a spill target"))?;
+            .ok_or_else(|| Error::storage("a memory budget needs a spill target"))?
+            .clone();
+        let mut spilled = 0;
+        for cell in self.all_cells() {
+            if cell.residence() == Residence::Spilled
+                && cell.read(&self.waits).pending_bytes() > budget / 16
+            {
+                self.ensure_loaded(&cell)?;
+                spilled += usize::from(self.spill_cell(&cell, &spill)?);
+            }
+        }
         let mut cells: Vec<Arc<ShardCell>> = self
             .all_cells()
             .into_iter()
@@ -606,29 +691,11 @@ impl SpatiotemporalIndex {
             }
         }
         cells.sort_by_key(|c| c.last_used());
-        let mut spilled = 0;
         for cell in cells {
             if self.budgeted_bytes() <= budget {
                 break;
             }
-            let _moving = cell.moving();
-            let (image, epoch, stats) = {
-                let shard = cell.read(&self.waits);
-                if cell.is_spilled() || cell.is_retired() || shard.is_empty() {
-                    continue;
-                }
-                (shard.image(cell.key()), shard.epoch(), shard.stats())
-            };
-            spill.save(&image)?;
-            let mut shard = cell.write(&self.waits);
-            if shard.epoch() != epoch || cell.is_retired() {
-                continue;
-            }
-            *shard = Shard::new(self.bucket_width);
-            cell.set_spilled(Some(stats));
-            drop(shard);
-            self.account(&cell, 0);
-            spilled += 1;
+            spilled += usize::from(self.spill_cell(&cell, &spill)?);
         }
         Ok(spilled)
     }

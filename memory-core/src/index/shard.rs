@@ -62,17 +62,25 @@ pub(crate) enum Pending {
 }
 
 impl Pending {
+    /// Estimated heap bytes, allocator overhead included (each string is its own allocation,
+    /// charged 32 bytes besides its text).
     fn bytes(&self) -> usize {
+        const ALLOCATION: usize = 32;
         std::mem::size_of::<Pending>()
             + match self {
                 Pending::Upsert(d) => {
                     d.namespace.len()
                         + d.domain.len()
                         + d.task_type.len()
-                        + d.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+                        + d.tags
+                            .iter()
+                            .map(|t| t.len() + std::mem::size_of::<String>() + ALLOCATION)
+                            .sum::<usize>()
                         + d.terms
                             .iter()
-                            .map(|(t, _)| t.len() + std::mem::size_of::<(String, FieldTf)>())
+                            .map(|(t, _)| {
+                                t.len() + std::mem::size_of::<(String, FieldTf)>() + ALLOCATION
+                            })
                             .sum::<usize>()
                         + d.embedding.as_ref().map_or(0, |e| e.len() * 4)
                 }

@@ -654,8 +654,9 @@ impl SpatiotemporalIndex {
 
     /// Spill least recently used shards until loaded shards, queued changes and the directory
     /// fit the budget (no-op without one), after counting the loaded shards' bytes exactly.
-    /// A spilled shard whose queued changes grew past a sixteenth of the budget is loaded and
-    /// spilled again, folding them into its file. Returns how many shards were spilled.
+    /// First, while over the budget (or for any queue past a sixteenth of it), spilled shards
+    /// with the longest queues of changes are loaded and spilled again, folding the changes
+    /// into their files. Returns how many shards were spilled.
     /// Blocking I/O: run it off the async executor.
     pub(crate) fn enforce_budget(&self) -> Result<usize> {
         let budget = self.budget.load(Ordering::Acquire);
@@ -668,13 +669,25 @@ impl SpatiotemporalIndex {
             .ok_or_else(|| Error::storage("a memory budget needs a spill target"))?
             .clone();
         let mut spilled = 0;
-        for cell in self.all_cells() {
-            if cell.residence() == Residence::Spilled
-                && cell.read(&self.waits).pending_bytes() > budget / 16
-            {
-                self.ensure_loaded(&cell)?;
-                spilled += usize::from(self.spill_cell(&cell, &spill)?);
+        // Queued changes count against the budget too: fold the longest queues into their
+        // files first while over it (each costs a load and a spill of that one shard).
+        let mut queued: Vec<(usize, Arc<ShardCell>)> = self
+            .all_cells()
+            .into_iter()
+            .filter(|c| c.residence() == Residence::Spilled)
+            .map(|c| {
+                let bytes = c.read(&self.waits).pending_bytes();
+                (bytes, c)
+            })
+            .filter(|(bytes, _)| *bytes > 0)
+            .collect();
+        queued.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        for (bytes, cell) in queued {
+            if self.budgeted_bytes() <= budget && bytes <= budget / 16 {
+                break;
             }
+            self.ensure_loaded(&cell)?;
+            spilled += usize::from(self.spill_cell(&cell, &spill)?);
         }
         let mut cells: Vec<Arc<ShardCell>> = self
             .all_cells()

@@ -379,13 +379,16 @@ impl SpatiotemporalIndex {
             } else {
                 drop(shard);
                 // Queued changes: count the content they make (a temporary restore).
-                match self.restore(&cell) {
-                    Ok(mut restored) => {
-                        restored.apply(cell.read(&self.waits).pending().to_vec());
-                        if !restored.is_empty() {
-                            total.add(&restored.stats());
-                        }
-                    }
+                let restored = self.image_of(&cell).and_then(|image| {
+                    image
+                        .map(|i| {
+                            Shard::from_image(i, self.bucket_width, self.config.embedding_dimension)
+                        })
+                        .transpose()
+                });
+                match restored {
+                    Ok(Some(restored)) => total.add(&restored.stats()),
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "spilled shard unreadable; counted as spilled");
                         total.add(&cell.spilled_stats());

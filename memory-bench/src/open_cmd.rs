@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memory_core::retrieval::RetrievalQuery;
-use memory_core::{
-    Episode, Error, IndexOpen, MemoryConfig, Outcome, Result, SelfLearningMemory, Step,
-};
+use memory_core::{Episode, Error, IndexOpen, MemoryConfig, Result, SelfLearningMemory};
 use memory_storage_redb::{RedbCache, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
@@ -60,42 +58,12 @@ pub(crate) async fn open_with(
     builder.open().await
 }
 
-/// A completed episode from the generator's next summary.
-fn episode(g: &mut Generator) -> Episode {
-    let s = g.summary();
-    let mut e = Episode::new(s.id, s.description, s.context, s.started_at);
-    e.steps = s
-        .tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| Step {
-            seq: i as u32,
-            tool: tool.clone(),
-            action: "call".into(),
-            input: "{}".into(),
-            output: "ok".into(),
-            success: true,
-            latency_ms: 5,
-            timestamp: s.started_at,
-        })
-        .collect();
-    let kind = s.outcome.unwrap_or(memory_core::OutcomeKind::Success);
-    e.outcome = Some(Outcome {
-        kind,
-        verdict: "done".into(),
-    });
-    e.reward = s.reward;
-    e.completed_at = s.completed_at;
-    e.version = 2;
-    e
-}
-
 /// Import `n` episodes from `g` with 64 concurrent tasks.
 pub(crate) async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usize) -> Result<()> {
     const TASKS: usize = 64;
     let mut left = n;
     while left > 0 {
-        let batch: Vec<Episode> = (0..left.min(TASKS * 64)).map(|_| episode(g)).collect();
+        let batch: Vec<Episode> = (0..left.min(TASKS * 64)).map(|_| g.episode()).collect();
         left -= batch.len();
         let chunks: Vec<Vec<Episode>> = batch
             .chunks(batch.len().div_ceil(TASKS))

@@ -6,7 +6,9 @@
 //! Deterministic: the same seed gives the same episodes. It never touches a store.
 
 use memory_core::time::{self, Timestamp};
-use memory_core::{EpisodeId, EpisodeSummary, OutcomeKind, TaskContext};
+use memory_core::{
+    Episode, EpisodeId, EpisodeSummary, NewStep, Outcome, OutcomeKind, Step, TaskContext,
+};
 
 /// splitmix64: small, fast, well mixed; enough for workloads.
 #[derive(Debug, Clone)]
@@ -310,6 +312,30 @@ impl Generator {
         }
     }
 
+    /// The next episode (completed, version 2), as `import_episode` takes it: drawn like
+    /// [`Generator::summary`], with two steps per tool (a JSON input of a few dozen bytes), so
+    /// its derived summary has the same scope, text, tools, outcome and times.
+    pub fn episode(&mut self) -> Episode {
+        let s = self.summary();
+        let mut episode = Episode::new(s.id, s.description, s.context, s.started_at);
+        for (i, tool) in s.tools.iter().flat_map(|t| [t, t]).enumerate() {
+            let input = format!("{{\"call\":{i},\"ref\":\"item{}\"}}", self.rng.below(5_000));
+            let step = NewStep::new(tool.clone(), input).with_output("ok");
+            episode
+                .steps
+                .push(Step::from_new(step, i as u32, s.started_at));
+        }
+        let outcome = s.outcome.unwrap_or(OutcomeKind::Success);
+        episode.outcome = Some(Outcome {
+            kind: outcome,
+            verdict: format!("{} after {} steps", outcome.as_str(), episode.steps.len()),
+        });
+        episode.reward = s.reward;
+        episode.completed_at = s.completed_at;
+        episode.version = 2;
+        episode
+    }
+
     /// A query text and the namespace/domain it targets, drawn like the episodes.
     pub fn query(&mut self) -> (String, String, String) {
         let ns = self.rng.zipf(self.shape.namespaces);
@@ -364,5 +390,28 @@ mod tests {
             counts[0] > counts[9] && counts[9] > counts[99],
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn an_episode_summarizes_to_what_the_generator_drew() {
+        let mut g = Generator::new(11, Shape::default());
+        for _ in 0..50 {
+            let e = g.episode();
+            let s = e.summary();
+            assert!(e.is_completed());
+            assert_eq!(s.step_count as usize, e.steps.len());
+            assert!(!s.tools.is_empty());
+            assert!(
+                s.tools
+                    .iter()
+                    .all(|t| e.steps.iter().any(|st| &st.tool == t))
+            );
+            assert!(s.context.namespace.starts_with("tenant"));
+            assert!(s.context.domain.starts_with("domain"));
+            assert_eq!(s.version, 2);
+            memory_core::Limits::default()
+                .check_episode(&e)
+                .expect("a generated episode passes the default limits");
+        }
     }
 }

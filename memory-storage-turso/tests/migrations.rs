@@ -1,5 +1,6 @@
 //! Schema migrations: down then up again round-trips; data written before going down reads
-//! back unchanged after going up (the v2 summaries are rebuilt from the steps); down to 0
+//! back unchanged after going up (the v2 summaries are rebuilt from the steps, the v3 version
+//! index is rebuilt); down to 0
 //! empties the file; unknown targets are refused.
 
 use memory_core::conformance::{completed, sample_episode, sample_steps};
@@ -8,6 +9,14 @@ use memory_core::{ErrorKind, NewStep, Step, time};
 use memory_storage_turso::{MIGRATIONS, SCHEMA_VERSION, SchemaChange, TursoOptions, TursoStore};
 
 async fn table_names(path: &std::path::Path) -> Vec<String> {
+    names_of(path, "table").await
+}
+
+async fn index_names(path: &std::path::Path) -> Vec<String> {
+    names_of(path, "index").await
+}
+
+async fn names_of(path: &std::path::Path, kind: &str) -> Vec<String> {
     let db = libsql::Builder::new_local(path)
         .build()
         .await
@@ -15,8 +24,8 @@ async fn table_names(path: &std::path::Path) -> Vec<String> {
     let conn = db.connect().expect("test setup");
     let mut rows = conn
         .query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-            (),
+            "SELECT name FROM sqlite_master WHERE type = ?1 ORDER BY name",
+            [kind],
         )
         .await
         .expect("test setup");
@@ -64,7 +73,13 @@ async fn down_and_up_again_keeps_every_episode_and_summary() {
     store.close().await.unwrap();
 
     let change = TursoStore::migrate_local(&path, 1).await.unwrap();
-    assert_eq!(change, SchemaChange { from: 2, to: 1 });
+    assert_eq!(
+        change,
+        SchemaChange {
+            from: SCHEMA_VERSION,
+            to: 1
+        }
+    );
     let tables = table_names(&path).await;
     assert!(!tables.contains(&"summaries".to_string()), "{tables:?}");
     assert!(tables.contains(&"episodes".to_string()), "{tables:?}");
@@ -84,18 +99,41 @@ async fn down_and_up_again_keeps_every_episode_and_summary() {
         .unwrap();
     store.close().await.unwrap();
 
-    // Explicit up, and a no-op at the current version.
+    // Explicit up one step at a time (the version index of migration 3 comes and goes with
+    // it), and a no-op at the current version.
     assert_eq!(
         TursoStore::migrate_local(&path, 1).await.unwrap(),
-        SchemaChange { from: 2, to: 1 }
+        SchemaChange {
+            from: SCHEMA_VERSION,
+            to: 1
+        }
+    );
+    assert!(
+        !index_names(&path)
+            .await
+            .contains(&"episodes_id_version".to_string())
     );
     assert_eq!(
         TursoStore::migrate_local(&path, 2).await.unwrap(),
         SchemaChange { from: 1, to: 2 }
     );
     assert_eq!(
-        TursoStore::migrate_local(&path, 2).await.unwrap(),
-        SchemaChange { from: 2, to: 2 }
+        TursoStore::migrate_local(&path, 3).await.unwrap(),
+        SchemaChange { from: 2, to: 3 }
+    );
+    assert!(
+        index_names(&path)
+            .await
+            .contains(&"episodes_id_version".to_string())
+    );
+    assert_eq!(
+        TursoStore::migrate_local(&path, SCHEMA_VERSION)
+            .await
+            .unwrap(),
+        SchemaChange {
+            from: SCHEMA_VERSION,
+            to: SCHEMA_VERSION
+        }
     );
     let store = TursoStore::open_local(&path, TursoOptions::default())
         .await
@@ -125,7 +163,10 @@ async fn down_to_zero_drops_everything_and_up_starts_empty() {
 
     assert_eq!(
         TursoStore::migrate_local(&path, 0).await.unwrap(),
-        SchemaChange { from: 2, to: 0 }
+        SchemaChange {
+            from: SCHEMA_VERSION,
+            to: 0
+        }
     );
     assert_eq!(table_names(&path).await, vec!["schema_version".to_string()]);
 

@@ -607,7 +607,15 @@ impl SelfLearningMemory {
     pub async fn retrieve(&self, query: RetrievalQuery) -> Result<Vec<RetrievedEpisode>> {
         let _pass = self.inner.gate.enter()?;
         let _timer = Timer::start(&self.inner.metrics.retrieval);
-        let hits = self.inner.retriever.search(&query)?;
+        let hits = if self.inner.config.memory_budget_bytes.is_some() {
+            // The search may load spilled shards from disk: keep that off the executor.
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.retriever.search(&query))
+                .await
+                .map_err(|e| Error::storage("the search task panicked").with_source(e))??
+        } else {
+            self.inner.retriever.search(&query)?
+        };
         let mut out = Vec::with_capacity(hits.len());
         for hit in hits {
             // A hit deleted since the search is gone, not an error.

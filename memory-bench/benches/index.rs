@@ -27,14 +27,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use memory_bench::synthetic::{Generator, Shape};
+use memory_bench::synthetic::Generator;
 use memory_core::index::SpatiotemporalIndex;
 use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
 use memory_core::time::{self, Timestamp};
 use memory_core::{EpisodeId, EpisodeSummary};
 use std::hint::black_box;
 
-use support::{Percentiles, number_from_env, sizes_from_env};
+use support::{Percentiles, number_from_env, shape_from_env, sizes_from_env};
 
 /// Inserts (or removes) timed between two untimed undo steps.
 const CHUNK: usize = 100;
@@ -64,7 +64,7 @@ struct Fixture {
 
 impl Fixture {
     fn build(size: usize, queries: usize) -> Self {
-        let shape = Shape::default();
+        let shape = shape_from_env();
         let mut generator = Generator::new(42, shape);
         let started = Instant::now();
         let summaries: Vec<_> = (0..size).map(|_| generator.summary()).collect();
@@ -124,7 +124,7 @@ struct Fresh {
 
 impl Fresh {
     fn new() -> Self {
-        let mut g = Generator::new(99, Shape::default());
+        let mut g = Generator::new(99, shape_from_env());
         Self {
             pool: (0..4_096).map(|_| g.summary()).collect(),
             next: 0,
@@ -167,7 +167,7 @@ impl Writers {
                 let index = index.clone();
                 let stop = stop.clone();
                 let written = written.clone();
-                let mut g = Generator::new(1_000 + w, Shape::default());
+                let mut g = Generator::new(1_000 + w, shape_from_env());
                 let own: Vec<EpisodeSummary> = (0..WRITER_EPISODES)
                     .map(|_| {
                         let mut s = g.summary();

@@ -6,8 +6,9 @@
 //!
 //! Every hit is loaded from the cache: `import_episode` caches completed episodes, so no
 //! query reads the durable store. Two variants, both in the criterion group `retrieve_e2e`:
-//! - `hot_tier/N`: the default configuration, whose in-process tier (`hot_cache_bytes`,
-//!   64 MiB) holds every episode, in front of redb;
+//! - `hot_tier/N`: the default configuration, whose bounded in-process tier
+//!   (`hot_cache_bytes`, 64 MiB by default) sits in front of redb; at large N it holds only
+//!   part of the episodes, so some hits are redb reads;
 //! - `redb_only/N`: the same files reopened with `hot_cache_bytes = 0`, so each hit is a redb
 //!   read and a decode.
 //!
@@ -27,12 +28,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use memory_bench::embedded::open_embedded;
-use memory_bench::synthetic::{Generator, Shape};
+use memory_bench::synthetic::Generator;
 use memory_core::index::SpatiotemporalIndex;
 use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
 use memory_core::{Episode, MemoryConfig, SelfLearningMemory};
 
-use support::{Percentiles, number_from_env, sizes_from_env};
+use support::{Percentiles, number_from_env, shape_from_env, sizes_from_env};
 
 /// Concurrent importers: enough to fill group commits.
 const IMPORTERS: usize = 64;
@@ -124,10 +125,10 @@ fn run_size(
         ..MemoryConfig::default()
     };
 
-    let mut generator = Generator::new(42, Shape::default());
+    let mut generator = Generator::new(42, shape_from_env());
     let episodes: Vec<Episode> = (0..size).map(|_| generator.episode()).collect();
     let summaries: Vec<_> = episodes.iter().map(Episode::summary).collect();
-    let mut qgen = Generator::new(7, Shape::default());
+    let mut qgen = Generator::new(7, shape_from_env());
     let qs: Vec<RetrievalQuery> = (0..queries)
         .map(|_| {
             let (ns, domain, text) = qgen.query();

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use memory_bench::synthetic::{Shape, Vocabulary};
 use memory_bench::workload::percentile;
 
 /// The sizes listed in the environment variable `var` (comma-separated, `_` allowed as a digit
@@ -32,6 +33,21 @@ pub fn number_from_env(var: &str, default: u64) -> u64 {
             .parse()
             .unwrap_or_else(|_| panic!("{var}: {v:?} is not a number")),
         Err(_) => default,
+    }
+}
+
+/// The generator's shape, with the vocabulary `MEMORY_BENCH_VOCABULARY` names: `zipf` (the
+/// default, 20,000 words) or `small` (the first generator's 78 words, to compare with figures
+/// taken before the Zipf vocabulary).
+pub fn shape_from_env() -> Shape {
+    let vocabulary = match std::env::var("MEMORY_BENCH_VOCABULARY").as_deref() {
+        Err(_) | Ok("zipf") => Vocabulary::Zipf,
+        Ok("small") => Vocabulary::Small,
+        Ok(other) => panic!("MEMORY_BENCH_VOCABULARY: {other:?} is not zipf or small"),
+    };
+    Shape {
+        vocabulary,
+        ..Shape::default()
     }
 }
 
@@ -103,9 +119,9 @@ impl Percentiles {
                     "variant": r.variant,
                     "episodes": r.episodes,
                     "queries": r.queries,
-                    "p50_ms": ms(r.p50),
-                    "p99_ms": ms(r.p99),
-                    "mean_ms": ms(r.mean),
+                    "p50_ms": micros_as_ms(r.p50),
+                    "p99_ms": micros_as_ms(r.p99),
+                    "mean_ms": micros_as_ms(r.mean),
                 })
             })
             .collect();
@@ -126,4 +142,9 @@ impl Percentiles {
 /// Milliseconds as a float.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// Milliseconds rounded to the microsecond, for the JSON file.
+fn micros_as_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e3
 }

@@ -1,7 +1,8 @@
 //! The retrieval index alone (issue 4): insert, remove and retrieve at each size of
 //! `MEMORY_BENCH_SIZES` (default `10000,100000`; add `1000000` by hand, it takes ~1 GB and
 //! minutes to build), on a `SpatiotemporalIndex` bulk-built once per size from the seeded
-//! synthetic generator (4 namespaces, 20 domains with Zipf-skewed sizes).
+//! synthetic generator (4 namespaces, 20 domains with Zipf-skewed sizes; vocabulary from
+//! `MEMORY_BENCH_VOCABULARY`, `zipf` by default or `small` for the first generator's 78 words).
 //!
 //! Criterion groups, each benchmark named by its size:
 //! - `index/insert`, `index/remove`: fresh ids, in chunks of 100 that are undone (removed,

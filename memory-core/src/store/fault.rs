@@ -326,6 +326,14 @@ impl<S: DurableStore> DurableStore for Faulty<S> {
         self.run(Op::ScanSummaries, self.inner.scan_summaries(after, limit))
             .await
     }
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        self.run(Op::ScanSummaries, self.inner.scan_versions(after, limit))
+            .await
+    }
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }

@@ -42,6 +42,13 @@ impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
     ) -> Result<Page<EpisodeSummary>> {
         (**self).scan_summaries(after, limit).await
     }
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        (**self).scan_versions(after, limit).await
+    }
     async fn close(&self) -> Result<()> {
         (**self).close().await
     }

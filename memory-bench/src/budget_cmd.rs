@@ -16,16 +16,9 @@ use std::time::{Duration, Instant};
 use memory_core::retrieval::RetrievalQuery;
 use memory_core::{EpisodeId, Error, MemoryConfig, Result, SelfLearningMemory};
 
+use crate::index_cmd::peak_rss_bytes;
 use crate::open_cmd::{fill, open_with};
 use crate::synthetic::{Generator, Shape};
-
-/// Peak resident set size of this process in bytes (Linux `VmHWM`), if readable.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
 
 async fn answers(
     m: &SelfLearningMemory,
@@ -100,7 +93,7 @@ pub async fn run(args: &[String]) -> Result<()> {
         println!(
             "| {done} | {:.0} | {} | {:.1} | {} |",
             started.elapsed().as_secs_f64(),
-            peak_rss().unwrap_or(0) >> 20,
+            peak_rss_bytes().unwrap_or(0) >> 20,
             s.index_budgeted_bytes as f64 / f64::from(1 << 20),
             s.index_spilled_shards
         );
@@ -119,7 +112,7 @@ pub async fn run(args: &[String]) -> Result<()> {
     let under_budget = answers(&m, &qs).await?;
     let query_time = t.elapsed();
     let s = m.metrics();
-    let peak = peak_rss().unwrap_or(0);
+    let peak = peak_rss_bytes().unwrap_or(0);
     println!(
         "\nbudget {budget_mib} MiB (hot cache {} MiB); {episodes} episodes indexed: {}; \
          peak RSS {} MiB; index budgeted {:.1} MiB, index estimate {:.1} MiB, spilled shards \

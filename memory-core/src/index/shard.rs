@@ -135,7 +135,7 @@ impl Shard {
         std::mem::take(&mut self.pending)
     }
 
-    /// A copy of the queued changes.
+    /// The queued changes, oldest first.
     pub(crate) fn pending(&self) -> &[Pending] {
         &self.pending
     }

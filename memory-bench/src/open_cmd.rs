@@ -43,8 +43,15 @@ pub(crate) async fn open_with(
     snapshots: bool,
     config: MemoryConfig,
 ) -> Result<SelfLearningMemory> {
+    let started = Instant::now();
     let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
+    let durable_open = started.elapsed();
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+    eprintln!(
+        "  stores opened: libsql {:.3} s, redb {:.3} s",
+        durable_open.as_secs_f64(),
+        (started.elapsed() - durable_open).as_secs_f64()
+    );
     let builder = SelfLearningMemory::builder()
         .durable(durable)
         .journal(cache.journal())
@@ -90,6 +97,7 @@ pub(crate) async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usiz
 async fn measure(dir: &Path, snapshots: bool) -> Result<(IndexOpen, Duration)> {
     let started = Instant::now();
     let m = open(dir, snapshots).await?;
+    eprintln!("  open returned after {:.3} s", started.elapsed().as_secs_f64());
     let (ns, domain, text) = Generator::new(7, Shape::default()).query();
     let hits = m
         .retrieve(RetrievalQuery::new(ns, text).domain(domain).limit(5))
@@ -151,12 +159,21 @@ pub async fn run(args: &[String]) -> Result<()> {
     {
         let mut g = Generator::new(42, Shape::default());
         let started = Instant::now();
+        // A directory filled by an earlier run is measured again as it is.
+        let reuse = dir.join("memory.db").exists();
         let m = Arc::new(open(&dir, true).await?);
-        fill(&m, &mut g, episodes).await?;
+        if reuse {
+            for _ in 0..m.index_open().episodes {
+                g.episode();
+            }
+        } else {
+            fill(&m, &mut g, episodes).await?;
+        }
         m.shutdown().await?;
         drop(m);
         eprintln!(
-            "filled {episodes} episodes in {:.1} s",
+            "{} {episodes} episodes in {:.1} s",
+            if reuse { "reused" } else { "filled" },
             started.elapsed().as_secs_f64()
         );
         println!(

@@ -5,15 +5,20 @@
 //! file per shard. Every file is `magic (8 bytes) | format version (u32 LE) | index
 //! fingerprint (bucket width µs i64 LE, embedding dimension u64 LE, u64::MAX for none) |
 //! payload length (u64 LE) | payload (postcard) | CRC-32 of everything before it (u32 LE)`.
-//! A shard file's payload is a `ShardImage`; the manifest's lists the shard files with their
-//! namespace, domain, episode count and CRC. Writing puts every file under a temporary name,
+//! A shard file's payload is a `ShardImage`; the manifest's lists the shards with their file,
+//! namespace, domain, statistics and `(id, version)` list, which is all the index needs to
+//! serve a shard before its file is read. Writing puts every file under a temporary name,
 //! fsyncs it and renames it into place, then the manifest the same way, then fsyncs the
 //! directory, then deletes the files the new manifest no longer lists: a crash at any point
-//! leaves either the old or the new manifest, each with all its files. Reading checks every
-//! byte it uses (magic, version, fingerprint, length, CRC, the manifest's CRC of each file) and
-//! says why a snapshot is refused; images that pass are validated again when installed. This
-//! module must never decide what to do with a refused snapshot (the engine rebuilds) and never
-//! touch the index's locks except through `for_each_image`.
+//! leaves either the old or the new manifest, each with all its files.
+//!
+//! Opening a snapshot reads and checks only the manifest; each shard file is linked into the
+//! spill directory (`spill/`, where the memory budget also puts shards) and read, checked and
+//! decoded only when its shard is first used. Every byte read is checked (magic, version,
+//! fingerprint, length, CRC) and a refusal says which file and why; images that pass are
+//! validated again when installed. This module must never decide what to do with a refused
+//! snapshot (the engine rebuilds) and never touch the index's locks except through
+//! `for_each_image`.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -23,10 +28,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::index::{ShardImage, SpatiotemporalIndex};
+use crate::id::EpisodeId;
+use crate::index::{IndexStats, ShardImage, SpatiotemporalIndex, SpilledShard};
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes and reads (2: the manifest lists each shard's
+/// statistics and `(id, version)` list).
+pub const FORMAT_VERSION: u32 = 2;
 
 const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";
@@ -50,8 +57,8 @@ struct ManifestEntry {
     namespace: String,
     domain: String,
     file: String,
-    episodes: u64,
-    crc: u32,
+    stats: IndexStats,
+    versions: Vec<(EpisodeId, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +127,7 @@ fn decode<T: DeserializeOwned>(
     fp: Fingerprint,
     bytes: &[u8],
     name: &str,
-) -> Result<(T, u32)> {
+) -> Result<T> {
     let bad = |why: String| Error::corrupt(format!("index snapshot file {name}: {why}"));
     if bytes.len() < HEADER + 4 {
         return Err(bad(format!("{} bytes, shorter than a header", bytes.len())));
@@ -167,9 +174,8 @@ fn decode<T: DeserializeOwned>(
     if crc32fast::hash(body) != crc {
         return Err(bad("checksum mismatch".into()));
     }
-    let value = postcard::from_bytes(&bytes[HEADER..HEADER + len])
-        .map_err(|e| bad(format!("undecodable payload: {e}")))?;
-    Ok((value, crc))
+    postcard::from_bytes(&bytes[HEADER..HEADER + len])
+        .map_err(|e| bad(format!("undecodable payload: {e}")))
 }
 
 impl SnapshotDir {
@@ -193,23 +199,22 @@ impl SnapshotDir {
         let generation = self.read_manifest(fp).map_or(0, |m| m.generation) + 1;
         let mut stats = SnapshotStats::default();
         let mut shards = Vec::new();
-        index.for_each_image(|image| {
+        index.for_each_image(|image, shard_stats| {
             let file = format!(
                 "shard-{:016x}-{generation}",
                 shard_hash(&image.namespace, &image.domain)
             );
             let bytes = encode(SHARD_MAGIC, fp, &image)?;
-            let crc = crc_of(&bytes);
             self.put(&file, &bytes)?;
             stats.shards += 1;
             stats.episodes += image.docs.len();
             stats.bytes += bytes.len() as u64;
             shards.push(ManifestEntry {
+                versions: image.docs.iter().map(|d| (d.id, d.version)).collect(),
                 namespace: image.namespace,
                 domain: image.domain,
                 file,
-                episodes: image.docs.len() as u64,
-                crc,
+                stats: shard_stats,
             });
             Ok(())
         })?;
@@ -230,37 +235,38 @@ impl SnapshotDir {
         Ok(stats)
     }
 
-    /// The shard images of the snapshot, each checked; `Ok(None)` when there is no snapshot.
-    /// Any problem (a missing or damaged file, another format version, other index settings)
-    /// is an error that says which file and why: such a snapshot must not be used.
-    pub(crate) fn read(&self, index: &SpatiotemporalIndex) -> Result<Option<Vec<ShardImage>>> {
+    /// Open the snapshot for `index` without reading its shard files: check the manifest,
+    /// link (or, where links are unsupported, copy) each shard file into `spill`, where the
+    /// index reads it when the shard is first used, and return what the index needs to serve
+    /// the shards until then. `Ok(None)` when there is no snapshot. Any problem (a damaged
+    /// manifest, a missing shard file, another format version, other index settings) is an
+    /// error that says which file and why: such a snapshot must not be used.
+    pub(crate) fn open(
+        &self,
+        index: &SpatiotemporalIndex,
+        spill: &SpillDir,
+    ) -> Result<Option<Vec<SpilledShard>>> {
         let fp = Fingerprint::of(index)?;
         if !self.path.join(MANIFEST).exists() {
             return Ok(None);
         }
         let manifest = self.read_manifest(fp)?;
-        let mut images = Vec::with_capacity(manifest.shards.len());
-        for entry in &manifest.shards {
-            let bytes = read_file(&self.path.join(&entry.file))?;
-            let (image, crc): (ShardImage, u32) = decode(SHARD_MAGIC, fp, &bytes, &entry.file)?;
-            if crc != entry.crc
-                || image.namespace != entry.namespace
-                || image.domain != entry.domain
-                || image.docs.len() as u64 != entry.episodes
-            {
-                return Err(Error::corrupt(format!(
-                    "index snapshot file {} does not match its manifest entry",
-                    entry.file
-                )));
-            }
-            images.push(image);
+        let mut shards = Vec::with_capacity(manifest.shards.len());
+        for entry in manifest.shards {
+            spill.adopt(&self.path.join(&entry.file), &entry.namespace, &entry.domain)?;
+            shards.push(SpilledShard {
+                namespace: entry.namespace,
+                domain: entry.domain,
+                stats: entry.stats,
+                versions: entry.versions,
+            });
         }
-        Ok(Some(images))
+        Ok(Some(shards))
     }
 
     fn read_manifest(&self, fp: Fingerprint) -> Result<Manifest> {
         let bytes = read_file(&self.path.join(MANIFEST))?;
-        decode(MANIFEST_MAGIC, fp, &bytes, MANIFEST).map(|(m, _)| m)
+        decode(MANIFEST_MAGIC, fp, &bytes, MANIFEST)
     }
 
     /// Write `bytes` to `name` atomically: temporary file, fsync, rename.
@@ -284,10 +290,17 @@ pub(crate) struct SpillDir {
 }
 
 impl SpillDir {
-    /// Spill files for `index` under `snapshots/spill` (created now).
+    /// Spill files for `index` under `snapshots/spill`, created now and emptied: spill files
+    /// of an earlier run are never read (the index is opened from the snapshot or rebuilt).
     pub(crate) fn new(snapshots: &SnapshotDir, index: &SpatiotemporalIndex) -> Result<Self> {
         let dir = SnapshotDir::new(snapshots.path().join("spill"));
-        fs::create_dir_all(dir.path()).map_err(io(format!("creating {}", dir.path().display())))?;
+        let path = dir.path();
+        fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))?;
+        for entry in fs::read_dir(path).map_err(io(format!("listing {}", path.display())))? {
+            let entry = entry.map_err(io(format!("listing {}", path.display())))?;
+            fs::remove_file(entry.path())
+                .map_err(io(format!("removing {}", entry.path().display())))?;
+        }
         Ok(Self {
             dir,
             fp: Fingerprint::of(index)?,
@@ -296,6 +309,30 @@ impl SpillDir {
 
     fn name(namespace: &str, domain: &str) -> String {
         format!("shard-{:016x}", shard_hash(namespace, domain))
+    }
+
+    /// Make the snapshot shard file `file` the spilled image of `(namespace, domain)`: a hard
+    /// link (no copy; later snapshots may delete `file`'s name, the link keeps the content), or
+    /// a copy where links are unsupported. Only the file's length is checked here; the rest
+    /// when it is loaded.
+    fn adopt(&self, file: &Path, namespace: &str, domain: &str) -> Result<()> {
+        let len = fs::metadata(file)
+            .map_err(|e| {
+                Error::corrupt(format!("index snapshot file {} unreadable", file.display()))
+                    .with_source(e)
+            })?
+            .len();
+        if len < (HEADER + 4) as u64 {
+            return Err(Error::corrupt(format!(
+                "index snapshot file {}: {len} bytes, shorter than a header",
+                file.display()
+            )));
+        }
+        let target = self.dir.path().join(Self::name(namespace, domain));
+        let _ = fs::remove_file(&target);
+        fs::hard_link(file, &target)
+            .or_else(|_| fs::copy(file, &target).map(|_| ()))
+            .map_err(io(format!("linking {} into the spill directory", file.display())))
     }
 }
 
@@ -309,7 +346,7 @@ impl crate::index::ShardSpill for SpillDir {
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
         let name = Self::name(namespace, domain);
         let bytes = read_file(&self.dir.path().join(&name))?;
-        let (image, _): (ShardImage, u32) = decode(SHARD_MAGIC, self.fp, &bytes, &name)?;
+        let image: ShardImage = decode(SHARD_MAGIC, self.fp, &bytes, &name)?;
         if image.namespace != namespace || image.domain != domain {
             return Err(Error::corrupt(format!(
                 "spilled shard file {name} holds another shard"
@@ -317,12 +354,6 @@ impl crate::index::ShardSpill for SpillDir {
         }
         Ok(image)
     }
-}
-
-fn crc_of(file: &[u8]) -> u32 {
-    let mut c = [0u8; 4];
-    c.copy_from_slice(&file[file.len() - 4..]);
-    u32::from_le_bytes(c)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -382,28 +413,49 @@ mod tests {
         v
     }
 
+    /// A fresh index with a spill directory under `dir`, and that spill directory.
+    fn fresh(dir: &SnapshotDir, config: IndexConfig) -> (SpatiotemporalIndex, std::sync::Arc<SpillDir>) {
+        let index = SpatiotemporalIndex::new(config).unwrap();
+        let spill = std::sync::Arc::new(SpillDir::new(dir, &index).unwrap());
+        index.set_spill(spill.clone()).unwrap();
+        (index, spill)
+    }
+
+    fn sorted_versions(index: &SpatiotemporalIndex) -> Vec<(EpisodeId, u64)> {
+        let mut v = index.versions();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn a_snapshot_round_trips_and_replaces_the_previous_one() {
+    fn a_snapshot_opens_spilled_loads_on_use_and_replaces_the_previous_one() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::new(tmp.path().join("snap"));
         let index = index_with(30);
-        let fresh = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
-        assert!(dir.read(&fresh).unwrap().is_none(), "no snapshot yet");
+        let (opened, spill) = fresh(&dir, IndexConfig::default());
+        assert!(dir.open(&opened, &spill).unwrap().is_none(), "no snapshot yet");
         let stats = dir.write(&index).unwrap();
         assert_eq!((stats.shards, stats.episodes), (3, 30));
         let first = files(dir.path());
         dir.write(&index).unwrap();
         let second = files(dir.path());
-        assert_eq!(second.len(), 4, "manifest and 3 shard files: {second:?}");
+        assert_eq!(second.len(), 5, "manifest, spill/ and 3 shard files: {second:?}");
         assert_ne!(first, second, "a new generation replaces the old files");
-        let images = dir.read(&fresh).unwrap().unwrap();
-        assert_eq!(fresh.install_images(images).unwrap(), 30);
-        let mut a = index.versions();
-        let mut b = fresh.versions();
-        a.sort();
-        b.sort();
-        assert_eq!(a, b);
-        assert_eq!(fresh.stats(), index.stats());
+        let shards = dir.open(&opened, &spill).unwrap().unwrap();
+        assert_eq!(opened.install_spilled(shards).unwrap(), 30);
+        // Served from the manifest before any shard file is read.
+        assert_eq!(opened.spilled_shards(), 3);
+        assert_eq!(sorted_versions(&opened), sorted_versions(&index));
+        assert_eq!(opened.stats(), index.stats());
+        // A newer snapshot deletes the files the spill directory links to: still readable.
+        dir.write(&index).unwrap();
+        let mut loads = 0;
+        while opened.load_one_spilled().unwrap() {
+            loads += 1;
+        }
+        assert_eq!((loads, opened.spilled_shards()), (3, 0));
+        assert_eq!(opened.stats(), index.stats());
+        assert_eq!(sorted_versions(&opened), sorted_versions(&index));
     }
 
     #[test]
@@ -418,31 +470,63 @@ mod tests {
             .unwrap();
         let path = tmp.path().join(&shard);
         let good = fs::read(&path).unwrap();
-        let refused = |why: &str| {
-            let e = dir.read(&index).unwrap_err();
+        // Refused at open: what open reads (the manifest, the shard files' presence).
+        let refused_at_open = |why: &str| {
+            let (opened, spill) = fresh(&dir, IndexConfig::default());
+            let e = dir.open(&opened, &spill).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt, "{why}: {e}");
+            e.to_string()
+        };
+        // Refused when the shard is first loaded: the shard file's content.
+        let refused_at_load = |why: &str| {
+            let (opened, spill) = fresh(&dir, IndexConfig::default());
+            let shards = dir.open(&opened, &spill).unwrap().unwrap();
+            opened.install_spilled(shards).unwrap();
+            let e = loop {
+                match opened.load_one_spilled() {
+                    Ok(true) => {}
+                    Ok(false) => panic!("{why}: every shard loaded"),
+                    Err(e) => break e,
+                }
+            };
             assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt, "{why}: {e}");
             e.to_string()
         };
         let mut flipped = good.clone();
         flipped[HEADER + 3] ^= 0x40;
         fs::write(&path, &flipped).unwrap();
-        assert!(refused("flipped").contains("checksum"));
+        assert!(refused_at_load("flipped").contains("checksum"));
         fs::write(&path, &good[..good.len() - 9]).unwrap();
-        assert!(refused("truncated").contains("announces"));
+        assert!(refused_at_load("truncated").contains("announces"));
         let mut other_version = good.clone();
         other_version[8] = 9;
         fs::write(&path, &other_version).unwrap();
-        assert!(refused("version").contains("format version"));
+        assert!(refused_at_load("version").contains("format version"));
+        fs::write(&path, &good[..HEADER]).unwrap();
+        assert!(refused_at_open("cut short").contains("shorter than a header"));
         fs::remove_file(&path).unwrap();
-        assert!(refused("missing").contains("unreadable"));
+        assert!(refused_at_open("missing").contains("unreadable"));
         fs::write(&path, &good).unwrap();
-        assert!(dir.read(&index).unwrap().is_some());
-        let other = SpatiotemporalIndex::new(IndexConfig {
-            embedding_dimension: Some(4),
-            ..IndexConfig::default()
-        })
-        .unwrap();
-        let e = dir.read(&other).unwrap_err();
+        let manifest = tmp.path().join(MANIFEST);
+        let good_manifest = fs::read(&manifest).unwrap();
+        let mut flipped = good_manifest.clone();
+        flipped[HEADER + 1] ^= 0x01;
+        fs::write(&manifest, &flipped).unwrap();
+        assert!(refused_at_open("manifest flipped").contains("checksum"));
+        fs::write(&manifest, &good_manifest).unwrap();
+        let (opened, spill) = fresh(&dir, IndexConfig::default());
+        let shards = dir.open(&opened, &spill).unwrap().unwrap();
+        assert_eq!(opened.install_spilled(shards).unwrap(), 10);
+        while opened.load_one_spilled().unwrap() {}
+        assert_eq!(opened.stats(), index.stats());
+        let (other, spill) = fresh(
+            &dir,
+            IndexConfig {
+                embedding_dimension: Some(4),
+                ..IndexConfig::default()
+            },
+        );
+        let e = dir.open(&other, &spill).unwrap_err();
         assert!(e.to_string().contains("other index settings"), "{e}");
     }
 }

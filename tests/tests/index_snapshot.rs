@@ -121,6 +121,43 @@ async fn a_clean_shutdown_leaves_a_snapshot_the_next_open_uses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_open_reads_each_shard_file_only_when_the_shard_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    for i in 0..60 {
+        record(&e.memory, i).await;
+    }
+    let before = answers(&e.memory).await;
+    let stats = e.memory.index().stats();
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+
+    // Under a memory budget nothing loads in the background, so what is loaded shows.
+    let config = MemoryConfig {
+        memory_budget_bytes: Some(1 << 30),
+        ..MemoryConfig::default()
+    };
+    let e = open_embedded_snapshots(dir.path(), config).await.unwrap();
+    assert_eq!(e.memory.index_open().source, IndexSource::Snapshot);
+    let m = e.memory.metrics();
+    assert_eq!((m.index_spilled_shards, m.indexed_episodes), (3, 60));
+    assert_eq!(e.memory.index().stats(), stats, "served from the manifest");
+    // A query of one domain loads that shard only.
+    let hits = e
+        .memory
+        .retrieve(RetrievalQuery::new("agent", "refund order").domain("domain1"))
+        .await
+        .unwrap();
+    assert!(!hits.is_empty());
+    assert_eq!(e.memory.metrics().index_spilled_shards, 2);
+    assert_eq!(answers(&e.memory).await, before);
+    assert_eq!(e.memory.metrics().index_spilled_shards, 0);
+    e.memory.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let (deleted, updated) = {
@@ -178,7 +215,7 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_snapshot_is_refused_and_the_index_rebuilt() {
+async fn a_damaged_shard_file_is_refused_when_loaded_and_the_index_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
         .await
@@ -209,14 +246,13 @@ async fn a_damaged_snapshot_is_refused_and_the_index_rebuilt() {
     let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
         .await
         .unwrap();
-    match &e.memory.index_open().source {
-        IndexSource::RebuiltSnapshotRefused(why) => {
-            assert!(why.contains("checksum"), "{why}")
-        }
-        other => panic!("a damaged snapshot was used: {other:?}"),
-    }
+    // Open reads only the manifest: the damage shows when the shard is loaded (by a query
+    // or the background load), and the index is then rebuilt from the durable store.
+    assert_eq!(e.memory.index_open().source, IndexSource::Snapshot);
     assert_eq!(e.memory.index_open().episodes, 30);
     assert_eq!(answers(&e.memory).await, before);
+    assert_eq!(e.memory.metrics().index_rebuilds, 1);
+    assert_eq!(e.memory.metrics().index_spilled_shards, 0);
     // Shutdown writes a good snapshot again.
     e.memory.shutdown().await.unwrap();
     drop(e);
@@ -224,5 +260,26 @@ async fn a_damaged_snapshot_is_refused_and_the_index_rebuilt() {
         .await
         .unwrap();
     assert_eq!(e.memory.index_open().source, IndexSource::Snapshot);
+    assert_eq!(answers(&e.memory).await, before);
+    assert_eq!(e.memory.metrics().index_rebuilds, 0);
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+
+    // A damaged manifest is refused at open, and the index rebuilt before serving.
+    let manifest = snap.join("manifest");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&manifest, bytes).unwrap();
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    match &e.memory.index_open().source {
+        IndexSource::RebuiltSnapshotRefused(why) => {
+            assert!(why.contains("checksum"), "{why}")
+        }
+        other => panic!("a damaged manifest was used: {other:?}"),
+    }
+    assert_eq!(answers(&e.memory).await, before);
     e.memory.shutdown().await.unwrap();
 }

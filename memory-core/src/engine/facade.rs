@@ -5,6 +5,7 @@
 //! instead). This file never holds a lock across `.await`; in-progress state lives in
 //! `live`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tracing::{Instrument, warn};
@@ -30,9 +31,9 @@ use crate::metrics::{
     MetricsSnapshot, Timer,
 };
 use crate::retrieval::{
-    RetrievalCounts, RetrievalFlags, RetrievalQuery, Retriever, ScoreBreakdown,
+    RetrievalCounts, RetrievalFlags, RetrievalHit, RetrievalQuery, Retriever, ScoreBreakdown,
 };
-use crate::snapshot::{SnapshotDir, SnapshotStats, SpillDir};
+use crate::snapshot::{SnapshotDir, SnapshotStats};
 use crate::store::{CacheStore, DurableStore, HotCache, Journal, ListRequest, Page};
 use crate::time;
 
@@ -63,6 +64,10 @@ struct Inner {
     snapshots: Option<Snapshots>,
     /// How the index was built at open.
     index_open: IndexOpen,
+    /// Serialises rebuilds of the index after a damaged shard file; holds how many were done.
+    rebuilding: tokio::sync::Mutex<u64>,
+    /// How many rebuilds finished (read without waiting for one in progress).
+    rebuilt: AtomicU64,
 }
 
 impl Inner {
@@ -80,6 +85,85 @@ impl Inner {
         tokio::task::spawn_blocking(move || index.enforce_budget())
             .await
             .map_err(|e| Error::storage("the budget task panicked").with_source(e))?
+    }
+
+    /// Search the index for `query`, on the blocking pool when a shard may have to be loaded
+    /// from disk first (a shard spilled, or any under a memory budget). If a shard file turns
+    /// out damaged, the index is rebuilt from the durable store and the search runs again.
+    async fn search(self: &Arc<Self>, query: &RetrievalQuery) -> Result<Vec<RetrievalHit>> {
+        let seen = self.rebuilt.load(Ordering::Acquire);
+        match self.search_once(query).await {
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                self.rebuild_index(seen, &e).await?;
+                self.search_once(query).await
+            }
+            other => other,
+        }
+    }
+
+    async fn search_once(self: &Arc<Self>, query: &RetrievalQuery) -> Result<Vec<RetrievalHit>> {
+        let index = self.retriever.index();
+        if self.config.memory_budget_bytes.is_none() && index.spilled_shards() == 0 {
+            return self.retriever.search(query);
+        }
+        let inner = self.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || inner.retriever.search(&query))
+            .await
+            .map_err(|e| Error::storage("the search task panicked").with_source(e))?
+    }
+
+    /// Rebuild the index from the durable store because loading a shard failed with `failed`
+    /// (a damaged spill or snapshot file), unless a rebuild finished since the caller saw
+    /// `seen` rebuilds. Queries meanwhile run on the old index; those that need the damaged
+    /// shard wait here for the rebuild.
+    async fn rebuild_index(&self, seen: u64, failed: &Error) -> Result<()> {
+        let mut done = self.rebuilding.lock().await;
+        if *done != seen {
+            return Ok(());
+        }
+        tracing::error!(error = %failed, "an index shard could not be loaded; rebuilding the index from the durable store");
+        let episodes = snapshots::rebuild(self.retriever.index(), self.durable.as_ref()).await?;
+        tracing::info!(episodes, "index rebuilt");
+        *done += 1;
+        self.rebuilt.store(*done, Ordering::Release);
+        Ok(())
+    }
+
+    /// After a snapshot open, load the shards left spilled one at a time in the background,
+    /// so only the first queries pay for reading them (not without a memory budget: there,
+    /// shards load when used). Stops at shutdown.
+    fn load_spilled_in_background(self: &Arc<Self>) {
+        if self.config.memory_budget_bytes.is_some() || self.retriever.index().spilled_shards() == 0 {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { break };
+                let Ok(_pass) = inner.gate.enter() else { break };
+                let index = inner.retriever.index().clone();
+                let seen = inner.rebuilt.load(Ordering::Acquire);
+                let loaded = tokio::task::spawn_blocking(move || index.load_one_spilled())
+                    .await
+                    .map_err(|e| Error::storage("the shard load task panicked").with_source(e))
+                    .and_then(|r| r);
+                match loaded {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) if e.kind() == ErrorKind::Corrupt => {
+                        if let Err(e) = inner.rebuild_index(seen, &e).await {
+                            warn!(error = %e, "index rebuild failed; shards load when used");
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "loading spilled shards stopped; they load when used");
+                        break;
+                    }
+                }
+            }
+        });
     }
 
     /// Replay journaled writes if any are pending.
@@ -275,18 +359,17 @@ impl SelfLearningMemory {
         };
         let retrieval = config.retrieval_config();
         let index = Arc::new(SpatiotemporalIndex::new(retrieval.index_config())?);
-        if config.memory_budget_bytes.is_some() {
-            let dir = snapshots.as_ref().ok_or_else(|| {
-                Error::invalid(
-                    "memory_budget_bytes",
-                    "an index snapshot directory (MemoryBuilder::index_snapshots), where cold \
-                     shards are spilled",
-                    "none",
-                )
-            })?;
-            index.set_spill(Arc::new(SpillDir::new(dir, &index)?))?;
+        if config.memory_budget_bytes.is_some() && snapshots.is_none() {
+            return Err(Error::invalid(
+                "memory_budget_bytes",
+                "an index snapshot directory (MemoryBuilder::index_snapshots), where cold \
+                 shards are spilled",
+                "none",
+            ));
         }
-        let snapshots = snapshots.map(Snapshots::new);
+        let snapshots = snapshots
+            .map(|dir| Snapshots::new(dir, &index))
+            .transpose()?;
         let index_open =
             snapshots::open_index(&index, snapshots.as_ref(), durable.as_ref()).await?;
         let flags = Arc::new(RetrievalFlags::from(config.flags));
@@ -315,6 +398,8 @@ impl SelfLearningMemory {
             hot,
             snapshots,
             index_open,
+            rebuilding: tokio::sync::Mutex::new(0),
+            rebuilt: AtomicU64::new(0),
         });
         let job = Job::start(
             EngineTick(Arc::downgrade(&inner)),
@@ -326,6 +411,7 @@ impl SelfLearningMemory {
             *slot = Some(job);
         }
         inner.enforce_budget().await?;
+        inner.load_spilled_in_background();
         Ok(Self { inner })
     }
 
@@ -408,6 +494,7 @@ impl SelfLearningMemory {
             index_memory_bytes: index.memory_bytes() as u64,
             index_budgeted_bytes: index.budgeted_bytes() as u64,
             index_spilled_shards: index.spilled_shards() as u64,
+            index_rebuilds: inner.rebuilt.load(Ordering::Acquire),
             in_progress_bytes: self.inner.live.approx_bytes() as u64,
             indexed_episodes: index.len() as u64,
             in_progress_episodes: inner.live.len() as u64,
@@ -607,15 +694,7 @@ impl SelfLearningMemory {
     pub async fn retrieve(&self, query: RetrievalQuery) -> Result<Vec<RetrievedEpisode>> {
         let _pass = self.inner.gate.enter()?;
         let _timer = Timer::start(&self.inner.metrics.retrieval);
-        let hits = if self.inner.config.memory_budget_bytes.is_some() {
-            // The search may load spilled shards from disk: keep that off the executor.
-            let inner = self.inner.clone();
-            tokio::task::spawn_blocking(move || inner.retriever.search(&query))
-                .await
-                .map_err(|e| Error::storage("the search task panicked").with_source(e))??
-        } else {
-            self.inner.retriever.search(&query)?
-        };
+        let hits = self.inner.search(&query).await?;
         let mut out = Vec::with_capacity(hits.len());
         for hit in hits {
             // A hit deleted since the search is gone, not an error.

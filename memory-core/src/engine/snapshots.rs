@@ -1,11 +1,14 @@
 //! How the engine builds its index at open and persists it: snapshot plus catch-up, or rebuild.
 //!
-//! Owns the open-time decision (load the snapshot when one is present and valid, compare it
+//! Owns the open-time decision (open the snapshot when one is present and valid, compare it
 //! with the durable store's `(id, version)` list and re-read what differs; else rebuild from a
-//! full scan), the [`IndexOpen`] report of what happened, and the snapshot writes (at shutdown
-//! and from the background job) with their counters. Snapshot files are read and written on
-//! the blocking pool. A refused snapshot is logged with its reason and never indexed. This
-//! module must never serve queries: the engine starts serving after [`open_index`] returns.
+//! full scan), the rebuild after a shard file turns out damaged when it is loaded, the
+//! [`IndexOpen`] report of what happened, and the snapshot writes (at shutdown and from the
+//! background job) with their counters. Opening a snapshot reads only its manifest: shards
+//! stay spilled, their files linked into the spill directory, until first used (see
+//! `crate::snapshot`). Snapshot files are read and written on the blocking pool. A refused
+//! snapshot is logged with its reason and never indexed. This module must never serve
+//! queries: the engine starts serving after [`open_index`] returns.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
-use crate::snapshot::{SnapshotDir, SnapshotStats};
+use crate::snapshot::{SnapshotDir, SnapshotStats, SpillDir};
 use crate::store::{DurableStore, scan_all_summaries};
 
 /// Where the index came from at open.
@@ -44,7 +47,9 @@ pub struct IndexOpen {
     pub caught_up: usize,
     /// Episodes of the snapshot the durable store no longer holds, removed.
     pub removed: usize,
-    /// Time spent reading and installing the snapshot files.
+    /// Time spent opening the snapshot: reading its manifest, linking its shard files into
+    /// the spill directory and installing the shards, still spilled (each is read when first
+    /// used).
     pub load: Duration,
     /// Of `sync`, the time spent reading the durable store's `(id, version)` list and
     /// comparing it with the index (zero for a rebuild).
@@ -66,19 +71,24 @@ pub struct SnapshotWrites {
     pub last_error: Option<String>,
 }
 
-/// The engine's snapshot directory and its write counters.
+/// The engine's snapshot directory, its spill directory and its write counters.
 #[derive(Debug)]
 pub(crate) struct Snapshots {
     dir: SnapshotDir,
+    spill: Arc<SpillDir>,
     writes: Mutex<SnapshotWrites>,
 }
 
 impl Snapshots {
-    pub(crate) fn new(dir: SnapshotDir) -> Self {
-        Self {
+    /// Snapshots in `dir` for `index`, whose spill target becomes `dir/spill` (emptied now).
+    pub(crate) fn new(dir: SnapshotDir, index: &SpatiotemporalIndex) -> Result<Self> {
+        let spill = Arc::new(SpillDir::new(&dir, index)?);
+        index.set_spill(spill.clone())?;
+        Ok(Self {
             dir,
+            spill,
             writes: Mutex::new(SnapshotWrites::default()),
-        }
+        })
     }
 
     /// The write counters.
@@ -129,10 +139,11 @@ pub(crate) async fn open_index(
         None => IndexSource::RebuiltNoSnapshotConfigured,
         Some(s) => {
             let dir = s.dir.clone();
+            let spill = s.spill.clone();
             let idx = index.clone();
             let loaded = tokio::task::spawn_blocking(move || -> Result<Option<usize>> {
-                match dir.read(&idx)? {
-                    Some(images) => idx.install_images(images).map(Some),
+                match dir.open(&idx, &spill)? {
+                    Some(shards) => idx.install_spilled(shards).map(Some),
                     None => Ok(None),
                 }
             })
@@ -166,19 +177,7 @@ pub(crate) async fn open_index(
         if stale.len() > index.len() / 10 + 100 {
             report.source = IndexSource::RebuiltSnapshotTooStale;
         } else {
-            for id in &gone {
-                index.remove(*id);
-            }
-            for id in &stale {
-                // The durable version wins, also over a newer indexed one.
-                index.remove(*id);
-                // `None`: deleted since the version list was read, nothing to index.
-                if let Some(e) = durable.get_episode(*id).await? {
-                    index.insert(&e.summary())?;
-                }
-            }
-            report.caught_up = stale.len();
-            report.removed = gone.len();
+            (report.caught_up, report.removed) = apply(index, durable, &stale, &gone).await?;
         }
     }
     if report.source != IndexSource::Snapshot {
@@ -188,6 +187,37 @@ pub(crate) async fn open_index(
     report.sync = started.elapsed();
     tracing::info!(?report, "index ready");
     Ok(report)
+}
+
+/// Rebuild `index` from a full scan of `durable` while the engine serves (after a snapshot
+/// shard file was found damaged when it was loaded), then catch up with the writes made
+/// during the scan. Returns the number of episodes indexed.
+pub(crate) async fn rebuild(index: &SpatiotemporalIndex, durable: &dyn DurableStore) -> Result<usize> {
+    index.bulk_build(scan_all_summaries(durable).await?)?;
+    let (stale, gone) = differences(index, durable).await?;
+    apply(index, durable, &stale, &gone).await?;
+    Ok(index.len())
+}
+
+/// Remove `gone` from `index` and re-read `stale` from `durable`; returns their counts.
+async fn apply(
+    index: &SpatiotemporalIndex,
+    durable: &dyn DurableStore,
+    stale: &[EpisodeId],
+    gone: &[EpisodeId],
+) -> Result<(usize, usize)> {
+    for id in gone {
+        index.remove(*id);
+    }
+    for id in stale {
+        // The durable version wins, also over a newer indexed one.
+        index.remove(*id);
+        // `None`: deleted since the version list was read, nothing to index.
+        if let Some(e) = durable.get_episode(*id).await? {
+            index.insert(&e.summary())?;
+        }
+    }
+    Ok((stale.len(), gone.len()))
 }
 
 /// The episodes whose durable version the index lacks or holds older (`stale`) and the

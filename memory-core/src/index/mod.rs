@@ -24,7 +24,7 @@ mod tokenize;
 pub use cell::LockWaitStats;
 pub use config::IndexConfig;
 pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
-pub(crate) use spatiotemporal::ShardSpill;
+pub(crate) use spatiotemporal::{ShardSpill, SpilledShard};
 pub use spatiotemporal::SpatiotemporalIndex;
 pub use stats::IndexStats;
 

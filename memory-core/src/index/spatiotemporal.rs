@@ -34,6 +34,16 @@ pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage>;
 }
 
+/// A shard whose content is in the spill target, not in memory, with what the index needs to
+/// serve it until it is loaded: its statistics and every `(id, version)` it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SpilledShard {
+    pub(crate) namespace: String,
+    pub(crate) domain: String,
+    pub(crate) stats: IndexStats,
+    pub(crate) versions: Vec<(EpisodeId, u64)>,
+}
+
 type DomainMap = BTreeMap<Arc<str>, Arc<ShardCell>>;
 type ShardMap = HashMap<Arc<str>, DomainMap>;
 
@@ -231,80 +241,90 @@ impl SpatiotemporalIndex {
         self.install(shards)
     }
 
-    /// The content of every shard as an image, handed to `each` one shard at a time (a shard's
-    /// read lock is held while its image is made, never while `each` runs). Shards are read one
+    /// The content of every shard as an image with its statistics, handed to `each` one shard
+    /// at a time (a shard's read lock is held while its image is made, never while `each`
+    /// runs; a spilled shard is read from the spill target, not loaded). Shards are read one
     /// after another, so writes made meanwhile may be in some images and not others: a caller
     /// that persists images must compare them with the durable store when it loads them.
     pub(crate) fn for_each_image(
         &self,
-        mut each: impl FnMut(ShardImage) -> Result<()>,
+        mut each: impl FnMut(ShardImage, IndexStats) -> Result<()>,
     ) -> Result<()> {
         for cell in self.all_cells() {
-            let Some(image) = self.image_of(&cell)? else {
+            let Some((image, stats)) = self.image_of(&cell)? else {
                 continue;
             };
-            each(image)?;
+            each(image, stats)?;
         }
         Ok(())
     }
 
-    /// Replace the whole content of the index with `images`, as [`Self::bulk_build`] does with
-    /// summaries. Every image is validated and converted before the index is touched; on error
-    /// (`Corrupt`: a damaged image, a shard twice) nothing changes. An episode in two images is
-    /// kept at its newer version. Returns the number of episodes indexed.
-    pub(crate) fn install_images(
-        &self,
-        images: impl IntoIterator<Item = ShardImage>,
-    ) -> Result<usize> {
-        let mut shards = Vec::new();
-        let mut seen: BTreeMap<(String, String), ()> = BTreeMap::new();
-        for image in images {
-            if seen
-                .insert((image.namespace.clone(), image.domain.clone()), ())
-                .is_some()
-            {
+    /// Replace the whole content of the index with `shards`, left spilled: each is loaded from
+    /// the spill target when first used, and writes to it are queued until then. Needs a spill
+    /// target holding every shard's image. An episode listed by two shards (a snapshot written
+    /// while it moved) is kept at its newer version (the first shard on a tie); its removal
+    /// from the other is queued. Returns the number of episodes indexed.
+    pub(crate) fn install_spilled(&self, shards: Vec<SpilledShard>) -> Result<usize> {
+        self.spill()?;
+        let (homes, strays) = homes(
+            shards
+                .iter()
+                .enumerate()
+                .flat_map(|(at, s)| s.versions.iter().map(move |(id, v)| (at, *id, *v))),
+        );
+        let count = homes.len();
+        let mut map = ShardMap::new();
+        let mut cells = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let key = ShardKey {
+                namespace: Arc::from(shard.namespace.as_str()),
+                domain: Arc::from(shard.domain.as_str()),
+            };
+            let cell = Arc::new(ShardCell::new(key.clone(), Shard::new(self.bucket_width)));
+            cell.set_residence(Residence::Spilled, Some(shard.stats));
+            let domains: &mut DomainMap = map.entry(key.namespace).or_default();
+            if domains.insert(key.domain, cell.clone()).is_some() {
                 return Err(Error::corrupt(format!(
                     "index snapshot: shard ({:?}, {:?}) appears twice",
-                    image.namespace, image.domain
+                    shard.namespace, shard.domain
                 )));
             }
-            let key = ShardKey {
-                namespace: Arc::from(image.namespace.as_str()),
-                domain: Arc::from(image.domain.as_str()),
-            };
-            let shard =
-                Shard::from_image(image, self.bucket_width, self.config.embedding_dimension)?;
-            if !shard.is_empty() {
-                shards.push((key, shard));
-            }
+            cells.push(cell);
         }
-        self.install(shards)
+        let mut queued = 0;
+        for (at, id) in strays {
+            let bytes = cells[at].write(&self.waits).queue(Pending::Remove(id));
+            cells[at].set_bytes(bytes);
+            queued += bytes;
+        }
+        let entries = homes
+            .into_iter()
+            .map(|(id, (at, version))| {
+                let cell = cells[at].clone();
+                (id, Located { cell, version })
+            })
+            .collect();
+        self.directory.rebuild(entries, || {
+            *self.waits.write(&self.shards) = map;
+            self.loaded.store(queued, Ordering::Release);
+        });
+        Ok(count)
     }
 
     /// Swap in `shards` as the whole content (the directory rebuilt from them). An episode
-    /// found in two shards (a snapshot written while it moved) is kept where its version is
-    /// newer (the first shard on a tie) and removed from the other.
+    /// found in two shards is kept where its version is newer (the first shard on a tie) and
+    /// removed from the other.
     fn install(&self, mut shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
-        let mut home: HashMap<EpisodeId, (usize, u64)> = HashMap::new();
-        let mut strays: Vec<(usize, EpisodeId)> = Vec::new();
-        for (at, (_, shard)) in shards.iter().enumerate() {
-            for (_, d) in shard.docs() {
-                match home.get(&d.id).copied() {
-                    None => {
-                        home.insert(d.id, (at, d.version));
-                    }
-                    Some((_, version)) if version >= d.version => strays.push((at, d.id)),
-                    Some((other, _)) => {
-                        strays.push((other, d.id));
-                        home.insert(d.id, (at, d.version));
-                    }
-                }
-            }
-        }
+        let (homes, strays) = homes(
+            shards
+                .iter()
+                .enumerate()
+                .flat_map(|(at, (_, shard))| shard.docs().map(move |(_, d)| (at, d.id, d.version))),
+        );
         for (at, id) in strays {
             shards[at].1.remove(id);
         }
-        let count = home.len();
+        let count = homes.len();
         let mut map = ShardMap::new();
         let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
         let mut loaded = 0;
@@ -379,15 +399,8 @@ impl SpatiotemporalIndex {
             } else {
                 drop(shard);
                 // Queued changes: count the content they make (a temporary restore).
-                let restored = self.image_of(&cell).and_then(|image| {
-                    image
-                        .map(|i| {
-                            Shard::from_image(i, self.bucket_width, self.config.embedding_dimension)
-                        })
-                        .transpose()
-                });
-                match restored {
-                    Ok(Some(restored)) => total.add(&restored.stats()),
+                match self.image_of(&cell) {
+                    Ok(Some((_, stats))) => total.add(&stats),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "spilled shard unreadable; counted as spilled");
@@ -596,17 +609,32 @@ impl SpatiotemporalIndex {
         }
     }
 
-    /// The content of a cell that may be spilled, as an image, without loading it into the
-    /// index (a spilled one is restored into a temporary shard).
-    fn image_of(&self, cell: &ShardCell) -> Result<Option<ShardImage>> {
+    /// The content of a cell that may be spilled, as an image with its statistics, without
+    /// loading it into the index (a spilled one is restored into a temporary shard).
+    fn image_of(&self, cell: &ShardCell) -> Result<Option<(ShardImage, IndexStats)>> {
         let _moving = cell.moving();
         if !cell.is_spilled() {
             let shard = cell.read(&self.waits);
-            return Ok((!shard.is_empty()).then(|| shard.image(cell.key())));
+            return Ok((!shard.is_empty()).then(|| (shard.image(cell.key()), shard.stats())));
         }
         let mut restored = self.restore(cell)?;
         restored.apply(cell.read(&self.waits).pending().to_vec());
-        Ok((!restored.is_empty()).then(|| restored.image(cell.key())))
+        Ok((!restored.is_empty()).then(|| (restored.image(cell.key()), restored.stats())))
+    }
+
+    /// Load one spilled shard, the most recently used first; returns whether there was one.
+    /// Loads the index back into memory after a lazy open when no budget limits it.
+    /// Blocking I/O: run it off the async executor.
+    pub(crate) fn load_one_spilled(&self) -> Result<bool> {
+        let next = self
+            .all_cells()
+            .into_iter()
+            .filter(|c| c.is_spilled() && !c.is_retired())
+            .max_by_key(|c| c.last_used());
+        match next {
+            Some(cell) => self.ensure_loaded(&cell).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Write `cell`'s content out and drop it from memory. Changes arriving meanwhile are
@@ -741,6 +769,30 @@ impl SpatiotemporalIndex {
     }
 }
 
+/// Where each listed episode lives when shards list `(shard position, id, version)`: the
+/// shard with its newer version (the first on a tie). The other listings are strays, to be
+/// removed from their shards.
+#[allow(clippy::type_complexity)]
+fn homes(
+    listed: impl Iterator<Item = (usize, EpisodeId, u64)>,
+) -> (HashMap<EpisodeId, (usize, u64)>, Vec<(usize, EpisodeId)>) {
+    let mut home: HashMap<EpisodeId, (usize, u64)> = HashMap::new();
+    let mut strays = Vec::new();
+    for (at, id, version) in listed {
+        match home.get(&id).copied() {
+            None => {
+                home.insert(id, (at, version));
+            }
+            Some((_, held)) if held >= version => strays.push((at, id)),
+            Some((other, _)) => {
+                strays.push((other, id));
+                home.insert(id, (at, version));
+            }
+        }
+    }
+    (home, strays)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
@@ -841,7 +893,8 @@ mod tests {
         let images = |index: &SpatiotemporalIndex| {
             let mut v = Vec::new();
             index
-                .for_each_image(|i| {
+                .for_each_image(|i, stats| {
+                    assert_eq!(stats.episodes, i.docs.len());
                     v.push((i.namespace.clone(), i.domain.clone(), i.docs.len()));
                     Ok(())
                 })

@@ -6,7 +6,10 @@
 //! (see `SpatiotemporalIndex::memory_bytes`) or anything history-dependent.
 
 /// What the index holds, summed over shards.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Snapshot manifests store each shard's stats in this form (postcard, field order matters):
+/// changing the fields needs a new snapshot format version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexStats {
     /// Shards (non-empty `(namespace, domain)` pairs).
     pub shards: usize,

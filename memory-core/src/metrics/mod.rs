@@ -119,8 +119,12 @@ pub struct MetricsSnapshot {
     /// What the memory budget bounds of the index: the running estimate of the loaded
     /// shards plus the id directory (see `MemoryConfig::memory_budget_bytes`).
     pub index_budgeted_bytes: u64,
-    /// Shards spilled to files by the memory budget (loaded again when used).
+    /// Shards whose content is on file, not in memory (loaded again when used): spilled by
+    /// the memory budget, or not yet loaded after opening a snapshot.
     pub index_spilled_shards: u64,
+    /// Times the index was rebuilt from the durable store since open because a shard file
+    /// (snapshot or spill) was found damaged when loaded.
+    pub index_rebuilds: u64,
     /// Estimated heap bytes of the in-progress episodes.
     pub in_progress_bytes: u64,
     /// Episodes in the index.

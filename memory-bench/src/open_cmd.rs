@@ -8,8 +8,11 @@
 //! **snapshot** (after a clean shutdown wrote a fresh snapshot), and **after a kill** (a
 //! snapshot is written, `--stale K` more episodes are stored, and the engine is dropped
 //! without shutdown, so the snapshot lacks them and open catches them up). Each line reports
-//! the open's own account (`index_open()`: load and sync time) and the wall time to the first
-//! retrieved hit. Never touches the user's data directory.
+//! the open's own account (`index_open()`: snapshot load and durable version read, which run
+//! side by side, then merge and catch-up) and the wall time to the first retrieved hit; the
+//! time to open the stores and the time `open` took are printed to stderr. A `--dir` that
+//! already holds a filled store is measured as it is (its episode count, plus `--stale` more
+//! per run). Never touches the user's data directory.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -97,7 +100,10 @@ pub(crate) async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usiz
 async fn measure(dir: &Path, snapshots: bool) -> Result<(IndexOpen, Duration)> {
     let started = Instant::now();
     let m = open(dir, snapshots).await?;
-    eprintln!("  open returned after {:.3} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  open returned after {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let (ns, domain, text) = Generator::new(7, Shape::default()).query();
     let hits = m
         .retrieve(RetrievalQuery::new(ns, text).domain(domain).limit(5))
@@ -177,7 +183,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
         println!(
-            "| open | episodes | index from | caught up | removed | load s | compare s | sync s (compare + catch-up, or rebuild) | open → first hit s |"
+            "| open | episodes | index from | caught up | removed | load s | versions read s (alongside load) | then: merge + catch-up, or rebuild s | open → first hit s |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         let (r, took) = measure(&dir, false).await?;

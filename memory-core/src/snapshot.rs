@@ -189,6 +189,11 @@ impl SnapshotDir {
         &self.path
     }
 
+    /// Whether a snapshot (its manifest) is present; says nothing of its validity.
+    pub(crate) fn is_present(&self) -> bool {
+        self.path.join(MANIFEST).exists()
+    }
+
     /// Write every shard of `index` and a new manifest, replacing the previous snapshot
     /// atomically (see the module docs). Shards are read one at a time under their read lock;
     /// writes made meanwhile may be in some shard files and not others, which the engine's
@@ -247,13 +252,17 @@ impl SnapshotDir {
         spill: &SpillDir,
     ) -> Result<Option<Vec<SpilledShard>>> {
         let fp = Fingerprint::of(index)?;
-        if !self.path.join(MANIFEST).exists() {
+        if !self.is_present() {
             return Ok(None);
         }
         let manifest = self.read_manifest(fp)?;
         let mut shards = Vec::with_capacity(manifest.shards.len());
         for entry in manifest.shards {
-            spill.adopt(&self.path.join(&entry.file), &entry.namespace, &entry.domain)?;
+            spill.adopt(
+                &self.path.join(&entry.file),
+                &entry.namespace,
+                &entry.domain,
+            )?;
             shards.push(SpilledShard {
                 namespace: entry.namespace,
                 domain: entry.domain,
@@ -332,7 +341,10 @@ impl SpillDir {
         let _ = fs::remove_file(&target);
         fs::hard_link(file, &target)
             .or_else(|_| fs::copy(file, &target).map(|_| ()))
-            .map_err(io(format!("linking {} into the spill directory", file.display())))
+            .map_err(io(format!(
+                "linking {} into the spill directory",
+                file.display()
+            )))
     }
 }
 
@@ -414,7 +426,10 @@ mod tests {
     }
 
     /// A fresh index with a spill directory under `dir`, and that spill directory.
-    fn fresh(dir: &SnapshotDir, config: IndexConfig) -> (SpatiotemporalIndex, std::sync::Arc<SpillDir>) {
+    fn fresh(
+        dir: &SnapshotDir,
+        config: IndexConfig,
+    ) -> (SpatiotemporalIndex, std::sync::Arc<SpillDir>) {
         let index = SpatiotemporalIndex::new(config).unwrap();
         let spill = std::sync::Arc::new(SpillDir::new(dir, &index).unwrap());
         index.set_spill(spill.clone()).unwrap();
@@ -433,13 +448,20 @@ mod tests {
         let dir = SnapshotDir::new(tmp.path().join("snap"));
         let index = index_with(30);
         let (opened, spill) = fresh(&dir, IndexConfig::default());
-        assert!(dir.open(&opened, &spill).unwrap().is_none(), "no snapshot yet");
+        assert!(
+            dir.open(&opened, &spill).unwrap().is_none(),
+            "no snapshot yet"
+        );
         let stats = dir.write(&index).unwrap();
         assert_eq!((stats.shards, stats.episodes), (3, 30));
         let first = files(dir.path());
         dir.write(&index).unwrap();
         let second = files(dir.path());
-        assert_eq!(second.len(), 5, "manifest, spill/ and 3 shard files: {second:?}");
+        assert_eq!(
+            second.len(),
+            5,
+            "manifest, spill/ and 3 shard files: {second:?}"
+        );
         assert_ne!(first, second, "a new generation replaces the old files");
         let shards = dir.open(&opened, &spill).unwrap().unwrap();
         assert_eq!(opened.install_spilled(shards).unwrap(), 30);

@@ -20,7 +20,7 @@ use redb::{Durability, ReadableDatabase, ReadableTable};
 use crate::error::from_redb;
 use crate::file::{EPISODES, OpenFile, blocking, open_database};
 use crate::journal::RedbJournal;
-use crate::lru::{Lru, Plan, Replace};
+use crate::lru::{Lru, Plan, Replace, StoredVersion};
 use crate::options::RedbOptions;
 
 /// An episode cache in a redb file, bounded in bytes, evicting the least recently used
@@ -112,8 +112,9 @@ impl RedbCache {
     /// Open (or create) the file at `path` and rebuild the bookkeeping by scanning the cache.
     ///
     /// **Blocks** the calling thread: it opens the file (with `check_integrity_on_open`, reads
-    /// all of it), decodes every cached record to learn its version, and, if the file holds more
-    /// than `max_cache_bytes`, evicts down to the bound. From async code prefer
+    /// all of it), reads every cached entry's key and size (records are decoded when read, and
+    /// an entry's version at its first `put`), and, if the file holds more than
+    /// `max_cache_bytes`, evicts down to the bound. From async code prefer
     /// [`RedbCache::open_async`]. Fails with `Storage` if the file is already open in this
     /// process, `Corrupt` if redb finds it damaged, `InvalidInput` for bad options.
     pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
@@ -195,7 +196,8 @@ impl RedbCache {
     /// not stored and the entry is removed) and ignores the monotonic version rule.
     /// **Blocks** the calling thread on file I/O.
     pub fn put_raw_record_blocking(&self, id: EpisodeId, bytes: &[u8]) -> Result<()> {
-        let version = decode_as(id, bytes).ok().map(|e| e.version);
+        let version = decode_as(id, bytes)
+            .map_or(StoredVersion::Damaged, |e| StoredVersion::Known(e.version));
         self.inner
             .write(id, bytes, version, Replace::Always, Durability::Immediate)
     }
@@ -219,16 +221,7 @@ impl Inner {
                     bad_keys.push(key);
                     continue;
                 };
-                let bytes = value.value();
-                let version = match decode_as(id, bytes) {
-                    Ok(e) => Some(e.version),
-                    Err(err) => {
-                        tracing::warn!(%id, error = %err, "damaged cache record found at open");
-                        self.corrupt.fetch_add(1, Ordering::Relaxed);
-                        None
-                    }
-                };
-                lru.insert(id, bytes.len() as u64, version);
+                lru.insert(id, value.value().len() as u64, StoredVersion::Unread);
             }
         }
         let excess = lru.excess(self.max_bytes);
@@ -283,16 +276,23 @@ impl Inner {
         &self,
         id: EpisodeId,
         bytes: &[u8],
-        version: Option<u64>,
+        version: StoredVersion,
         replace: Replace,
         durability: Durability,
     ) -> Result<()> {
         let what = "write cache entry";
         let _writer = lock(&self.writer)?;
-        let plan = lock(&self.lru)?.plan(id, bytes.len() as u64, replace, self.max_bytes);
+        let mut plan = lock(&self.lru)?.plan(id, bytes.len() as u64, replace, self.max_bytes);
+        if plan == Plan::ReadVersion {
+            // Only this writer changes entries, so the version read stays true until planned.
+            let stored = self.stored_version(id)?;
+            let mut lru = lock(&self.lru)?;
+            lru.set_version(id, stored);
+            plan = lru.plan(id, bytes.len() as u64, replace, self.max_bytes);
+        }
         let key = id.to_bytes();
         let txn = match &plan {
-            Plan::Skip => return Ok(()),
+            Plan::Skip | Plan::ReadVersion => return Ok(()),
             Plan::TooLarge {
                 remove_existing: false,
             } => return Ok(()),
@@ -324,7 +324,7 @@ impl Inner {
 
         let mut lru = lock(&self.lru)?;
         let evicted = match plan {
-            Plan::Skip => 0,
+            Plan::Skip | Plan::ReadVersion => 0,
             Plan::TooLarge { .. } => {
                 tracing::debug!(%id, size = bytes.len(), "record larger than the cache bound; not cached");
                 u64::from(lru.remove(id))
@@ -378,8 +378,28 @@ impl Inner {
     fn found_damaged(&self, id: EpisodeId, err: &Error) -> Result<()> {
         tracing::warn!(%id, error = %err, "damaged cache record");
         self.corrupt.fetch_add(1, Ordering::Relaxed);
-        lock(&self.lru)?.mark_damaged(id);
+        lock(&self.lru)?.set_version(id, StoredVersion::Damaged);
         Ok(())
+    }
+
+    /// The version of the stored record of `id`, read and decoded (a damaged one is counted).
+    fn stored_version(&self, id: EpisodeId) -> Result<StoredVersion> {
+        let what = "read cache entry version";
+        let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
+        let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        let decoded = table
+            .get(&id.to_bytes())
+            .map_err(|e| from_redb(what, e))?
+            .map(|guard| decode_as(id, guard.value()));
+        match decoded {
+            None => Ok(StoredVersion::Damaged),
+            Some(Ok(e)) => Ok(StoredVersion::Known(e.version)),
+            Some(Err(err)) => {
+                tracing::warn!(%id, error = %err, "damaged cache record");
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                Ok(StoredVersion::Damaged)
+            }
+        }
     }
 
     fn invalidate(&self, id: EpisodeId) -> Result<()> {
@@ -473,7 +493,7 @@ impl CacheStore for RedbCache {
             inner.write(
                 id,
                 &bytes,
-                Some(version),
+                StoredVersion::Known(version),
                 Replace::UnlessNewerStored(version),
                 Durability::None,
             )

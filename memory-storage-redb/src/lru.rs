@@ -1,9 +1,11 @@
 //! In-memory bookkeeping of the episode cache: size, recency and version of every entry.
 //!
-//! [`Lru`] decides what a `put` does (store, skip an older version, evict which entries) and
-//! records what was done; it is pure and does no I/O. It is rebuilt by one scan of the
-//! `episodes` table when the file is opened, so it is never persisted and can never disagree
-//! with the file for long: the cache keeps it under a sync mutex held only for in-memory work.
+//! [`Lru`] decides what a `put` does (store, skip an older version, evict which entries, or
+//! first read the stored entry's version) and records what was done; it is pure and does no
+//! I/O. It is rebuilt by one scan of the `episodes` table's keys and record sizes when the
+//! file is opened (records are not decoded then: an entry's version is read at the first `put`
+//! that needs it), so it is never persisted and can never disagree with the file for long:
+//! the cache keeps it under a sync mutex held only for in-memory work.
 //!
 //! **Cost per entry** (64-bit): a `HashMap` slot of 48 bytes (16-byte id, 8-byte size, 8-byte
 //! tick, 16-byte `Option<u64>` version) plus one control byte, at hashbrown's load factor of at
@@ -15,6 +17,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use memory_core::EpisodeId;
 
+/// What the cache knows of a stored entry's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredVersion {
+    /// The stored episode's version.
+    Known(u64),
+    /// The record is known to be damaged (the next `put` replaces it whatever its version).
+    Damaged,
+    /// Not read yet (entries found at open): a `put` reads it first.
+    Unread,
+}
+
 /// What the cache knows about one stored entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
@@ -22,8 +35,8 @@ pub(crate) struct Slot {
     pub size: u64,
     /// Last access; larger is more recent. Key into [`Lru::order`].
     pub tick: u64,
-    /// The stored episode's version, or `None` when the record is known to be damaged.
-    pub version: Option<u64>,
+    /// The stored episode's version, as far as known.
+    pub version: StoredVersion,
 }
 
 /// When a write may replace the stored entry.
@@ -39,6 +52,8 @@ pub(crate) enum Replace {
 /// What a write must do in its transaction, decided before it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Plan {
+    /// The stored entry's version is unread: read it ([`Lru::set_version`]), then plan again.
+    ReadVersion,
     /// A newer version is stored: write nothing.
     Skip,
     /// Remove `evict` (least recently used first), then insert the record.
@@ -92,26 +107,23 @@ impl Lru {
         }
     }
 
-    /// Record that the stored record of `id` is damaged (its version is unknown), so the next
-    /// `put` replaces it whatever its version.
-    pub fn mark_damaged(&mut self, id: EpisodeId) {
+    /// Record what the stored record of `id` says of its version (`Damaged`: the next `put`
+    /// replaces it whatever its version).
+    pub fn set_version(&mut self, id: EpisodeId, version: StoredVersion) {
         if let Some(slot) = self.slots.get_mut(&id) {
-            slot.version = None;
+            slot.version = version;
         }
     }
 
     /// Decide what writing a record of `size` bytes for `id` does under `replace` and `max`.
     pub fn plan(&self, id: EpisodeId, size: u64, replace: Replace, max: u64) -> Plan {
         let existing = self.slots.get(&id);
-        if let (
-            Replace::UnlessNewerStored(incoming),
-            Some(Slot {
-                version: Some(v), ..
-            }),
-        ) = (replace, existing)
-            && *v > incoming
-        {
-            return Plan::Skip;
+        if let (Replace::UnlessNewerStored(incoming), Some(slot)) = (replace, existing) {
+            match slot.version {
+                StoredVersion::Unread => return Plan::ReadVersion,
+                StoredVersion::Known(v) if v > incoming => return Plan::Skip,
+                _ => {}
+            }
         }
         if size > max {
             return Plan::TooLarge {
@@ -155,7 +167,7 @@ impl Lru {
     }
 
     /// Record a stored entry (new or replaced) as the most recently used.
-    pub fn insert(&mut self, id: EpisodeId, size: u64, version: Option<u64>) {
+    pub fn insert(&mut self, id: EpisodeId, size: u64, version: StoredVersion) {
         self.remove(id);
         let tick = self.tick();
         self.slots.insert(
@@ -219,9 +231,9 @@ mod tests {
     use proptest::prelude::*;
 
     /// Apply a plan the way the cache does after its transaction commits.
-    fn apply(lru: &mut Lru, id: EpisodeId, size: u64, version: Option<u64>, plan: &Plan) {
+    fn apply(lru: &mut Lru, id: EpisodeId, size: u64, version: StoredVersion, plan: &Plan) {
         match plan {
-            Plan::Skip => {}
+            Plan::Skip | Plan::ReadVersion => {}
             Plan::Store { evict } => {
                 for v in evict {
                     assert!(lru.remove(*v));
@@ -239,7 +251,7 @@ mod tests {
         let ids: Vec<EpisodeId> = (0..4).map(|_| EpisodeId::new()).collect();
         let mut lru = Lru::default();
         for id in &ids[..3] {
-            lru.insert(*id, 10, Some(1));
+            lru.insert(*id, 10, StoredVersion::Known(1));
         }
         lru.touch(ids[0]);
         let plan = lru.plan(ids[3], 10, Replace::UnlessNewerStored(1), 30);
@@ -263,8 +275,18 @@ mod tests {
                 remove_existing: true
             }
         );
-        lru.mark_damaged(ids[0]);
-        assert_eq!(lru.get(ids[0]).unwrap().version, None);
+        lru.set_version(ids[0], StoredVersion::Unread);
+        assert_eq!(
+            lru.plan(ids[0], 10, Replace::UnlessNewerStored(5), 30),
+            Plan::ReadVersion,
+            "an unread version is read before a monotonic put"
+        );
+        assert_eq!(
+            lru.plan(ids[0], 10, Replace::Always, 30),
+            Plan::Store { evict: vec![] }
+        );
+        lru.set_version(ids[0], StoredVersion::Damaged);
+        assert_eq!(lru.get(ids[0]).unwrap().version, StoredVersion::Damaged);
         assert_eq!(
             lru.plan(ids[0], 10, Replace::UnlessNewerStored(0), 30),
             Plan::Store { evict: vec![] },
@@ -326,7 +348,7 @@ mod tests {
                             model.push((id, size, version));
                             prop_assert_eq!(&plan, &Plan::Store { evict: expected });
                         }
-                        apply(&mut lru, ids[id], size, Some(version), &plan);
+                        apply(&mut lru, ids[id], size, StoredVersion::Known(version), &plan);
                         prop_assert!(lru.bytes() <= MAX, "bound holds after a put");
                     }
                     Op::Touch(id) => {
@@ -349,7 +371,7 @@ mod tests {
                 prop_assert_eq!(lru.len(), model.len() as u64);
                 prop_assert_eq!(lru.bytes(), model.iter().map(|e| e.1).sum::<u64>());
                 for (i, _, v) in &model {
-                    prop_assert_eq!(lru.get(ids[*i]).map(|s| s.version), Some(Some(*v)));
+                    prop_assert_eq!(lru.get(ids[*i]).map(|s| s.version), Some(StoredVersion::Known(*v)));
                 }
             }
         }

@@ -134,7 +134,8 @@ impl Inner {
     /// so only the first queries pay for reading them (not without a memory budget: there,
     /// shards load when used). Stops at shutdown.
     fn load_spilled_in_background(self: &Arc<Self>) {
-        if self.config.memory_budget_bytes.is_some() || self.retriever.index().spilled_shards() == 0 {
+        if self.config.memory_budget_bytes.is_some() || self.retriever.index().spilled_shards() == 0
+        {
             return;
         }
         let weak = Arc::downgrade(self);

@@ -51,10 +51,10 @@ pub struct IndexOpen {
     /// the spill directory and installing the shards, still spilled (each is read when first
     /// used).
     pub load: Duration,
-    /// Of `sync`, the time spent reading the durable store's `(id, version)` list and
-    /// comparing it with the index (zero for a rebuild).
+    /// Time spent reading the durable store's `(id, version)` list, while the snapshot opens
+    /// (zero without a snapshot).
     pub compare: Duration,
-    /// Time spent comparing with the durable store and catching up (or rebuilding).
+    /// Time spent after both, comparing and catching up (or rebuilding).
     pub sync: Duration,
 }
 
@@ -128,20 +128,31 @@ impl Snapshots {
 }
 
 /// Build `index` before the engine serves: from `snapshots` when it holds a valid snapshot
-/// (then caught up with `durable`), else from a full scan of `durable`.
+/// (then caught up with `durable`), else from a full scan of `durable`. When a snapshot is
+/// present, its manifest is opened on the blocking pool while the durable store's version
+/// list is read.
 pub(crate) async fn open_index(
     index: &Arc<SpatiotemporalIndex>,
     snapshots: Option<&Snapshots>,
     durable: &dyn DurableStore,
 ) -> Result<IndexOpen> {
     let started = Instant::now();
-    let source = match snapshots {
-        None => IndexSource::RebuiltNoSnapshotConfigured,
-        Some(s) => {
-            let dir = s.dir.clone();
-            let spill = s.spill.clone();
-            let idx = index.clone();
-            let loaded = tokio::task::spawn_blocking(move || -> Result<Option<usize>> {
+    let mut report = IndexOpen {
+        source: IndexSource::RebuiltNoSnapshotConfigured,
+        episodes: 0,
+        caught_up: 0,
+        removed: 0,
+        load: Duration::ZERO,
+        compare: Duration::ZERO,
+        sync: Duration::ZERO,
+    };
+    let mut stored = None;
+    if let Some(s) = snapshots {
+        let dir = s.dir.clone();
+        let spill = s.spill.clone();
+        let idx = index.clone();
+        let open = async {
+            let opened = tokio::task::spawn_blocking(move || -> Result<Option<usize>> {
                 match dir.open(&idx, &spill)? {
                     Some(shards) => idx.install_spilled(shards).map(Some),
                     None => Ok(None),
@@ -150,30 +161,32 @@ pub(crate) async fn open_index(
             .await
             .map_err(|e| crate::Error::storage("the snapshot task panicked").with_source(e))
             .and_then(|r| r);
-            match loaded {
-                Ok(Some(_)) => IndexSource::Snapshot,
-                Ok(None) => IndexSource::RebuiltNoSnapshot,
-                Err(e) => {
-                    tracing::warn!(error = %e, "index snapshot refused; rebuilding from the durable store");
-                    IndexSource::RebuiltSnapshotRefused(e.to_string())
-                }
+            (opened, started.elapsed())
+        };
+        let present = s.dir.is_present();
+        let scan = async {
+            if !present {
+                return (Ok(Vec::new()), Duration::ZERO);
             }
-        }
-    };
-    let load = started.elapsed();
-    let started = Instant::now();
-    let mut report = IndexOpen {
-        source,
-        episodes: 0,
-        caught_up: 0,
-        removed: 0,
-        load,
-        compare: Duration::ZERO,
-        sync: Duration::ZERO,
-    };
-    if report.source == IndexSource::Snapshot {
-        let (stale, gone) = differences(index, durable).await?;
-        report.compare = started.elapsed();
+            let v = scan_all_versions(durable).await;
+            (v, started.elapsed())
+        };
+        let ((opened, load), (versions, compare)) = tokio::join!(open, scan);
+        (report.load, report.compare) = (load, compare);
+        report.source = match opened {
+            Ok(Some(_)) => {
+                stored = Some(versions?);
+                IndexSource::Snapshot
+            }
+            Ok(None) => IndexSource::RebuiltNoSnapshot,
+            Err(e) => {
+                tracing::warn!(error = %e, "index snapshot refused; rebuilding from the durable store");
+                IndexSource::RebuiltSnapshotRefused(e.to_string())
+            }
+        };
+    }
+    if let Some(stored) = stored {
+        let (stale, gone) = differences(index, stored);
         if stale.len() > index.len() / 10 + 100 {
             report.source = IndexSource::RebuiltSnapshotTooStale;
         } else {
@@ -184,7 +197,9 @@ pub(crate) async fn open_index(
         index.bulk_build(scan_all_summaries(durable).await?)?;
     }
     report.episodes = index.len();
-    report.sync = started.elapsed();
+    report.sync = started
+        .elapsed()
+        .saturating_sub(report.load.max(report.compare));
     tracing::info!(?report, "index ready");
     Ok(report)
 }
@@ -192,9 +207,12 @@ pub(crate) async fn open_index(
 /// Rebuild `index` from a full scan of `durable` while the engine serves (after a snapshot
 /// shard file was found damaged when it was loaded), then catch up with the writes made
 /// during the scan. Returns the number of episodes indexed.
-pub(crate) async fn rebuild(index: &SpatiotemporalIndex, durable: &dyn DurableStore) -> Result<usize> {
+pub(crate) async fn rebuild(
+    index: &SpatiotemporalIndex,
+    durable: &dyn DurableStore,
+) -> Result<usize> {
     index.bulk_build(scan_all_summaries(durable).await?)?;
-    let (stale, gone) = differences(index, durable).await?;
+    let (stale, gone) = differences(index, scan_all_versions(durable).await?);
     apply(index, durable, &stale, &gone).await?;
     Ok(index.len())
 }
@@ -220,39 +238,45 @@ async fn apply(
     Ok((stale.len(), gone.len()))
 }
 
-/// The episodes whose durable version the index lacks or holds older (`stale`) and the
-/// indexed episodes the durable store no longer holds (`gone`): one merge of the index's
-/// versions with the store's, both in id order.
-async fn differences(
+/// Every `(id, version)` the durable store holds, in id order.
+async fn scan_all_versions(durable: &dyn DurableStore) -> Result<Vec<(EpisodeId, u64)>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = durable.scan_versions(after, 50_000).await?;
+        all.extend(page.items);
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// The episodes whose durable version (`stored`, in id order) the index lacks or holds older
+/// (`stale`) and the indexed episodes the durable store no longer holds (`gone`): one merge
+/// of the two sorted lists.
+fn differences(
     index: &SpatiotemporalIndex,
-    durable: &dyn DurableStore,
-) -> Result<(Vec<EpisodeId>, Vec<EpisodeId>)> {
+    stored: Vec<(EpisodeId, u64)>,
+) -> (Vec<EpisodeId>, Vec<EpisodeId>) {
     let mut indexed = index.versions();
     indexed.sort_unstable();
     let mut at = 0;
     let (mut stale, mut gone) = (Vec::new(), Vec::new());
-    let mut after = None;
-    loop {
-        let page = durable.scan_versions(after, 50_000).await?;
-        for (id, version) in page.items {
-            while at < indexed.len() && indexed[at].0 < id {
-                gone.push(indexed[at].0);
-                at += 1;
-            }
-            if at < indexed.len() && indexed[at].0 == id {
-                if indexed[at].1 != version {
-                    stale.push(id);
-                }
-                at += 1;
-            } else {
+    for (id, version) in stored {
+        while at < indexed.len() && indexed[at].0 < id {
+            gone.push(indexed[at].0);
+            at += 1;
+        }
+        if at < indexed.len() && indexed[at].0 == id {
+            if indexed[at].1 != version {
                 stale.push(id);
             }
-        }
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => break,
+            at += 1;
+        } else {
+            stale.push(id);
         }
     }
     gone.extend(indexed[at..].iter().map(|(id, _)| *id));
-    Ok((stale, gone))
+    (stale, gone)
 }

@@ -24,8 +24,8 @@ mod tokenize;
 pub use cell::LockWaitStats;
 pub use config::IndexConfig;
 pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
-pub(crate) use spatiotemporal::{ShardSpill, SpilledShard};
 pub use spatiotemporal::SpatiotemporalIndex;
+pub(crate) use spatiotemporal::{ShardSpill, SpilledShard};
 pub use stats::IndexStats;
 
 pub(crate) use cell::ShardCell;

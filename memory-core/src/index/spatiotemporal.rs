@@ -6,6 +6,7 @@
 //! must never do I/O, never `.await`, never hold a lock across a call into caller code, and
 //! never let a query of one namespace see a shard of another.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -266,15 +267,10 @@ impl SpatiotemporalIndex {
     /// from the other is queued. Returns the number of episodes indexed.
     pub(crate) fn install_spilled(&self, shards: Vec<SpilledShard>) -> Result<usize> {
         self.spill()?;
-        let (homes, strays) = homes(
-            shards
-                .iter()
-                .enumerate()
-                .flat_map(|(at, s)| s.versions.iter().map(move |(id, v)| (at, *id, *v))),
-        );
-        let count = homes.len();
         let mut map = ShardMap::new();
-        let mut cells = Vec::with_capacity(shards.len());
+        let total: usize = shards.iter().map(|s| s.versions.len()).sum();
+        let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(total);
+        let mut strays: Vec<(Arc<ShardCell>, EpisodeId)> = Vec::new();
         for shard in shards {
             let key = ShardKey {
                 namespace: Arc::from(shard.namespace.as_str()),
@@ -289,21 +285,36 @@ impl SpatiotemporalIndex {
                     shard.namespace, shard.domain
                 )));
             }
-            cells.push(cell);
+            for (id, version) in shard.versions {
+                match entries.entry(id) {
+                    Entry::Vacant(v) => {
+                        v.insert(Located {
+                            cell: cell.clone(),
+                            version,
+                        });
+                    }
+                    Entry::Occupied(held) if held.get().version >= version => {
+                        strays.push((cell.clone(), id));
+                    }
+                    Entry::Occupied(mut held) => {
+                        let older = std::mem::replace(
+                            held.get_mut(),
+                            Located {
+                                cell: cell.clone(),
+                                version,
+                            },
+                        );
+                        strays.push((older.cell, id));
+                    }
+                }
+            }
         }
         let mut queued = 0;
-        for (at, id) in strays {
-            let bytes = cells[at].write(&self.waits).queue(Pending::Remove(id));
-            cells[at].set_bytes(bytes);
-            queued += bytes;
+        for (cell, id) in strays {
+            let bytes = cell.write(&self.waits).queue(Pending::Remove(id));
+            queued += bytes - cell.set_bytes(bytes);
         }
-        let entries = homes
-            .into_iter()
-            .map(|(id, (at, version))| {
-                let cell = cells[at].clone();
-                (id, Located { cell, version })
-            })
-            .collect();
+        let count = entries.len();
         self.directory.rebuild(entries, || {
             *self.waits.write(&self.shards) = map;
             self.loaded.store(queued, Ordering::Release);
@@ -315,16 +326,26 @@ impl SpatiotemporalIndex {
     /// found in two shards is kept where its version is newer (the first shard on a tie) and
     /// removed from the other.
     fn install(&self, mut shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
-        let (homes, strays) = homes(
-            shards
-                .iter()
-                .enumerate()
-                .flat_map(|(at, (_, shard))| shard.docs().map(move |(_, d)| (at, d.id, d.version))),
-        );
+        let mut home: HashMap<EpisodeId, (usize, u64)> = HashMap::new();
+        let mut strays: Vec<(usize, EpisodeId)> = Vec::new();
+        for (at, (_, shard)) in shards.iter().enumerate() {
+            for (_, d) in shard.docs() {
+                match home.get(&d.id).copied() {
+                    None => {
+                        home.insert(d.id, (at, d.version));
+                    }
+                    Some((_, version)) if version >= d.version => strays.push((at, d.id)),
+                    Some((other, _)) => {
+                        strays.push((other, d.id));
+                        home.insert(d.id, (at, d.version));
+                    }
+                }
+            }
+        }
         for (at, id) in strays {
             shards[at].1.remove(id);
         }
-        let count = homes.len();
+        let count = home.len();
         let mut map = ShardMap::new();
         let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
         let mut loaded = 0;
@@ -767,30 +788,6 @@ impl SpatiotemporalIndex {
             }
         }
     }
-}
-
-/// Where each listed episode lives when shards list `(shard position, id, version)`: the
-/// shard with its newer version (the first on a tie). The other listings are strays, to be
-/// removed from their shards.
-#[allow(clippy::type_complexity)]
-fn homes(
-    listed: impl Iterator<Item = (usize, EpisodeId, u64)>,
-) -> (HashMap<EpisodeId, (usize, u64)>, Vec<(usize, EpisodeId)>) {
-    let mut home: HashMap<EpisodeId, (usize, u64)> = HashMap::new();
-    let mut strays = Vec::new();
-    for (at, id, version) in listed {
-        match home.get(&id).copied() {
-            None => {
-                home.insert(id, (at, version));
-            }
-            Some((_, held)) if held >= version => strays.push((at, id)),
-            Some((other, _)) => {
-                strays.push((other, id));
-                home.insert(id, (at, version));
-            }
-        }
-    }
-    (home, strays)
 }
 
 #[cfg(test)]

@@ -180,6 +180,23 @@ impl ReadPool {
         })
         .await
     }
+
+    pub(crate) async fn summaries_of(
+        self: &Arc<Self>,
+        ids: &[EpisodeId],
+    ) -> Result<Vec<EpisodeSummary>> {
+        let mut all = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let chunk: Arc<[EpisodeId]> = chunk.into();
+            let found = retry::retry(self.retry, "summaries_of", || {
+                let chunk = chunk.clone();
+                self.with_connection(move |conn, exec| exec.block_on(summaries_of(conn, &chunk)))
+            })
+            .await?;
+            all.extend(found);
+        }
+        Ok(all)
+    }
 }
 
 /// Run `read` inside one read transaction (one snapshot), always ending it.
@@ -357,6 +374,28 @@ async fn scan_versions(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(into_page(versions, limit, |(id, _)| *id))
+}
+
+/// Ids bound in one `IN (...)` list (SQLite allows 32,766 variables).
+const IDS_PER_STATEMENT: usize = 500;
+
+/// The summaries of those of `ids` that exist, in one statement.
+async fn summaries_of(conn: &Connection, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
+    let marks = vec!["?"; ids.len()].join(", ");
+    let sql = format!(
+        "SELECT {} FROM episodes e LEFT JOIN summaries s ON s.id = e.id WHERE e.id IN ({marks})",
+        summary_columns!()
+    );
+    let params = ids.iter().map(|id| id_value(*id)).collect();
+    let rows = query_all(
+        conn,
+        &sql,
+        params,
+        SUMMARY_COLUMN_COUNT,
+        "reading summaries by id",
+    )
+    .await?;
+    rows.into_iter().map(decode_summary).collect()
 }
 
 async fn scan_summaries(

@@ -690,6 +690,12 @@ impl DurableStore for TursoStore {
         self.readers.scan_versions(after, limit).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
+    async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
+        self.check_open()?;
+        self.readers.summaries_of(ids).await
+    }
+
     /// [`TursoStore::close`]: commit everything queued, stop the writer, close connections.
     async fn close(&self) -> Result<()> {
         TursoStore::close(self).await

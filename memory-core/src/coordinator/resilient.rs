@@ -409,6 +409,15 @@ impl DurableStore for ResilientStore {
         self.guarded(self.inner.scan_versions(after, limit)).await
     }
 
+    async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
+        self.refresh_if_stale().await?;
+        let pending = self.overlay()?.len();
+        if pending > 0 {
+            return Err(replay_pending(pending));
+        }
+        self.guarded(self.inner.summaries_of(ids)).await
+    }
+
     /// Closes the durable store. Journaled writes stay in the journal (durable) for the next
     /// `open` to replay.
     async fn close(&self) -> Result<()> {

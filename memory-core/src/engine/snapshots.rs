@@ -217,6 +217,9 @@ pub(crate) async fn rebuild(
     Ok(index.len())
 }
 
+/// Summaries re-read per durable call when catching up.
+const CATCH_UP_BATCH: usize = 2_000;
+
 /// Remove `gone` from `index` and re-read `stale` from `durable`; returns their counts.
 async fn apply(
     index: &SpatiotemporalIndex,
@@ -227,12 +230,14 @@ async fn apply(
     for id in gone {
         index.remove(*id);
     }
-    for id in stale {
-        // The durable version wins, also over a newer indexed one.
-        index.remove(*id);
-        // `None`: deleted since the version list was read, nothing to index.
-        if let Some(e) = durable.get_episode(*id).await? {
-            index.insert(&e.summary())?;
+    for chunk in stale.chunks(CATCH_UP_BATCH) {
+        // The durable version wins, also over a newer indexed one; an id missing from the
+        // answer was deleted since the version list was read, and stays removed.
+        for id in chunk {
+            index.remove(*id);
+        }
+        for summary in durable.summaries_of(chunk).await? {
+            index.insert(&summary)?;
         }
     }
     Ok((stale.len(), gone.len()))

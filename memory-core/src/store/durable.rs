@@ -119,19 +119,18 @@ pub trait DurableStore: Send + Sync + 'static {
     ) -> Result<Page<EpisodeSummary>>;
 
     /// `(id, version)` of all episodes of all namespaces in ascending id order, after `after`,
-    /// at most `limit`: what an index loaded from a snapshot is compared with. The default
-    /// reads [`DurableStore::scan_summaries`]; stores that can read versions alone should.
+    /// at most `limit`: what an index opened from a snapshot is compared with. (No default:
+    /// a slow default would be silently kept by any wrapper that forgot to forward it.)
     async fn scan_versions(
         &self,
         after: Option<EpisodeId>,
         limit: usize,
-    ) -> Result<Page<(EpisodeId, u64)>> {
-        let page = self.scan_summaries(after, limit).await?;
-        Ok(Page {
-            items: page.items.iter().map(|s| (s.id, s.version)).collect(),
-            next_after: page.next_after,
-        })
-    }
+    ) -> Result<Page<(EpisodeId, u64)>>;
+
+    /// The summaries of those of `ids` that exist, in no particular order (a missing id is
+    /// left out): what catching an index snapshot up re-reads. Callers pass at most a few
+    /// thousand ids at a time.
+    async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>>;
 
     /// Finish every write accepted so far, then release the store's resources; later calls
     /// may fail with `ShuttingDown`. Idempotent. The default does nothing.

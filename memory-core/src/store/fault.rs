@@ -334,6 +334,10 @@ impl<S: DurableStore> DurableStore for Faulty<S> {
         self.run(Op::ScanSummaries, self.inner.scan_versions(after, limit))
             .await
     }
+    async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
+        self.run(Op::ScanSummaries, self.inner.summaries_of(ids))
+            .await
+    }
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }

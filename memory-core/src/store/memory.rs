@@ -143,6 +143,23 @@ impl DurableStore for InMemoryStore {
         let map = lock(&self.episodes)?;
         Ok(page(&map, after, limit, |_| true, |_, e| e.summary()))
     }
+
+    async fn scan_versions(
+        &self,
+        after: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Page<(EpisodeId, u64)>> {
+        let map = lock(&self.episodes)?;
+        Ok(page(&map, after, limit, |_| true, |_, e| (e.id, e.version)))
+    }
+
+    async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
+        let map = lock(&self.episodes)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| map.get(id).map(Episode::summary))
+            .collect())
+    }
 }
 
 /// A [`CacheStore`] in a `BTreeMap` of encoded records, unbounded. Stores the same checksummed

@@ -169,7 +169,8 @@ pub async fn run(args: &[String]) -> Result<()> {
         let reuse = dir.join("memory.db").exists();
         let m = Arc::new(open(&dir, true).await?);
         if reuse {
-            for _ in 0..m.index_open().episodes {
+            episodes = m.index_open().episodes;
+            for _ in 0..episodes {
                 g.episode();
             }
         } else {

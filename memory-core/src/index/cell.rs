@@ -121,6 +121,9 @@ pub(crate) struct ShardCell {
     spilled_stats: Mutex<IndexStats>,
     /// Serializes loading and spilling (never held with the shard lock across I/O).
     moving: Mutex<()>,
+    /// Whether the spill target holds exactly the loaded content (loaded with no queued
+    /// changes and not written since), so spilling it again needs no write.
+    saved: AtomicBool,
     last_used: AtomicU64,
     bytes: AtomicUsize,
 }
@@ -135,6 +138,7 @@ impl ShardCell {
             residence: AtomicU8::new(Residence::Loaded as u8),
             spilled_stats: Mutex::new(IndexStats::default()),
             moving: Mutex::new(()),
+            saved: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
             bytes: AtomicUsize::new(0),
         }
@@ -173,6 +177,17 @@ impl ShardCell {
             .spilled_stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the spill target holds exactly the loaded content.
+    pub(crate) fn is_saved(&self) -> bool {
+        self.saved.load(Ordering::Acquire)
+    }
+
+    /// Record whether the spill target holds exactly the loaded content; any change to the
+    /// loaded content clears it (under the write lock, before the change).
+    pub(crate) fn set_saved(&self, saved: bool) {
+        self.saved.store(saved, Ordering::Release);
     }
 
     /// The lock that serializes loading and spilling this cell.

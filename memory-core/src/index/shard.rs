@@ -525,6 +525,15 @@ impl Shard {
         self.docs.get(slot as usize).and_then(Option::as_ref)
     }
 
+    /// The document of `id`, looked up at `slot` first (where it was when last seen; a shard
+    /// reloaded from its file since may have renumbered its slots).
+    pub(crate) fn doc_of(&self, id: EpisodeId, slot: Slot) -> Option<&IndexedEpisode> {
+        match self.doc(slot) {
+            Some(d) if d.id == id => Some(d),
+            _ => self.by_id.get(&id).and_then(|s| self.doc(*s)),
+        }
+    }
+
     /// Every slot of this shard is below this.
     pub(crate) fn slot_bound(&self) -> usize {
         self.docs.len()
@@ -779,6 +788,16 @@ mod tests {
         );
         let back = Shard::from_image(image.clone(), WEEK, None).unwrap();
         assert_eq!(back.stats(), s.stats());
+        // Slots are renumbered too; a document is still found by id from its old slot.
+        for (slot, doc) in s.docs() {
+            let found = back.doc_of(doc.id, slot).map(|d| d.id);
+            assert_eq!(found, Some(doc.id));
+        }
+        assert!(
+            s.docs()
+                .any(|(slot, d)| back.doc(slot).map(|b| b.id) != Some(d.id)),
+            "the removal left a hole that the image closed"
+        );
         assert_eq!(back.clusters_by_text(), s.clusters_by_text());
         assert_eq!(back.field_len_total(), s.field_len_total());
         assert_eq!(back.image(&key), image);

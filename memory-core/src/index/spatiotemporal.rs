@@ -177,6 +177,7 @@ impl SpatiotemporalIndex {
                 self.account(&cell, bytes);
                 same_cell
             } else {
+                cell.set_saved(false);
                 let replaced = shard.upsert(d);
                 self.account(&cell, shard.approx_bytes());
                 replaced
@@ -528,6 +529,7 @@ impl SpatiotemporalIndex {
             self.account(cell, bytes);
             return Some(version);
         }
+        cell.set_saved(false);
         let removed = shard.remove(id);
         self.account(cell, shard.approx_bytes());
         let retired = cell.retire_if_empty(&shard);
@@ -607,7 +609,9 @@ impl SpatiotemporalIndex {
         }
         let mut loaded = self.restore(cell)?;
         let mut guard = cell.write(&self.waits);
-        loaded.apply(guard.take_pending());
+        let queued = guard.take_pending();
+        cell.set_saved(queued.is_empty());
+        loaded.apply(queued);
         *guard = loaded;
         cell.set_residence(Residence::Loaded, None);
         let bytes = guard.approx_bytes();
@@ -616,11 +620,17 @@ impl SpatiotemporalIndex {
         Ok(())
     }
 
-    /// Read-lock `cell` with its content loaded.
+    /// Read-lock `cell` with its content loaded. Under a budget, loading it first spills the
+    /// least recently used other shards the load pushed over the budget (by the running
+    /// estimate), so queries cannot grow the index past its share between budget checks.
     pub(crate) fn read_loaded<'a>(
         &self,
         cell: &'a Arc<ShardCell>,
     ) -> Result<std::sync::RwLockReadGuard<'a, Shard>> {
+        if cell.is_spilled() {
+            self.ensure_loaded(cell)?;
+            self.relieve(cell)?;
+        }
         loop {
             self.ensure_loaded(cell)?;
             let guard = cell.read(&self.waits);
@@ -662,7 +672,8 @@ impl SpatiotemporalIndex {
     /// queued, not lost: the image is taken and the cell marked *spilling* under the write
     /// lock, the file is written with no lock held, then the content is dropped (queued
     /// changes kept) under the write lock; if the write fails, the queued changes are applied
-    /// and the content stays. Returns whether the cell was spilled.
+    /// and the content stays. A shard loaded from its file and unchanged since is dropped
+    /// without a write. Returns whether the cell was spilled.
     fn spill_cell(&self, cell: &Arc<ShardCell>, spill: &Arc<dyn ShardSpill>) -> Result<bool> {
         let _moving = cell.moving();
         let (image, stats) = {
@@ -670,12 +681,14 @@ impl SpatiotemporalIndex {
             if cell.is_spilled() || cell.is_retired() || shard.is_empty() {
                 return Ok(false);
             }
-            let taken = (shard.image(cell.key()), shard.stats());
+            // A shard loaded from its file and unchanged since needs no image and no write.
+            let image = (!cell.is_saved()).then(|| shard.image(cell.key()));
+            let taken = (image, shard.stats());
             // Writers queue from here on; nothing else changes the shard.
             cell.set_residence(Residence::Spilling, None);
             taken
         };
-        let saved = spill.save(&image);
+        let saved = image.as_ref().map_or(Ok(()), |image| spill.save(image));
         drop(image);
         let mut shard = cell.write(&self.waits);
         let queued = shard.take_pending();
@@ -694,6 +707,9 @@ impl SpatiotemporalIndex {
                 Ok(true)
             }
             Err(e) => {
+                if !queued.is_empty() {
+                    cell.set_saved(false);
+                }
                 shard.apply(queued);
                 cell.set_residence(Residence::Loaded, None);
                 let bytes = shard.approx_bytes();
@@ -702,6 +718,29 @@ impl SpatiotemporalIndex {
                 Err(e)
             }
         }
+    }
+
+    /// Spill least recently used loaded shards other than `keep` while over the budget (no-op
+    /// without one). Blocking I/O, except for shards whose file already holds their content.
+    fn relieve(&self, keep: &Arc<ShardCell>) -> Result<()> {
+        let budget = self.budget.load(Ordering::Acquire);
+        if budget == 0 || self.budgeted_bytes() <= budget {
+            return Ok(());
+        }
+        let spill = self.spill()?.clone();
+        let mut cells: Vec<Arc<ShardCell>> = self
+            .all_cells()
+            .into_iter()
+            .filter(|c| !Arc::ptr_eq(c, keep) && !c.is_spilled() && !c.is_retired())
+            .collect();
+        cells.sort_by_key(|c| c.last_used());
+        for cell in cells {
+            if self.budgeted_bytes() <= budget {
+                break;
+            }
+            self.spill_cell(&cell, &spill)?;
+        }
+        Ok(())
     }
 
     /// Spill least recently used shards until loaded shards, queued changes and the directory
@@ -843,10 +882,12 @@ mod tests {
     struct MemorySpill {
         images: std::sync::Mutex<HashMap<(String, String), ShardImage>>,
         loads: std::sync::atomic::AtomicUsize,
+        saves: std::sync::atomic::AtomicUsize,
     }
 
     impl ShardSpill for MemorySpill {
         fn save(&self, image: &ShardImage) -> Result<()> {
+            self.saves.fetch_add(1, Ordering::SeqCst);
             self.images.lock().unwrap().insert(
                 (image.namespace.clone(), image.domain.clone()),
                 image.clone(),
@@ -956,6 +997,40 @@ mod tests {
                 .unwrap();
             assert_eq!(shard.stats(), other.read(reference.waits()).stats());
         }
+    }
+
+    #[test]
+    fn a_load_under_budget_spills_colder_shards_and_unchanged_ones_without_a_write() {
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let spill = Arc::new(MemorySpill::default());
+        index.set_spill(spill.clone()).unwrap();
+        for i in 0..40 {
+            index
+                .insert(&summary(EpisodeId::new(), "ns", &format!("d{}", i % 4)))
+                .unwrap();
+        }
+        index.set_budget(1);
+        assert_eq!(index.enforce_budget().unwrap(), 4);
+        assert_eq!(spill.saves.load(Ordering::SeqCst), 4);
+        let cell = |d: &str| index.shards_of("ns", Some(d)).pop().unwrap();
+        drop(index.read_loaded(&cell("d0")).unwrap());
+        assert_eq!(index.spilled_shards(), 3, "only the shard read is loaded");
+        drop(index.read_loaded(&cell("d1")).unwrap());
+        assert_eq!(index.spilled_shards(), 3, "loading d1 spilled d0");
+        assert!(cell("d0").is_spilled());
+        assert_eq!(
+            spill.saves.load(Ordering::SeqCst),
+            4,
+            "d0 was unchanged since its load: dropped without a write"
+        );
+        index
+            .insert(&summary(EpisodeId::new(), "ns", "d1"))
+            .unwrap();
+        drop(index.read_loaded(&cell("d2")).unwrap());
+        assert!(cell("d1").is_spilled());
+        assert_eq!(spill.saves.load(Ordering::SeqCst), 5, "d1 changed: written");
+        assert_eq!(index.len(), 41);
+        assert_eq!(index.stats().episodes, 41);
     }
 
     #[test]

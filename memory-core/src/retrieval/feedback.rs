@@ -41,7 +41,8 @@ pub(crate) fn label_terms(
         };
         let shard = index.read_loaded(cell)?;
         for c in candidates {
-            let Some(doc) = shard.doc(c.slot).filter(|d| d.id == c.id) else {
+            // By id: the shard may have been spilled and reloaded since the first pass.
+            let Some(doc) = shard.doc_of(c.id, c.slot) else {
                 continue;
             };
             for (sym, tf) in doc.terms.iter() {

@@ -18,7 +18,7 @@ use memory_core::{Episode, EpisodeId, Error, Result};
 use redb::{Durability, ReadableDatabase, ReadableTable};
 
 use crate::error::from_redb;
-use crate::file::{EPISODES, OpenFile, blocking, open_database};
+use crate::file::{EPISODES, OpenFile, SIZES, blocking, empty_cache_tables, open_database};
 use crate::journal::RedbJournal;
 use crate::lru::{Lru, Plan, Replace, StoredVersion};
 use crate::options::RedbOptions;
@@ -108,13 +108,45 @@ fn decode_as(id: EpisodeId, bytes: &[u8]) -> Result<Episode> {
     }
 }
 
+/// The two tables every cache entry lives in, opened in one write transaction: the record and
+/// its size change together.
+struct Entries<'txn> {
+    episodes: redb::Table<'txn, &'static [u8; 16], &'static [u8]>,
+    sizes: redb::Table<'txn, &'static [u8; 16], u64>,
+}
+
+impl<'txn> Entries<'txn> {
+    fn open(txn: &'txn redb::WriteTransaction, what: &str) -> Result<Self> {
+        Ok(Self {
+            episodes: txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?,
+            sizes: txn.open_table(SIZES).map_err(|e| from_redb(what, e))?,
+        })
+    }
+
+    fn insert(&mut self, key: &[u8; 16], bytes: &[u8], what: &str) -> Result<()> {
+        self.episodes
+            .insert(key, bytes)
+            .map_err(|e| from_redb(what, e))?;
+        self.sizes
+            .insert(key, bytes.len() as u64)
+            .map_err(|e| from_redb(what, e))?;
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8; 16], what: &str) -> Result<()> {
+        self.episodes.remove(key).map_err(|e| from_redb(what, e))?;
+        self.sizes.remove(key).map_err(|e| from_redb(what, e))?;
+        Ok(())
+    }
+}
+
 impl RedbCache {
-    /// Open (or create) the file at `path` and rebuild the bookkeeping by scanning the cache.
+    /// Open (or create) the file at `path` and rebuild the bookkeeping from the size table.
     ///
     /// **Blocks** the calling thread: it opens the file (with `check_integrity_on_open`, reads
-    /// all of it), reads every cached entry's key and size (records are decoded when read, and
-    /// an entry's version at its first `put`), and, if the file holds more than
-    /// `max_cache_bytes`, evicts down to the bound. From async code prefer
+    /// all of it), reads every cached entry's key and size from the size table (records are
+    /// decoded when read, and an entry's version at its first `put`), and, if the file holds
+    /// more than `max_cache_bytes`, evicts down to the bound. From async code prefer
     /// [`RedbCache::open_async`]. Fails with `Storage` if the file is already open in this
     /// process, `Corrupt` if redb finds it damaged, `InvalidInput` for bad options.
     pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
@@ -204,8 +236,8 @@ impl RedbCache {
 }
 
 impl Inner {
-    /// Scan the table into the bookkeeping; remove rows whose key is not an episode id and,
-    /// if the file holds more than the bound, the oldest entries. Blocking.
+    /// Scan the size table into the bookkeeping; remove entries whose key is not an episode id
+    /// and, if the file holds more than the bound, the oldest entries. Blocking.
     fn rebuild(&self) -> Result<()> {
         let what = "rebuild cache bookkeeping";
         // Built here and installed at the end: no lock is held across the scan.
@@ -213,15 +245,15 @@ impl Inner {
         let mut bad_keys = Vec::new();
         {
             let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
-            let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+            let table = txn.open_table(SIZES).map_err(|e| from_redb(what, e))?;
             for row in table.iter().map_err(|e| from_redb(what, e))? {
-                let (key, value) = row.map_err(|e| from_redb(what, e))?;
+                let (key, size) = row.map_err(|e| from_redb(what, e))?;
                 let key: [u8; 16] = *key.value();
                 let Ok(id) = EpisodeId::from_bytes(key) else {
                     bad_keys.push(key);
                     continue;
                 };
-                lru.insert(id, value.value().len() as u64, StoredVersion::Unread);
+                lru.insert(id, size.value(), StoredVersion::Unread);
             }
         }
         let excess = lru.excess(self.max_bytes);
@@ -231,14 +263,12 @@ impl Inner {
         }
         let txn = self.begin_cache_write(what, Durability::None)?;
         {
-            let mut table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+            let mut entries = Entries::open(&txn, what)?;
             for key in &bad_keys {
-                table.remove(key).map_err(|e| from_redb(what, e))?;
+                entries.remove(key, what)?;
             }
             for id in &excess {
-                table
-                    .remove(&id.to_bytes())
-                    .map_err(|e| from_redb(what, e))?;
+                entries.remove(&id.to_bytes(), what)?;
             }
         }
         txn.commit().map_err(|e| from_redb(what, e))?;
@@ -300,22 +330,17 @@ impl Inner {
                 remove_existing: true,
             } => {
                 let txn = self.begin_cache_write(what, durability)?;
-                txn.open_table(EPISODES)
-                    .map_err(|e| from_redb(what, e))?
-                    .remove(&key)
-                    .map_err(|e| from_redb(what, e))?;
+                Entries::open(&txn, what)?.remove(&key, what)?;
                 txn
             }
             Plan::Store { evict } => {
                 let txn = self.begin_cache_write(what, durability)?;
                 {
-                    let mut table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+                    let mut entries = Entries::open(&txn, what)?;
                     for victim in evict {
-                        table
-                            .remove(&victim.to_bytes())
-                            .map_err(|e| from_redb(what, e))?;
+                        entries.remove(&victim.to_bytes(), what)?;
                     }
-                    table.insert(&key, bytes).map_err(|e| from_redb(what, e))?;
+                    entries.insert(&key, bytes, what)?;
                 }
                 txn
             }
@@ -406,10 +431,7 @@ impl Inner {
         let what = "invalidate cache entry";
         let _writer = lock(&self.writer)?;
         let txn = self.begin_cache_write(what, Durability::None)?;
-        txn.open_table(EPISODES)
-            .map_err(|e| from_redb(what, e))?
-            .remove(&id.to_bytes())
-            .map_err(|e| from_redb(what, e))?;
+        Entries::open(&txn, what)?.remove(&id.to_bytes(), what)?;
         txn.commit().map_err(|e| from_redb(what, e))?;
         lock(&self.lru)?.remove(id);
         Ok(())
@@ -463,8 +485,7 @@ impl Inner {
         let what = "clear cache";
         let _writer = lock(&self.writer)?;
         let txn = self.begin_cache_write(what, Durability::None)?;
-        txn.delete_table(EPISODES).map_err(|e| from_redb(what, e))?;
-        txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
+        empty_cache_tables(&txn).map_err(|e| from_redb(what, e))?;
         txn.commit().map_err(|e| from_redb(what, e))?;
         lock(&self.lru)?.clear();
         Ok(())

@@ -1,12 +1,17 @@
 //! The redb file: its tables, its layout version, opening it, and running blocking calls.
 //!
-//! One file holds three tables:
+//! One file holds four tables:
 //!
-//! | table      | key                                | value                                               |
-//! |------------|------------------------------------|-----------------------------------------------------|
-//! | `episodes` | the 16 id bytes (sort in id order) | an `Episode` record (`record::encode`)              |
-//! | `journal`  | sequence number (`u64`)            | a `JournalEntry` record                             |
-//! | `meta`     | name (`&str`)                      | `u64`: layout version, last journal seq, open session |
+//! | table           | key                                | value                                               |
+//! |-----------------|------------------------------------|-----------------------------------------------------|
+//! | `episodes`      | the 16 id bytes (sort in id order) | an `Episode` record (`record::encode`)              |
+//! | `episode_sizes` | the 16 id bytes                    | `u64`: byte length of that `episodes` record        |
+//! | `journal`       | sequence number (`u64`)            | a `JournalEntry` record                             |
+//! | `meta`          | name (`&str`)                      | `u64`: layout version, last journal seq, open session |
+//!
+//! `episode_sizes` mirrors `episodes` key for key, changed in the same transactions, so that
+//! opening the file rebuilds the cache's bookkeeping without reading the records (layout 2;
+//! a layout-1 file gets it built once, at its first open by this build).
 //!
 //! **Sessions.** Cache writes commit with `Durability::None`, and after a crash redb rolls the
 //! file back to its last durable commit (a journal append, say), which may hold an *older*
@@ -36,14 +41,17 @@ pub(crate) const EPISODES: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::
 /// The journal: sequence number -> encoded `JournalEntry` record.
 pub(crate) const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
+/// Record sizes of the cached episodes: id bytes -> byte length (mirrors `EPISODES`).
+pub(crate) const SIZES: TableDefinition<&[u8; 16], u64> = TableDefinition::new("episode_sizes");
+
 /// Small named counters.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// `meta` key of the layout version of this file (the table set above).
 pub(crate) const LAYOUT_KEY: &str = "layout";
 
-/// The layout this build reads and writes.
-pub(crate) const LAYOUT: u64 = 1;
+/// The layout this build reads and writes (2: `episode_sizes` added).
+pub(crate) const LAYOUT: u64 = 2;
 
 /// `meta` key of the highest journal sequence number ever assigned (0 before the first).
 pub(crate) const LAST_SEQ_KEY: &str = "journal.last_seq";
@@ -106,6 +114,7 @@ pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Op
     let txn = db.begin_write().map_err(|e| from_redb(&what, e))?;
     let crashed = {
         txn.open_table(EPISODES).map_err(|e| from_redb(&what, e))?;
+        txn.open_table(SIZES).map_err(|e| from_redb(&what, e))?;
         txn.open_table(JOURNAL).map_err(|e| from_redb(&what, e))?;
         let mut meta = txn.open_table(META).map_err(|e| from_redb(&what, e))?;
         let layout = meta
@@ -118,6 +127,19 @@ pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Op
                     .map_err(|e| from_redb(&what, e))?;
             }
             Some(LAYOUT) => {}
+            Some(1) => {
+                let episodes = txn.open_table(EPISODES).map_err(|e| from_redb(&what, e))?;
+                let mut sizes = txn.open_table(SIZES).map_err(|e| from_redb(&what, e))?;
+                for row in episodes.iter().map_err(|e| from_redb(&what, e))? {
+                    let (key, value) = row.map_err(|e| from_redb(&what, e))?;
+                    sizes
+                        .insert(key.value(), value.value().len() as u64)
+                        .map_err(|e| from_redb(&what, e))?;
+                }
+                meta.insert(LAYOUT_KEY, LAYOUT)
+                    .map_err(|e| from_redb(&what, e))?;
+                tracing::info!(path = %path.display(), "redb file upgraded to layout {LAYOUT}");
+            }
             Some(other) => {
                 return Err(Error::storage(format!(
                     "{what}: file layout {other} is not the layout this build reads ({LAYOUT})"
@@ -134,9 +156,7 @@ pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Op
             .map_err(|e| from_redb(&what, e))?
             .len()
             .map_err(|e| from_redb(&what, e))?;
-        txn.delete_table(EPISODES)
-            .map_err(|e| from_redb(&what, e))?;
-        txn.open_table(EPISODES).map_err(|e| from_redb(&what, e))?;
+        empty_cache_tables(&txn).map_err(|e| from_redb(&what, e))?;
         tracing::warn!(
             path = %path.display(),
             dropped,
@@ -146,6 +166,17 @@ pub(crate) fn open_database(path: &Path, options: &RedbOptions) -> Result<Arc<Op
     }
     txn.commit().map_err(|e| from_redb(&what, e))?;
     Ok(Arc::new(OpenFile { db }))
+}
+
+/// Drop every cache entry (`episodes` and `episode_sizes`) in `txn`.
+pub(crate) fn empty_cache_tables(
+    txn: &redb::WriteTransaction,
+) -> std::result::Result<(), redb::Error> {
+    txn.delete_table(EPISODES)?;
+    txn.delete_table(SIZES)?;
+    txn.open_table(EPISODES)?;
+    txn.open_table(SIZES)?;
+    Ok(())
 }
 
 /// Run blocking redb work on tokio's blocking pool and map a failed task into the engine's
@@ -158,4 +189,45 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| from_join(context, e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    #[test]
+    fn a_layout_1_file_gets_its_size_table_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        let records: [([u8; 16], Vec<u8>); 2] = [([1; 16], vec![7; 40]), ([2; 16], vec![9; 3])];
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut episodes = txn.open_table(EPISODES).unwrap();
+                for (key, bytes) in &records {
+                    episodes.insert(key, bytes.as_slice()).unwrap();
+                }
+                txn.open_table(JOURNAL).unwrap();
+                txn.open_table(META).unwrap().insert(LAYOUT_KEY, 1).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let file = open_database(&path, &RedbOptions::default()).unwrap();
+        let txn = file.begin_read().unwrap();
+        let layout = txn
+            .open_table(META)
+            .unwrap()
+            .get(LAYOUT_KEY)
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(layout, LAYOUT);
+        let sizes = txn.open_table(SIZES).unwrap();
+        assert_eq!(sizes.len().unwrap(), 2);
+        for (key, bytes) in &records {
+            assert_eq!(sizes.get(key).unwrap().unwrap().value(), bytes.len() as u64);
+        }
+    }
 }

@@ -131,8 +131,8 @@ impl Inner {
     }
 
     /// After a snapshot open, load the shards left spilled one at a time in the background,
-    /// so only the first queries pay for reading them (not without a memory budget: there,
-    /// shards load when used). Stops at shutdown.
+    /// so only the first queries pay for reading them. Not under a memory budget (there,
+    /// shards load when used). Stops at shutdown; a damaged shard file triggers the rebuild.
     fn load_spilled_in_background(self: &Arc<Self>) {
         if self.config.memory_budget_bytes.is_some() || self.retriever.index().spilled_shards() == 0
         {

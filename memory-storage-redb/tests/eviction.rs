@@ -83,6 +83,16 @@ async fn sizes_follow_replacements_invalidations_and_clear() {
     let s = cache.stats();
     assert_eq!((s.entries, s.bytes, s.evictions), (0, 0, 0));
     assert_eq!(on_disk(&cache).await, (vec![], 0));
+
+    // The sizes the next open reads (the size table) followed every change.
+    cache.put(&a2).await.expect("put a2");
+    cache.put(&b).await.expect("put b");
+    cache.invalidate(a2.id).await.expect("invalidate a2");
+    drop(cache);
+    let cache = RedbCache::open(&path, RedbOptions::default()).expect("reopen");
+    let s = cache.stats();
+    assert_eq!((s.entries, s.bytes), (1, encoded_len(&b)));
+    assert_eq!(on_disk(&cache).await, (vec![b.id], encoded_len(&b)));
 }
 
 #[tokio::test]
@@ -108,6 +118,14 @@ async fn a_record_larger_than_the_bound_is_not_cached_and_drops_the_stale_copy()
     );
     let s = cache.stats();
     assert_eq!((s.entries, s.bytes, s.evictions), (1, size, 1));
+    drop(cache);
+    let cache = RedbCache::open(&path, bounded(2 * size)).expect("reopen");
+    let s = cache.stats();
+    assert_eq!(
+        (s.entries, s.bytes),
+        (1, size),
+        "the dropped copy's size went too"
+    );
 }
 
 #[tokio::test]

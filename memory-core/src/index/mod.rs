@@ -2,8 +2,9 @@
 //!
 //! Owns the data structures (shards by namespace and domain, task-type partitions with an
 //! R-tree over time and reward, temporal clusters, term statistics, vectors) and keeps them
-//! consistent under inserts, replaces, moves and removals. It never scores, never does I/O,
-//! and never holds a lock across an `.await`; `retrieval` reads it to answer queries.
+//! consistent under inserts, replaces, moves and removals. It never scores, does I/O only
+//! through the spill target on its own thread (`spill`), and never holds a lock across an
+//! `.await`; `retrieval` reads it to answer queries.
 
 mod cell;
 mod cluster;
@@ -18,6 +19,7 @@ mod partition;
 mod postings;
 mod shard;
 mod spatiotemporal;
+mod spill;
 mod stats;
 mod tokenize;
 
@@ -25,7 +27,8 @@ pub use cell::LockWaitStats;
 pub use config::IndexConfig;
 pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
 pub use spatiotemporal::SpatiotemporalIndex;
-pub(crate) use spatiotemporal::{ShardSpill, SpilledShard};
+pub(crate) use spatiotemporal::SpilledShard;
+pub(crate) use spill::ShardSpill;
 pub use stats::IndexStats;
 
 pub(crate) use cell::ShardCell;

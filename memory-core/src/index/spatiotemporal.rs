@@ -23,17 +23,8 @@ use super::document::Draft;
 use super::footprint;
 use super::image::ShardImage;
 use super::shard::{Pending, Shard, ShardKey};
+use super::spill::{ShardSpill, SpillIo};
 use super::stats::IndexStats;
-
-/// Where the index puts a shard's content when the memory budget asks for room, and takes it
-/// back when the shard is used again. Implementations do blocking I/O; the index calls them
-/// with no shard lock held.
-pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
-    /// Keep `image` (replacing any earlier image of the same shard).
-    fn save(&self, image: &ShardImage) -> Result<()>;
-    /// The image last saved for `(namespace, domain)`.
-    fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage>;
-}
 
 /// A shard whose content is in the spill target, not in memory, with what the index needs to
 /// serve it until it is loaded: its statistics and every `(id, version)` it holds.
@@ -89,7 +80,7 @@ pub struct SpatiotemporalIndex {
     directory: Directory,
     waits: LockWaits,
     /// Where spilled shards go (set once, by the engine, when a memory budget is configured).
-    spill: OnceLock<Arc<dyn ShardSpill>>,
+    spill: OnceLock<SpillIo>,
     /// The most bytes loaded shards and the directory may hold; 0: no limit.
     budget: AtomicUsize,
     /// Estimated heap bytes of the loaded shards (the sum of their cells' estimates).
@@ -559,7 +550,7 @@ impl SpatiotemporalIndex {
     /// later calls fail.
     pub(crate) fn set_spill(&self, spill: Arc<dyn ShardSpill>) -> Result<()> {
         self.spill
-            .set(spill)
+            .set(SpillIo::new(spill)?)
             .map_err(|_| Error::storage("the index already has a spill target"))
     }
 
@@ -581,7 +572,7 @@ impl SpatiotemporalIndex {
     }
 
     /// The spill target, required once a shard is spilled.
-    fn spill(&self) -> Result<&Arc<dyn ShardSpill>> {
+    fn spill(&self) -> Result<&SpillIo> {
         self.spill
             .get()
             .ok_or_else(|| Error::storage("a shard is spilled but the index has no spill target"))
@@ -590,9 +581,11 @@ impl SpatiotemporalIndex {
     /// The shard `cell`'s spilled image describes, with the changes queued since applied.
     /// The file is read and decoded with no shard lock held.
     fn restore(&self, cell: &ShardCell) -> Result<Shard> {
-        let key = cell.key();
-        let image = self.spill()?.load(&key.namespace, &key.domain)?;
-        Shard::from_image(image, self.bucket_width, self.config.embedding_dimension)
+        self.spill()?.load(
+            cell.key(),
+            self.bucket_width,
+            self.config.embedding_dimension,
+        )
     }
 
     /// Make sure `cell`'s content is in memory, loading it from the spill target if it was
@@ -674,7 +667,7 @@ impl SpatiotemporalIndex {
     /// changes kept) under the write lock; if the write fails, the queued changes are applied
     /// and the content stays. A shard loaded from its file and unchanged since is dropped
     /// without a write. Returns whether the cell was spilled.
-    fn spill_cell(&self, cell: &Arc<ShardCell>, spill: &Arc<dyn ShardSpill>) -> Result<bool> {
+    fn spill_cell(&self, cell: &Arc<ShardCell>, spill: &SpillIo) -> Result<bool> {
         let _moving = cell.moving();
         let (image, stats) = {
             let shard = cell.write(&self.waits);
@@ -688,8 +681,7 @@ impl SpatiotemporalIndex {
             cell.set_residence(Residence::Spilling, None);
             taken
         };
-        let saved = image.as_ref().map_or(Ok(()), |image| spill.save(image));
-        drop(image);
+        let saved = image.map_or(Ok(()), |image| spill.save(image));
         let mut shard = cell.write(&self.waits);
         let queued = shard.take_pending();
         match saved {
@@ -727,7 +719,7 @@ impl SpatiotemporalIndex {
         if budget == 0 || self.budgeted_bytes() <= budget {
             return Ok(());
         }
-        let spill = self.spill()?.clone();
+        let spill = self.spill()?;
         let mut cells: Vec<Arc<ShardCell>> = self
             .all_cells()
             .into_iter()
@@ -738,7 +730,7 @@ impl SpatiotemporalIndex {
             if self.budgeted_bytes() <= budget {
                 break;
             }
-            self.spill_cell(&cell, &spill)?;
+            self.spill_cell(&cell, spill)?;
         }
         Ok(())
     }
@@ -757,8 +749,7 @@ impl SpatiotemporalIndex {
         let spill = self
             .spill
             .get()
-            .ok_or_else(|| Error::storage("a memory budget needs a spill target"))?
-            .clone();
+            .ok_or_else(|| Error::storage("a memory budget needs a spill target"))?;
         let mut spilled = 0;
         // Queued changes count against the budget too: fold the longest queues into their
         // files first while over it (each costs a load and a spill of that one shard).
@@ -778,7 +769,7 @@ impl SpatiotemporalIndex {
                 break;
             }
             self.ensure_loaded(&cell)?;
-            spilled += usize::from(self.spill_cell(&cell, &spill)?);
+            spilled += usize::from(self.spill_cell(&cell, spill)?);
         }
         let mut cells: Vec<Arc<ShardCell>> = self
             .all_cells()
@@ -802,7 +793,7 @@ impl SpatiotemporalIndex {
             if self.budgeted_bytes() <= budget {
                 break;
             }
-            spilled += usize::from(self.spill_cell(&cell, &spill)?);
+            spilled += usize::from(self.spill_cell(&cell, spill)?);
         }
         Ok(spilled)
     }

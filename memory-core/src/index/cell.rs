@@ -1,8 +1,8 @@
 //! A shard behind its own lock, with its retirement flag and lock-wait accounting.
 //!
 //! Owns the only way to lock a shard. The lock is a `std::sync::RwLock` (a sync lock: it is
-//! only ever held for in-memory work and never across an `.await`; the index API is sync and
-//! does no I/O). A cell is *retired* when its shard became empty and is being dropped from the
+//! only ever held for in-memory work and never across an `.await`; the index API is sync, and
+//! its only I/O, loading and saving spilled shards, happens with no shard lock held). A cell is *retired* when its shard became empty and is being dropped from the
 //! shard map; a writer that finds a retired cell under its write lock must look the shard up
 //! again, so nothing is ever written into a shard the map no longer points to. Lock poisoning
 //! is ignored (the guard is recovered): a panic inside the index is a bug, and the index is

@@ -3,7 +3,8 @@
 //! Owns the shard map (`namespace → domain → shard cell`), the id directory, and every write
 //! path (insert, replace, move, remove, bulk rebuild). Reads for retrieval go through
 //! crate-private accessors that hand out shard cells; scoring lives in `retrieval`. The index
-//! must never do I/O, never `.await`, never hold a lock across a call into caller code, and
+//! must never do I/O except loading and saving spilled shards through its spill thread (with
+//! no shard lock held), never `.await`, never hold a lock across a call into caller code, and
 //! never let a query of one namespace see a shard of another.
 
 use std::collections::hash_map::Entry;
@@ -45,7 +46,9 @@ type ShardMap = HashMap<Arc<str>, DomainMap>;
 /// `[started_at, reward]` and temporal clusters (time buckets of
 /// [`IndexConfig::temporal_bucket_width`]), and the shard keeps what lexical scoring needs
 /// (per-field term frequencies, document frequencies, length totals) and optional vectors.
-/// All methods are synchronous, do no I/O and only hold locks for in-memory work.
+/// All methods are synchronous and only hold locks for in-memory work; the only I/O is loading
+/// and saving spilled shards (memory budget, snapshot open), done on the spill thread while
+/// the caller waits holding at most that shard's `moving` lock.
 ///
 /// # Locks and their order
 ///

@@ -373,15 +373,18 @@ impl Inner {
         Ok(())
     }
 
-    fn get(&self, id: EpisodeId) -> Result<Option<Episode>> {
-        let what = "get cache entry";
+    /// The stored record of `id`, decoded (`Some(Err)`: damaged), or `None`.
+    fn read_record(&self, id: EpisodeId, what: &str) -> Result<Option<Result<Episode>>> {
         let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
         let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
-        let found = table
+        Ok(table
             .get(&id.to_bytes())
             .map_err(|e| from_redb(what, e))?
-            .map(|guard| decode_as(id, guard.value()));
-        match found {
+            .map(|guard| decode_as(id, guard.value())))
+    }
+
+    fn get(&self, id: EpisodeId) -> Result<Option<Episode>> {
+        match self.read_record(id, "get cache entry")? {
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 Ok(None)
@@ -409,14 +412,7 @@ impl Inner {
 
     /// The version of the stored record of `id`, read and decoded (a damaged one is counted).
     fn stored_version(&self, id: EpisodeId) -> Result<StoredVersion> {
-        let what = "read cache entry version";
-        let txn = self.db.begin_read().map_err(|e| from_redb(what, e))?;
-        let table = txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
-        let decoded = table
-            .get(&id.to_bytes())
-            .map_err(|e| from_redb(what, e))?
-            .map(|guard| decode_as(id, guard.value()));
-        match decoded {
+        match self.read_record(id, "read cache entry version")? {
             None => Ok(StoredVersion::Damaged),
             Some(Ok(e)) => Ok(StoredVersion::Known(e.version)),
             Some(Err(err)) => {

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
 use crate::snapshot::{SnapshotDir, SnapshotStats, SpillDir};
-use crate::store::{DurableStore, scan_all_summaries};
+use crate::store::{DurableStore, scan_all_summaries, scan_all_versions};
 
 /// Where the index came from at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,20 +241,6 @@ async fn apply(
         }
     }
     Ok((stale.len(), gone.len()))
-}
-
-/// Every `(id, version)` the durable store holds, in id order.
-async fn scan_all_versions(durable: &dyn DurableStore) -> Result<Vec<(EpisodeId, u64)>> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = durable.scan_versions(after, 50_000).await?;
-        all.extend(page.items);
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => return Ok(all),
-        }
-    }
 }
 
 /// The episodes whose durable version (`stored`, in id order) the index lacks or holds older

@@ -159,3 +159,18 @@ pub async fn scan_all_summaries(store: &dyn DurableStore) -> Result<Vec<EpisodeS
         }
     }
 }
+
+/// Every `(id, version)` of `store`, in id order, paging through
+/// [`DurableStore::scan_versions`]: what an index opened from a snapshot is compared with.
+pub async fn scan_all_versions(store: &dyn DurableStore) -> Result<Vec<(EpisodeId, u64)>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_versions(after, 50_000).await?;
+        all.extend(page.items);
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return Ok(all),
+        }
+    }
+}

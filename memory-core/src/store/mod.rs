@@ -18,7 +18,9 @@ pub mod rules;
 mod shared;
 
 pub use cache::{CacheStats, CacheStore, CachedVersion};
-pub use durable::{DurableStore, ListRequest, Page, WriteStats, scan_all_summaries};
+pub use durable::{
+    DurableStore, ListRequest, Page, WriteStats, scan_all_summaries, scan_all_versions,
+};
 pub use fault::{FaultInjector, FaultPlan, Faulty, Op};
 pub use hot::{HotCache, episode_weight};
 pub use journal::{Journal, JournalEntry, JournalSeq};

@@ -53,10 +53,12 @@ impl MemoryBuilder {
         self
     }
 
-    /// Keep index snapshots in the directory `dir` (created when first written): written at
-    /// shutdown and every [`MemoryConfig::index_snapshot_interval`], loaded at open instead of
-    /// rebuilding the index from a full scan of the durable store (docs/operations.md).
-    /// Optional: without it, `open` always rebuilds.
+    /// Keep index snapshots in the directory `dir` (created at open): written at shutdown and
+    /// every [`MemoryConfig::index_snapshot_interval`], opened at open instead of rebuilding
+    /// the index from a full scan of the durable store (docs/operations.md). Spilled shards
+    /// live in `dir/spill`, emptied at each open. The directory belongs to this engine alone:
+    /// two engines must not share it. Optional: without it, `open` always rebuilds (and a
+    /// memory budget is refused).
     pub fn index_snapshots(mut self, dir: impl Into<PathBuf>) -> Self {
         self.snapshots = Some(dir.into());
         self

@@ -355,6 +355,16 @@ impl crate::index::ShardSpill for SpillDir {
             .put(&Self::name(&image.namespace, &image.domain), &bytes)
     }
 
+    fn discard(&self, namespace: &str, domain: &str) -> Result<()> {
+        let path = self.dir.path().join(Self::name(namespace, domain));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(format!("removing {}", path.display()))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
         let name = Self::name(namespace, domain);
         let bytes = read_file(&self.dir.path().join(&name))?;
@@ -476,6 +486,10 @@ mod tests {
             loads += 1;
         }
         assert_eq!((loads, opened.spilled_shards()), (3, 0));
+        assert!(
+            files(&dir.path().join("spill")).is_empty(),
+            "without a budget, a loaded shard's spill file is removed"
+        );
         assert_eq!(opened.stats(), index.stats());
         assert_eq!(sorted_versions(&opened), sorted_versions(&index));
     }

@@ -613,6 +613,13 @@ impl SpatiotemporalIndex {
         let bytes = guard.approx_bytes();
         drop(guard);
         self.account(cell, bytes);
+        if self.budget.load(Ordering::Acquire) == 0 {
+            // No budget: this shard is never spilled again, its file is only disk used.
+            cell.set_saved(false);
+            if let Err(e) = self.spill()?.discard(cell.key()) {
+                tracing::warn!(error = %e, "a loaded shard's spill file was not removed");
+            }
+        }
         Ok(())
     }
 
@@ -886,6 +893,13 @@ mod tests {
                 (image.namespace.clone(), image.domain.clone()),
                 image.clone(),
             );
+            Ok(())
+        }
+        fn discard(&self, namespace: &str, domain: &str) -> Result<()> {
+            self.images
+                .lock()
+                .unwrap()
+                .remove(&(namespace.to_owned(), domain.to_owned()));
             Ok(())
         }
         fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {

@@ -26,6 +26,8 @@ pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
     fn save(&self, image: &ShardImage) -> Result<()>;
     /// The image last saved for `(namespace, domain)`.
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage>;
+    /// Forget the image of `(namespace, domain)` (no error if there is none).
+    fn discard(&self, namespace: &str, domain: &str) -> Result<()>;
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -98,6 +100,13 @@ impl SpillIo {
         })
     }
 
+    /// Forget the image of `key`, on the spill thread (after any job queued before).
+    pub(crate) fn discard(&self, key: &ShardKey) -> Result<()> {
+        let target = self.target.clone();
+        let (namespace, domain) = (key.namespace.clone(), key.domain.clone());
+        self.run(move || target.discard(&namespace, &domain))
+    }
+
     /// Save `image` on the spill thread (where it is also dropped).
     pub(crate) fn save(&self, image: ShardImage) -> Result<()> {
         let target = self.target.clone();
@@ -126,6 +135,9 @@ mod tests {
                 panic!("a spill target bug");
             }
             Err(Error::corrupt("nothing saved"))
+        }
+        fn discard(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
         }
     }
 

@@ -14,7 +14,8 @@
 //! **Reads.** `get_episode` serves the durable copy with the pending journaled writes folded
 //! on top; when the durable store cannot be read it serves what the journal alone knows whole
 //! (an episode created or completed while journaling), else `Unavailable`. `list_episodes` and
-//! `scan_summaries` return `Unavailable` while journaled writes are pending: a page cannot be
+//! the bulk scans (`scan_summaries`, `scan_versions`, `summaries_of`) return `Unavailable`
+//! while journaled writes are pending: a page cannot be
 //! merged with the journal without reading around it, and a silently stale listing is worse
 //! than a retry.
 //!

@@ -15,7 +15,7 @@ use crate::episode::Episode;
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
-use crate::store::{CacheStore, CachedVersion, DurableStore, scan_all_summaries};
+use crate::store::{CacheStore, CachedVersion, DurableStore, all_pages, scan_all_versions};
 
 /// What one reconciliation pass found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -155,21 +155,8 @@ pub(crate) async fn observe(
     // The index is read first: an entry it gained after this read cannot look like an
     // orphan, and one gained before has its durable write already committed.
     let indexed = index.versions();
-    let stored: HashMap<EpisodeId, u64> = scan_all_summaries(durable)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.version))
-        .collect();
-    let mut cached = Vec::new();
-    let mut after = None;
-    loop {
-        let page = cache.scan(after, 10_000).await?;
-        cached.extend(page.items);
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let stored: HashMap<EpisodeId, u64> = scan_all_versions(durable).await?.into_iter().collect();
+    let cached = all_pages(|after| cache.scan(after, 10_000)).await?;
     Ok((stored, cached, indexed))
 }
 

@@ -571,7 +571,12 @@ impl SpatiotemporalIndex {
 
     /// How many shards are spilled.
     pub(crate) fn spilled_shards(&self) -> usize {
-        self.all_cells().iter().filter(|c| c.is_spilled()).count()
+        // Asked before every search: counted under the map lock, nothing allocated.
+        let map = self.waits.read(&self.shards);
+        map.values()
+            .flat_map(BTreeMap::values)
+            .filter(|c| c.is_spilled())
+            .count()
     }
 
     /// The spill target, required once a shard is spilled.

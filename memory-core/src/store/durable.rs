@@ -111,7 +111,7 @@ pub trait DurableStore: Send + Sync + 'static {
     async fn list_episodes(&self, request: &ListRequest) -> Result<Page<Episode>>;
 
     /// Summaries of all episodes of all namespaces in ascending id order, after `after`, at most
-    /// `limit`: the bulk scan used to rebuild the index and to reconcile.
+    /// `limit`: the bulk scan used to rebuild the index.
     async fn scan_summaries(
         &self,
         after: Option<EpisodeId>,
@@ -119,7 +119,8 @@ pub trait DurableStore: Send + Sync + 'static {
     ) -> Result<Page<EpisodeSummary>>;
 
     /// `(id, version)` of all episodes of all namespaces in ascending id order, after `after`,
-    /// at most `limit`: what an index opened from a snapshot is compared with. (No default:
+    /// at most `limit`: what an index opened from a snapshot, and reconciliation, compare
+    /// with. (No default:
     /// a slow default would be silently kept by any wrapper that forgot to forward it.)
     async fn scan_versions(
         &self,
@@ -146,29 +147,31 @@ pub trait DurableStore: Send + Sync + 'static {
 }
 
 /// Every summary of `store`, paging through [`DurableStore::scan_summaries`]: what index
-/// rebuilds and reconciliation read.
+/// rebuilds read.
 pub async fn scan_all_summaries(store: &dyn DurableStore) -> Result<Vec<EpisodeSummary>> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.scan_summaries(after, 10_000).await?;
-        all.extend(page.items);
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => return Ok(all),
-        }
-    }
+    all_pages(|after| store.scan_summaries(after, 10_000)).await
 }
 
 /// Every `(id, version)` of `store`, in id order, paging through
-/// [`DurableStore::scan_versions`]: what an index opened from a snapshot is compared with.
+/// [`DurableStore::scan_versions`]: what an index opened from a snapshot, and reconciliation,
+/// compare with.
 pub async fn scan_all_versions(store: &dyn DurableStore) -> Result<Vec<(EpisodeId, u64)>> {
+    all_pages(|after| store.scan_versions(after, 50_000)).await
+}
+
+/// Every item of an id-ordered paged read: `page(after)` is called with `None`, then with each
+/// page's `next_after`, until a page has none.
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(Option<EpisodeId>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
     let mut all = Vec::new();
     let mut after = None;
     loop {
-        let page = store.scan_versions(after, 50_000).await?;
-        all.extend(page.items);
-        match page.next_after {
+        let got = page(after).await?;
+        all.extend(got.items);
+        match got.next_after {
             Some(n) => after = Some(n),
             None => return Ok(all),
         }

@@ -38,7 +38,8 @@ pub enum Op {
     Get,
     /// `DurableStore::list_episodes`.
     List,
-    /// `DurableStore::scan_summaries`.
+    /// `DurableStore::scan_summaries` (and the other bulk reads, `scan_versions` and
+    /// `summaries_of`).
     ScanSummaries,
     /// `CacheStore::get`.
     CacheGet,

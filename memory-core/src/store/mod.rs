@@ -18,6 +18,7 @@ pub mod rules;
 mod shared;
 
 pub use cache::{CacheStats, CacheStore, CachedVersion};
+pub(crate) use durable::all_pages;
 pub use durable::{
     DurableStore, ListRequest, Page, WriteStats, scan_all_summaries, scan_all_versions,
 };

@@ -148,8 +148,8 @@ pub(crate) struct IndexedEpisode {
     pub(crate) task_type: Arc<str>,
     /// Distinct tag ids, sorted.
     pub(crate) tags: Box<[Sym]>,
-    /// Distinct term ids with per-field frequencies, sorted by id.
-    pub(crate) terms: Box<[(Sym, FieldTf)]>,
+    /// Distinct term ids, ascending (the frequencies are in the shard's posting lists).
+    pub(crate) terms: Box<[Sym]>,
     pub(crate) field_len: [u32; FIELD_COUNT],
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
@@ -176,7 +176,7 @@ impl IndexedEpisode {
     /// Heap bytes owned by this document (the task-type `Arc` is charged to its partition).
     pub(crate) fn heap_bytes(&self) -> usize {
         footprint::vec::<Sym>(self.tags.len())
-            + footprint::vec::<(Sym, FieldTf)>(self.terms.len())
+            + footprint::vec::<Sym>(self.terms.len())
             + self
                 .embedding
                 .as_ref()

@@ -37,5 +37,6 @@ pub(crate) use document::{FieldTf, IndexedEpisode, check_vector, norm};
 pub(crate) use image::ShardImage;
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Partition, Slot, TimeRewardBox};
+pub(crate) use postings::PostingList;
 pub(crate) use shard::Shard;
 pub(crate) use tokenize::terms;

@@ -2,10 +2,11 @@
 //!
 //! Owns [`Postings`]: one [`PostingList`] per term id of the shard's term interner (the same
 //! ids, so a list is found without a lookup), each with the slots of the documents holding the
-//! term, ascending, and bounds of the term's frequencies and of its documents' lengths that let
-//! a query bound what the term can add to any score. A list emptied by removals is reset, so
-//! a term id reused by the interner starts with fresh bounds. This module must never score
-//! and never hold a document.
+//! term, ascending, the document's per-field frequencies of the term beside each slot (the
+//! only place they are kept: scoring reads them here), and bounds of the term's frequencies
+//! and of its documents' lengths that let a query bound what the term can add to any score. A
+//! list emptied by removals is reset, so a term id reused by the interner starts with fresh
+//! bounds. This module must never score and never hold a document.
 
 use super::document::FieldTf;
 use super::fields::FIELD_COUNT;
@@ -18,6 +19,8 @@ use super::partition::Slot;
 pub(crate) struct PostingList {
     /// Slots of the documents holding the term, strictly ascending.
     pub(crate) slots: Vec<Slot>,
+    /// Per entry of `slots`: that document's frequencies of the term.
+    pub(crate) tfs: Vec<FieldTf>,
     /// Per field, at least the largest frequency of the term over the documents (it never
     /// shrinks while the list lives, so it stays a bound after removals).
     pub(crate) max_tf: FieldTf,
@@ -26,10 +29,19 @@ pub(crate) struct PostingList {
     pub(crate) min_len: [u32; FIELD_COUNT],
 }
 
+impl PostingList {
+    /// The frequencies of the term in the document at `slot`, if it holds the term.
+    pub(crate) fn tf_of(&self, slot: Slot) -> Option<&FieldTf> {
+        let i = self.slots.binary_search(&slot).ok()?;
+        self.tfs.get(i)
+    }
+}
+
 impl Default for PostingList {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
+            tfs: Vec::new(),
             max_tf: [0; FIELD_COUNT],
             min_len: [u32::MAX; FIELD_COUNT],
         }
@@ -52,12 +64,17 @@ impl Postings {
         let list = &mut self.lists[at];
         match list.slots.last() {
             // Bulk loads and fresh slots append.
-            Some(last) if *last >= slot => {
-                if let Err(i) = list.slots.binary_search(&slot) {
+            Some(last) if *last >= slot => match list.slots.binary_search(&slot) {
+                Ok(i) => list.tfs[i] = *tf,
+                Err(i) => {
                     list.slots.insert(i, slot);
+                    list.tfs.insert(i, *tf);
                 }
+            },
+            _ => {
+                list.slots.push(slot);
+                list.tfs.push(*tf);
             }
-            _ => list.slots.push(slot),
         }
         for f in 0..FIELD_COUNT {
             list.max_tf[f] = list.max_tf[f].max(tf[f]);
@@ -72,10 +89,20 @@ impl Postings {
         };
         if let Ok(i) = list.slots.binary_search(&slot) {
             list.slots.remove(i);
+            list.tfs.remove(i);
         }
         if list.slots.is_empty() {
             *list = PostingList::default();
         }
+    }
+
+    /// Every live list with its term id, by term id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Sym, &PostingList)> {
+        self.lists
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.slots.is_empty())
+            .map(|(sym, l)| (sym as Sym, l))
     }
 
     /// The documents holding `sym`, if any.
@@ -87,6 +114,7 @@ impl Postings {
     pub(crate) fn shrink(&mut self) {
         for list in &mut self.lists {
             list.slots.shrink_to_fit();
+            list.tfs.shrink_to_fit();
         }
         self.lists.shrink_to_fit();
     }
@@ -103,7 +131,10 @@ impl Postings {
             + self
                 .lists
                 .iter()
-                .map(|l| footprint::vec::<Slot>(l.slots.capacity()))
+                .map(|l| {
+                    footprint::vec::<Slot>(l.slots.capacity())
+                        + footprint::vec::<FieldTf>(l.tfs.capacity())
+                })
                 .sum::<usize>()
     }
 }

@@ -96,7 +96,7 @@ fn doc_cost(doc: &IndexedEpisode) -> usize {
     const TREE_POINT: usize = 40;
     std::mem::size_of::<Option<IndexedEpisode>>()
         + doc.heap_bytes()
-        + doc.terms.len() * std::mem::size_of::<Slot>()
+        + doc.terms.len() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
         + ID_MAP_ENTRY
         + TREE_POINT
 }
@@ -218,17 +218,25 @@ impl Shard {
         let (term_map, terms) = renumber(&self.terms);
         let (tag_map, tags) = renumber(&self.tags);
         let task_types: Vec<String> = self.partitions.keys().map(|t| t.to_string()).collect();
+        // Each document's terms with their frequencies, gathered list by list in ascending
+        // term order (new ids follow it), so each document's list comes out sorted.
+        let mut doc_terms: Vec<Vec<(u32, FieldTf)>> = self
+            .docs
+            .iter()
+            .map(|d| Vec::with_capacity(d.as_ref().map_or(0, |d| d.terms.len())))
+            .collect();
+        for (sym, list) in self.inverted.iter() {
+            let term = term_map[sym as usize];
+            for (slot, tf) in list.slots.iter().zip(&list.tfs) {
+                doc_terms[*slot as usize].push((term, *tf));
+            }
+        }
         let docs = self
             .docs
             .iter()
-            .flatten()
-            .map(|d| {
-                let mut doc_terms: Vec<(u32, FieldTf)> = d
-                    .terms
-                    .iter()
-                    .map(|(sym, tf)| (term_map[*sym as usize], *tf))
-                    .collect();
-                doc_terms.sort_unstable_by_key(|(t, _)| *t);
+            .zip(doc_terms)
+            .filter_map(|(d, terms)| d.as_ref().map(|d| (d, terms)))
+            .map(|(d, doc_terms)| {
                 let mut doc_tags: Vec<u32> =
                     d.tags.iter().map(|sym| tag_map[*sym as usize]).collect();
                 doc_tags.sort_unstable();
@@ -332,7 +340,7 @@ impl Shard {
                 version: d.version,
                 task_type,
                 tags: d.tags.clone().into_boxed_slice(),
-                terms: d.terms.clone().into_boxed_slice(),
+                terms: d.terms.iter().map(|(t, _)| *t).collect(),
                 field_len: d.field_len,
                 outcome: d.outcome,
                 reward: d.reward,
@@ -356,11 +364,9 @@ impl Shard {
         let boxed = |texts: Vec<String>| texts.into_iter().map(String::into_boxed_str).collect();
         shard.terms = Interner::from_counted(boxed(image.terms), term_counts);
         shard.tags = Interner::from_counted(boxed(image.tags), tag_counts);
-        for (slot, doc) in shard.docs.iter().enumerate() {
-            if let Some(doc) = doc {
-                for (sym, tf) in doc.terms.iter() {
-                    shard.inverted.add(*sym, slot as Slot, tf, &doc.field_len);
-                }
+        for (slot, d) in image.docs.iter().enumerate() {
+            for (sym, tf) in &d.terms {
+                shard.inverted.add(*sym, slot as Slot, tf, &d.field_len);
             }
         }
         shard.inverted.shrink();
@@ -403,7 +409,7 @@ impl Shard {
             version: draft.version,
             task_type,
             tags: tags.into_boxed_slice(),
-            terms: terms.into_boxed_slice(),
+            terms: terms.iter().map(|(sym, _)| *sym).collect(),
             field_len: draft.field_len,
             outcome: draft.outcome,
             reward: draft.reward,
@@ -416,7 +422,7 @@ impl Shard {
 
     /// Undo [`Shard::attach`] for `doc` at `slot`.
     fn detach(&mut self, doc: &IndexedEpisode, slot: Slot) {
-        for (sym, _) in doc.terms.iter() {
+        for sym in doc.terms.iter() {
             self.inverted.remove(*sym, slot);
             self.terms.release(*sym);
         }
@@ -525,18 +531,16 @@ impl Shard {
         self.docs.get(slot as usize).and_then(Option::as_ref)
     }
 
-    /// The document of `id`, looked up at `slot` first (where it was when last seen; a shard
-    /// reloaded from its file since may have renumbered its slots).
-    pub(crate) fn doc_of(&self, id: EpisodeId, slot: Slot) -> Option<&IndexedEpisode> {
+    /// The document of `id` with its slot, looked up at `slot` first (where it was when last
+    /// seen; a shard reloaded from its file since may have renumbered its slots).
+    pub(crate) fn doc_of(&self, id: EpisodeId, slot: Slot) -> Option<(Slot, &IndexedEpisode)> {
         match self.doc(slot) {
-            Some(d) if d.id == id => Some(d),
-            _ => self.by_id.get(&id).and_then(|s| self.doc(*s)),
+            Some(d) if d.id == id => Some((slot, d)),
+            _ => {
+                let slot = *self.by_id.get(&id)?;
+                self.doc(slot).map(|d| (slot, d))
+            }
         }
-    }
-
-    /// Every slot of this shard is below this.
-    pub(crate) fn slot_bound(&self) -> usize {
-        self.docs.len()
     }
 
     /// Every document with its slot (the flat path).
@@ -560,6 +564,11 @@ impl Shard {
     /// The documents holding term `sym`.
     pub(crate) fn postings(&self, sym: Sym) -> Option<&PostingList> {
         self.inverted.get(sym)
+    }
+
+    /// The frequencies of term `sym` in the document at `slot`, if it holds the term.
+    pub(crate) fn term_tf(&self, sym: Sym, slot: Slot) -> Option<&FieldTf> {
+        self.inverted.get(sym)?.tf_of(slot)
     }
 
     /// The id of term `text` in this shard.
@@ -790,7 +799,7 @@ mod tests {
         assert_eq!(back.stats(), s.stats());
         // Slots are renumbered too; a document is still found by id from its old slot.
         for (slot, doc) in s.docs() {
-            let found = back.doc_of(doc.id, slot).map(|d| d.id);
+            let found = back.doc_of(doc.id, slot).map(|(_, d)| d.id);
             assert_eq!(found, Some(doc.id));
         }
         assert!(

@@ -42,10 +42,13 @@ pub(crate) fn label_terms(
         let shard = index.read_loaded(cell)?;
         for c in candidates {
             // By id: the shard may have been spilled and reloaded since the first pass.
-            let Some(doc) = shard.doc_of(c.id, c.slot) else {
+            let Some((slot, doc)) = shard.doc_of(c.id, c.slot) else {
                 continue;
             };
-            for (sym, tf) in doc.terms.iter() {
+            for sym in doc.terms.iter() {
+                let Some(tf) = shard.term_tf(*sym, slot) else {
+                    continue;
+                };
                 if label_fields.iter().any(|&f| f < FIELD_COUNT && tf[f] > 0)
                     && let Some(text) = shard.term_text(*sym)
                 {

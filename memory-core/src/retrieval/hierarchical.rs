@@ -57,12 +57,7 @@ impl Walk {
 /// holding a query term through the shard's posting lists (unless the query's partitions and
 /// box hold so few members that scoring them all is cheaper), then, partition by partition,
 /// the members holding none, through the clusters, only while they could still rank.
-pub(crate) fn collect(
-    visit: &ShardVisit<'_>,
-    top: &mut TopK,
-    clustering: bool,
-    scratch: &mut postings::Scratch,
-) -> Walk {
+pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) -> Walk {
     let shard = visit.shard;
     let partitions: Vec<&Partition> = match visit.filter.task_type() {
         Some(t) => shard.partition(t).into_iter().collect(),
@@ -77,7 +72,7 @@ pub(crate) fn collect(
         .sum();
     if lexical > 0 && in_box.saturating_mul(POSTINGS_PER_DOCUMENT) >= lexical {
         walk.by_postings += 1;
-        let outcome = postings::collect(visit, &partitions, top, scratch);
+        let outcome = postings::collect(visit, &partitions, top);
         walk.candidates += outcome.candidates;
         if !outcome.rest_may_rank {
             return walk;

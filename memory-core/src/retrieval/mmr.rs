@@ -41,7 +41,7 @@ impl Features {
         let mut terms: Vec<(u64, f64)> = doc
             .terms
             .iter()
-            .filter_map(|(sym, _)| {
+            .filter_map(|sym| {
                 let text = shard.term_text(*sym)?;
                 Some((fnv1a(text), idf(docs, u64::from(shard.term_df(*sym)))))
             })

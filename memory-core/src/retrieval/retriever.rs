@@ -31,7 +31,7 @@ use super::query::RetrievalQuery;
 use super::scorer::{CorpusStats, QueryTerms, Scorer};
 use super::topk::TopK;
 use super::visit::ShardVisit;
-use super::{flat, hierarchical, postings};
+use super::{flat, hierarchical};
 
 /// Answers queries from an index with one scoring configuration and shared runtime flags.
 ///
@@ -243,7 +243,6 @@ impl Retriever {
         let mut features = HashMap::new();
         let mut walk = Walk::default();
         let mut bits = Vec::new();
-        let mut scratch = postings::Scratch::default();
         for (shard_no, cell) in cells.iter().enumerate() {
             debug_assert_eq!(&*cell.key().namespace, query.namespace());
             let shard = self.index.read_loaded(cell)?;
@@ -262,12 +261,7 @@ impl Retriever {
             match path {
                 Path::Flat => flat::collect(&visit, &mut top),
                 Path::Hierarchical { clustering } => {
-                    walk.add(hierarchical::collect(
-                        &visit,
-                        &mut top,
-                        clustering,
-                        &mut scratch,
-                    ));
+                    walk.add(hierarchical::collect(&visit, &mut top, clustering));
                 }
             }
             if diversity {

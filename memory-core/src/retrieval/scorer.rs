@@ -11,7 +11,8 @@
 //! member. This module must never touch locks or decide which documents are visited.
 
 use crate::index::{
-    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, Shard, Sym,
+    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, PostingList, Shard,
+    Slot, Sym,
 };
 use crate::time::{self, Timestamp};
 
@@ -93,12 +94,18 @@ impl QueryTerms {
     }
 }
 
-/// A query's terms resolved in one shard: their ids, and which query term a term id of the
-/// shard is: a bit per term id (a few KiB, so a document's terms are matched against it from
-/// the L1 cache) and, for the set bits, the query term (sorted pairs).
+/// A query term a document holds: the term's index in the query's terms, and the document's
+/// frequencies of it.
+pub(crate) type Hit = (u32, FieldTf);
+
+/// A query's terms resolved in one shard: their posting lists, and which query term a term id
+/// of the shard is: a bit per term id (a few KiB, so a document's terms are matched against it
+/// from the L1 cache) and, for the set bits, the query term (sorted pairs).
 #[derive(Debug, Default)]
-pub(crate) struct Resolved {
-    pub(crate) syms: Vec<Option<Sym>>,
+pub(crate) struct Resolved<'s> {
+    /// Per query term: its posting list in the shard, if the shard holds the term and some
+    /// searched document does (the term has an idf).
+    pub(crate) lists: Vec<Option<&'s PostingList>>,
     bits: Vec<u64>,
     /// (term id, query term index + 1), by term id.
     pairs: Vec<(Sym, u32)>,
@@ -109,10 +116,49 @@ pub(crate) struct Resolved {
     pub(crate) lexical_bound: f64,
 }
 
-impl Resolved {
+impl Resolved<'_> {
     /// Give back the bit set's buffer, for the next shard.
     pub(crate) fn into_buffer(self) -> Vec<u64> {
         self.bits
+    }
+
+    /// Call `f` with the query terms `doc` (at `slot` of this shard) holds and its
+    /// frequencies of them, by query term index.
+    pub(crate) fn hits_of<R>(
+        &self,
+        doc: &IndexedEpisode,
+        slot: Slot,
+        f: impl FnOnce(&[Hit]) -> R,
+    ) -> R {
+        const INLINE: usize = 48;
+        let mut inline = [(0u32, [0; FIELD_COUNT]); INLINE];
+        let mut more: Vec<Hit> = Vec::new();
+        let mut n = 0;
+        for sym in doc.terms.iter() {
+            let q = self.query_term(*sym);
+            let Some(list) = q.checked_sub(1).and_then(|i| self.lists[i as usize]) else {
+                continue;
+            };
+            let Some(tf) = list.tf_of(slot) else {
+                continue;
+            };
+            if n < INLINE {
+                inline[n] = (q - 1, *tf);
+            } else {
+                if more.is_empty() {
+                    more.extend_from_slice(&inline);
+                }
+                more.push((q - 1, *tf));
+            }
+            n += 1;
+        }
+        let hits = if n <= INLINE {
+            &mut inline[..n]
+        } else {
+            &mut more[..]
+        };
+        hits.sort_unstable_by_key(|h| h.0);
+        f(hits)
     }
 
     /// The query term `sym` is (index + 1), or 0 for none (or a term no searched document
@@ -261,7 +307,12 @@ impl Scorer {
     /// Resolve `terms` to `shard`'s term ids (same order), with the lookup from term id to
     /// query term that lets a document's terms be matched in one pass, without a search per
     /// query term. `bits` is a buffer to reuse (its contents are replaced).
-    pub(crate) fn resolve(&self, shard: &Shard, terms: &QueryTerms, bits: Vec<u64>) -> Resolved {
+    pub(crate) fn resolve<'s>(
+        &self,
+        shard: &'s Shard,
+        terms: &QueryTerms,
+        bits: Vec<u64>,
+    ) -> Resolved<'s> {
         let syms: Vec<Option<Sym>> = terms.text.iter().map(|t| shard.term_sym(t)).collect();
         let mut bits = bits;
         bits.clear();
@@ -277,17 +328,19 @@ impl Scorer {
             }
         }
         pairs.sort_unstable();
-        let bounds: Vec<f64> = syms
+        let lists: Vec<Option<&PostingList>> = syms
+            .iter()
+            .zip(&self.idf)
+            .map(|(sym, idf)| idf.and((*sym).and_then(|s| shard.postings(s))))
+            .collect();
+        let bounds: Vec<f64> = lists
             .iter()
             .enumerate()
-            .map(|(i, sym)| {
-                sym.and_then(|s| shard.postings(s))
-                    .map_or(0.0, |l| self.term_bound(i, &l.max_tf, &l.min_len))
-            })
+            .map(|(i, list)| list.map_or(0.0, |l| self.term_bound(i, &l.max_tf, &l.min_len)))
             .collect();
         let lexical_bound = bounds.iter().sum();
         Resolved {
-            syms,
+            lists,
             bits,
             pairs,
             bounds,
@@ -321,74 +374,16 @@ impl Scorer {
         sum
     }
 
-    /// The lexical and feedback sums over the terms, given how to find a term's frequencies
-    /// and the lengths to normalize with.
-    fn sums<'a>(
-        &self,
-        syms: &[Option<Sym>],
-        len: &[u32; FIELD_COUNT],
-        tf_of: impl Fn(Sym) -> Option<&'a FieldTf>,
-    ) -> (f64, f64) {
+    /// The lexical and feedback sums of a document holding the query terms `hits` (by query
+    /// term index), with field lengths `len`: contributions added in query-term order.
+    fn sums(&self, hits: &[Hit], len: &[u32; FIELD_COUNT]) -> (f64, f64) {
         let (mut lexical, mut feedback) = (0.0, 0.0);
-        for (i, (idf, sym)) in self.idf.iter().zip(syms).enumerate() {
-            let (Some(idf), Some(sym)) = (idf, sym) else {
-                continue;
-            };
-            let Some(tf) = tf_of(*sym) else {
+        for (i, tf) in hits {
+            let i = *i as usize;
+            let Some(Some(idf)) = self.idf.get(i) else {
                 continue;
             };
             let c = self.contribution(*idf, tf, len);
-            if self.in_query[i] {
-                lexical += c;
-            }
-            if self.feedback[i] > 0.0 {
-                feedback += self.feedback[i] * c;
-            }
-        }
-        (lexical, feedback)
-    }
-
-    /// [`Scorer::sums`] for a sorted term list (a document's or a cluster's): the list is
-    /// walked once against `r`'s lookup, and the matched terms' contributions are then added in
-    /// query-term order, exactly as `sums` adds them (same operations, same order, same result).
-    fn sums_sorted(
-        &self,
-        r: &Resolved,
-        terms: &[(Sym, FieldTf)],
-        len: &[u32; FIELD_COUNT],
-    ) -> (f64, f64) {
-        const MAX_HITS: usize = 48;
-        let search = |s: Sym| {
-            terms
-                .binary_search_by_key(&s, |(t, _)| *t)
-                .ok()
-                .map(|i| &terms[i].1)
-        };
-        if terms.len() > 8 * r.syms.len() {
-            // A long list (a large cluster's): a search per query term is cheaper than a walk.
-            return self.sums(&r.syms, len, search);
-        }
-        let mut hits = [(0u32, 0u32); MAX_HITS];
-        let mut n = 0;
-        for (pos, (sym, _)) in terms.iter().enumerate() {
-            let q = r.query_term(*sym);
-            if q != 0 {
-                if n == MAX_HITS {
-                    return self.sums(&r.syms, len, search);
-                }
-                hits[n] = (q - 1, pos as u32);
-                n += 1;
-            }
-        }
-        let hits = &mut hits[..n];
-        hits.sort_unstable();
-        let (mut lexical, mut feedback) = (0.0, 0.0);
-        for &(i, pos) in hits.iter() {
-            let i = i as usize;
-            let Some(idf) = self.idf[i] else {
-                continue;
-            };
-            let c = self.contribution(idf, &terms[pos as usize].1, len);
             if self.in_query[i] {
                 lexical += c;
             }
@@ -443,9 +438,9 @@ impl Scorer {
     /// A bound of the score of a document with `terms` whose non-lexical terms add at most
     /// `rest`, up to rounding (a relative error far below the pruning margin): `rest` plus the
     /// bounds of its query terms.
-    pub(crate) fn quick_bound(&self, r: &Resolved, terms: &[(Sym, FieldTf)], rest: f64) -> f64 {
+    pub(crate) fn quick_bound(&self, r: &Resolved, terms: &[Sym], rest: f64) -> f64 {
         let mut sum = rest;
-        for (sym, _) in terms {
+        for sym in terms {
             let q = r.query_term(*sym);
             if q != 0 {
                 sum += r.bounds.get(q as usize - 1).copied().unwrap_or(0.0);
@@ -488,17 +483,17 @@ impl Scorer {
         }
     }
 
-    /// The score of `doc` (`r` from [`Scorer::resolve`] on `doc`'s shard), unless an upper
-    /// bound of it is `below` `threshold`: then `None`, without the costlier terms (recency's
-    /// `exp2`, the cosine) computed.
+    /// The score of `doc`, which holds the query terms `hits` (all of them, by query term
+    /// index), unless an upper bound of it is `below` `threshold`: then `None`, without the
+    /// costlier terms (recency's `exp2`, the cosine) computed.
     pub(crate) fn score_above(
         &self,
         doc: &IndexedEpisode,
-        r: &Resolved,
+        hits: &[Hit],
         threshold: Option<f64>,
         below: impl Fn(f64, f64) -> bool,
     ) -> Option<ScoreBreakdown> {
-        let sums = self.sums_sorted(r, &doc.terms, &doc.field_len);
+        let sums = self.sums(hits, &doc.field_len);
         if let Some(t) = threshold
             && below(self.lexical_bound(sums), t)
         {
@@ -524,7 +519,7 @@ impl Scorer {
 
     /// An upper bound of the score of every member of `cluster` (never below any member's
     /// [`ScoreBreakdown::total`], up to rounding).
-    pub(crate) fn bound(&self, cluster: &ClusterSummary, r: &Resolved) -> f64 {
+    pub(crate) fn bound(&self, cluster: &ClusterSummary, r: &Resolved<'_>) -> f64 {
         r.lexical_bound + self.cluster_rest(cluster)
     }
 }

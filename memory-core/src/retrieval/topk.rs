@@ -118,6 +118,11 @@ impl TopK {
         }
     }
 
+    /// How many it keeps at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// How many are kept.
     pub(crate) fn len(&self) -> usize {
         self.heap.len()

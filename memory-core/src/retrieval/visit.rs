@@ -8,7 +8,7 @@
 use crate::index::{IndexedEpisode, Shard, Slot};
 
 use super::filter::ShardFilter;
-use super::scorer::{Resolved, Scorer};
+use super::scorer::{Hit, Resolved, Scorer};
 use super::topk::{Candidate, TopK};
 
 /// A read-locked shard, ready to be searched.
@@ -20,7 +20,7 @@ pub(crate) struct ShardVisit<'a> {
     pub(crate) filter: &'a ShardFilter<'a>,
     pub(crate) scorer: &'a Scorer,
     /// The query terms resolved in this shard.
-    pub(crate) resolved: &'a Resolved,
+    pub(crate) resolved: &'a Resolved<'a>,
 }
 
 impl ShardVisit<'_> {
@@ -45,11 +45,18 @@ impl ShardVisit<'_> {
         {
             return;
         }
+        self.resolved
+            .hits_of(doc, slot, |hits| self.offer(slot, doc, hits, top));
+    }
+
+    /// Score and offer the episode at `slot`, which passed the filter and holds the query
+    /// terms `hits` (all of them, by query term index).
+    pub(crate) fn offer(&self, slot: Slot, doc: &IndexedEpisode, hits: &[Hit], top: &mut TopK) {
         // An episode that cannot reach the current k-th score is not scored in full (its
         // exact score would be rejected by the top-k anyway).
         let Some(breakdown) =
             self.scorer
-                .score_above(doc, self.resolved, threshold, super::hierarchical::below)
+                .score_above(doc, hits, top.threshold(), super::hierarchical::below)
         else {
             return;
         };

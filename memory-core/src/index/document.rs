@@ -148,9 +148,9 @@ pub(crate) struct IndexedEpisode {
     pub(crate) task_type: Arc<str>,
     /// Distinct tag ids, sorted.
     pub(crate) tags: Box<[Sym]>,
-    /// Distinct term ids, ascending (the frequencies are in the shard's posting lists).
+    /// Distinct term ids, ascending (the frequencies are in the shard's posting lists, the
+    /// field lengths in its length column).
     pub(crate) terms: Box<[Sym]>,
-    pub(crate) field_len: [u32; FIELD_COUNT],
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
     /// `started_at` in microseconds since the epoch.

@@ -34,6 +34,9 @@ pub(crate) struct ShardKey {
 pub(crate) struct Shard {
     bucket_width: i64,
     docs: Vec<Option<IndexedEpisode>>,
+    /// Per slot of `docs`: the document's field lengths (stale for a free slot). Kept apart
+    /// from the documents so the lexical path reads them densely, in slot order.
+    lens: Vec<[u32; FIELD_COUNT]>,
     free: Vec<Slot>,
     by_id: HashMap<EpisodeId, Slot>,
     terms: Interner,
@@ -96,6 +99,7 @@ fn doc_cost(doc: &IndexedEpisode) -> usize {
     const TREE_POINT: usize = 40;
     std::mem::size_of::<Option<IndexedEpisode>>()
         + doc.heap_bytes()
+        + std::mem::size_of::<[u32; FIELD_COUNT]>()
         + doc.terms.len() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
         + ID_MAP_ENTRY
         + TREE_POINT
@@ -107,6 +111,7 @@ impl Shard {
         Self {
             bucket_width,
             docs: Vec::new(),
+            lens: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
             terms: Interner::default(),
@@ -163,6 +168,7 @@ impl Shard {
     pub(crate) fn bulk(drafts: Vec<Draft>, bucket_width: i64) -> Self {
         let mut shard = Self::new(bucket_width);
         shard.docs.reserve_exact(drafts.len());
+        shard.lens.reserve_exact(drafts.len());
         let mut task_types: BTreeMap<Arc<str>, ()> = BTreeMap::new();
         for draft in drafts {
             let slot = shard.docs.len() as Slot;
@@ -235,8 +241,9 @@ impl Shard {
             .docs
             .iter()
             .zip(doc_terms)
-            .filter_map(|(d, terms)| d.as_ref().map(|d| (d, terms)))
-            .map(|(d, doc_terms)| {
+            .zip(&self.lens)
+            .filter_map(|((d, terms), len)| d.as_ref().map(|d| (d, terms, *len)))
+            .map(|(d, doc_terms, field_len)| {
                 let mut doc_tags: Vec<u32> =
                     d.tags.iter().map(|sym| tag_map[*sym as usize]).collect();
                 doc_tags.sort_unstable();
@@ -250,7 +257,7 @@ impl Shard {
                         .unwrap_or(0) as u32,
                     tags: doc_tags,
                     terms: doc_terms,
-                    field_len: d.field_len,
+                    field_len,
                     outcome: d.outcome,
                     reward: d.reward,
                     started_at: d.started_at,
@@ -293,6 +300,7 @@ impl Shard {
             .collect();
         let mut shard = Self::new(bucket_width);
         shard.docs.reserve_exact(image.docs.len());
+        shard.lens.reserve_exact(image.docs.len());
         shard.by_id.reserve(image.docs.len());
         for d in &image.docs {
             if !d.terms.windows(2).all(|w| w[0].0 < w[1].0) || !d.tags.is_sorted_by(|a, b| a < b) {
@@ -335,13 +343,13 @@ impl Shard {
             if shard.by_id.insert(d.id, slot).is_some() {
                 return Err(bad("an episode appears twice"));
             }
+            shard.lens.push(d.field_len);
             shard.docs.push(Some(IndexedEpisode {
                 id: d.id,
                 version: d.version,
                 task_type,
                 tags: d.tags.clone().into_boxed_slice(),
                 terms: d.terms.iter().map(|(t, _)| *t).collect(),
-                field_len: d.field_len,
                 outcome: d.outcome,
                 reward: d.reward,
                 started_at: d.started_at,
@@ -392,6 +400,10 @@ impl Shard {
         for f in 0..FIELD_COUNT {
             self.field_len_total[f] += u64::from(draft.field_len[f]);
         }
+        if self.lens.len() <= slot as usize {
+            self.lens.resize(slot as usize + 1, [0; FIELD_COUNT]);
+        }
+        self.lens[slot as usize] = draft.field_len;
         self.postings += terms.len() as u64;
         let embedding_norm = draft
             .embedding
@@ -410,7 +422,6 @@ impl Shard {
             task_type,
             tags: tags.into_boxed_slice(),
             terms: terms.iter().map(|(sym, _)| *sym).collect(),
-            field_len: draft.field_len,
             outcome: draft.outcome,
             reward: draft.reward,
             started_at: draft.started_at,
@@ -429,8 +440,9 @@ impl Shard {
         for sym in doc.tags.iter() {
             self.tags.release(*sym);
         }
-        for f in 0..FIELD_COUNT {
-            self.field_len_total[f] -= u64::from(doc.field_len[f]);
+        let len = self.lens[slot as usize];
+        for (total, len) in self.field_len_total.iter_mut().zip(len) {
+            *total -= u64::from(len);
         }
         self.postings -= doc.terms.len() as u64;
         if doc.embedding.is_some() {
@@ -482,6 +494,7 @@ impl Shard {
         if self.by_id.is_empty() {
             // Forget the table's shape too: an emptied shard is a new shard.
             self.docs = Vec::new();
+            self.lens = Vec::new();
             self.free = Vec::new();
             self.by_id = HashMap::new();
             self.inverted = Postings::default();
@@ -529,6 +542,11 @@ impl Shard {
     /// The document at `slot`.
     pub(crate) fn doc(&self, slot: Slot) -> Option<&IndexedEpisode> {
         self.docs.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The field lengths of the document at `slot` (meaningless for a free slot).
+    pub(crate) fn field_len(&self, slot: Slot) -> &[u32; FIELD_COUNT] {
+        &self.lens[slot as usize]
     }
 
     /// The document of `id` with its slot, looked up at `slot` first (where it was when last
@@ -631,6 +649,7 @@ impl Shard {
             .map(|p| p.heap_bytes() + p.task_type().len())
             .sum();
         footprint::vec::<Option<IndexedEpisode>>(self.docs.capacity())
+            + footprint::vec::<[u32; FIELD_COUNT]>(self.lens.capacity())
             + docs
             + footprint::vec::<Slot>(self.free.capacity())
             + footprint::hash_map::<EpisodeId, Slot>(self.by_id.capacity())

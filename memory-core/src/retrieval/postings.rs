@@ -7,9 +7,11 @@
 //! plus the bound of the non-lexical terms, stays below the k-th score is *non-essential*: a
 //! document found only there cannot rank. The walk merges the essential lists in slot order;
 //! for each document met, the bounds of the lists holding it are summed with those of the
-//! non-essential ones, which are then searched for the document (forward only, since slots
-//! ascend), dropping each bound the document does not earn, and the document is skipped as
-//! soon as the sum falls below the k-th score. A document that survives is filtered and scored
+//! non-essential ones; if that reaches the k-th score, each list's bound is replaced by what
+//! its term adds to this very document (from the frequencies in the list and the shard's
+//! length column), the non-essential lists are searched for the document (forward only, since
+//! slots ascend), and the document is skipped as soon as the sum falls below the k-th score.
+//! A document that survives is filtered and scored
 //! exactly as on every other path (`ShardVisit::offer`), with the frequencies the lists carry,
 //! so the path changes which documents are looked at, never a score. As the k-th score rises,
 //! more lists become non-essential; when none is left, the walk ends. A document holding no
@@ -243,42 +245,38 @@ impl<'v, 's> Merge<'v, 's> {
                 }
             }
             next_seed += seeds[next_seed..].partition_point(|s| *s < slot);
-            if seeds.get(next_seed) == Some(&slot)
-                || !self.complete(slot, bound, essential, threshold)
-            {
+            let ranks = |bound: f64| threshold.is_none_or(|t| !below(bound, t));
+            if seeds.get(next_seed) == Some(&slot) || !ranks(bound) {
                 continue;
             }
-            self.offer(slot, top, outcome);
-        }
-    }
-
-    /// Search the lists before `upto` (largest bound first) for `slot`,
-    /// whose bound so far is `bound` counting all of them as held; each list not holding it
-    /// takes its bound back. Returns whether the bound still reaches `threshold`; the hits
-    /// found are in `self.hits`.
-    fn complete(
-        &mut self,
-        slot: Slot,
-        mut bound: f64,
-        upto: usize,
-        threshold: Option<f64>,
-    ) -> bool {
-        let ranks = |bound: f64| threshold.is_none_or(|t| !below(bound, t));
-        if !ranks(bound) {
-            return false;
-        }
-        for c in self.lists[..upto].iter_mut().rev() {
-            match c.seek(slot) {
-                Some(tf) => self.hits.push((c.term, tf)),
-                None => {
-                    bound -= c.bound;
-                    if !ranks(bound) {
-                        return false;
-                    }
+            // The lists' bounds allow it: put what the terms found add to this very document
+            // in their place.
+            let len = self.visit.shard.field_len(slot);
+            let mut bound = self.rest + self.below_bound[essential];
+            for (term, tf) in &self.hits {
+                bound += self.visit.scorer.term_bound(*term as usize, tf, len);
+            }
+            if !ranks(bound) {
+                continue;
+            }
+            // The non-essential lists, largest bound first: each takes its bound back and adds
+            // what it adds to this document, if it holds it.
+            let mut ranked = true;
+            for c in self.lists[..essential].iter_mut().rev() {
+                bound -= c.bound;
+                if let Some(tf) = c.seek(slot) {
+                    bound += self.visit.scorer.term_bound(c.term as usize, &tf, len);
+                    self.hits.push((c.term, tf));
+                }
+                if !ranks(bound) {
+                    ranked = false;
+                    break;
                 }
             }
+            if ranked {
+                self.offer(slot, top, outcome);
+            }
         }
-        true
     }
 
     /// Filter, score and offer `slot` with the hits gathered.

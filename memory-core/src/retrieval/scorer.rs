@@ -405,7 +405,8 @@ impl Scorer {
 
     /// The most query term `i` can add to the score of a document whose frequencies of it are
     /// at most `max_tf` and whose field lengths are at least `min_len` (0 for a term no
-    /// searched document holds).
+    /// searched document holds). Given one document's frequencies and lengths, it is what the
+    /// term adds to that document's score, up to rounding.
     pub(crate) fn term_bound(
         &self,
         i: usize,
@@ -483,17 +484,18 @@ impl Scorer {
         }
     }
 
-    /// The score of `doc`, which holds the query terms `hits` (all of them, by query term
-    /// index), unless an upper bound of it is `below` `threshold`: then `None`, without the
+    /// The score of `doc`, of field lengths `len`, which holds the query terms `hits` (all of
+    /// them, by query term index), unless an upper bound of it is `below` `threshold`: then `None`, without the
     /// costlier terms (recency's `exp2`, the cosine) computed.
     pub(crate) fn score_above(
         &self,
         doc: &IndexedEpisode,
+        len: &[u32; FIELD_COUNT],
         hits: &[Hit],
         threshold: Option<f64>,
         below: impl Fn(f64, f64) -> bool,
     ) -> Option<ScoreBreakdown> {
-        let sums = self.sums(hits, &doc.field_len);
+        let sums = self.sums(hits, len);
         if let Some(t) = threshold
             && below(self.lexical_bound(sums), t)
         {

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
 use crate::snapshot::{SnapshotDir, SnapshotStats, SpillDir};
-use crate::store::{DurableStore, scan_all_summaries, scan_all_versions};
+use crate::store::{DurableStore, each_page, scan_all_versions};
 
 /// Where the index came from at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ pub(crate) async fn open_index(
         }
     }
     if report.source != IndexSource::Snapshot {
-        index.bulk_build(scan_all_summaries(durable).await?)?;
+        build_from(index, durable, SCAN_PAGE).await?;
     }
     report.episodes = index.len();
     report.sync = started
@@ -211,10 +211,30 @@ pub(crate) async fn rebuild(
     index: &SpatiotemporalIndex,
     durable: &dyn DurableStore,
 ) -> Result<usize> {
-    index.bulk_build(scan_all_summaries(durable).await?)?;
+    build_from(index, durable, SCAN_PAGE).await?;
     let (stale, gone) = differences(index, scan_all_versions(durable).await?);
     apply(index, durable, &stale, &gone).await?;
     Ok(index.len())
+}
+
+/// Summaries read per durable call when building from a full scan.
+const SCAN_PAGE: usize = 10_000;
+
+/// Replace the content of `index` with every summary of `durable`, read `page_size` at a time
+/// and added as they come (the summaries are never all in memory at once). Returns the number
+/// of episodes indexed.
+async fn build_from(
+    index: &SpatiotemporalIndex,
+    durable: &dyn DurableStore,
+    page_size: usize,
+) -> Result<usize> {
+    let mut build = index.bulk();
+    each_page(
+        |after| durable.scan_summaries(after, page_size),
+        |page| page.iter().try_for_each(|summary| build.add(summary)),
+    )
+    .await?;
+    build.finish()
 }
 
 /// Summaries re-read per durable call when catching up.
@@ -270,4 +290,34 @@ fn differences(
     }
     gone.extend(indexed[at..].iter().map(|(id, _)| *id));
     (stale, gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{completed, sample_episode, sample_steps};
+    use crate::index::IndexConfig;
+    use crate::store::InMemoryStore;
+
+    #[tokio::test]
+    async fn a_build_from_the_durable_store_reads_every_page() {
+        let durable = InMemoryStore::new();
+        let mut ids = Vec::new();
+        for _ in 0..23 {
+            let e = sample_episode("ns");
+            durable.create_episode(&e).await.unwrap();
+            let done = completed(e, sample_steps(0, 2));
+            durable.complete_episode(&done).await.unwrap();
+            ids.push((done.id, done.version));
+        }
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let replaced = sample_episode("ns");
+        index.insert(&replaced.summary()).unwrap();
+        assert_eq!(build_from(&index, &durable, 5).await.unwrap(), 23);
+        assert_eq!(index.len(), 23);
+        assert_eq!(index.contains(replaced.id), None);
+        for (id, version) in ids {
+            assert_eq!(index.contains(id), Some(version));
+        }
+    }
 }

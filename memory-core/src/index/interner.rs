@@ -6,7 +6,9 @@
 //! leaves no trace of it. Ids are private to one shard and must never be compared across
 //! shards; the interner must never hand out an id for a string it does not hold.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::footprint;
 
@@ -21,17 +23,31 @@ struct Entry {
 }
 
 /// Strings with reference counts. Not thread-safe on its own: it lives inside a shard lock.
-#[derive(Debug, Default)]
+/// Each string is stored once, in its entry; the table holds only ids, hashed by their text.
+#[derive(Default)]
 pub(crate) struct Interner {
-    ids: HashMap<Box<str>, Sym>,
+    ids: HashTable<Sym>,
+    hasher: DefaultHashBuilder,
     entries: Vec<Entry>,
     free: Vec<Sym>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("live", &self.ids.len())
+            .field("id_bound", &self.entries.len())
+            .finish()
+    }
 }
 
 impl Interner {
     /// The id of `text`, if some document holds it.
     pub(crate) fn get(&self, text: &str) -> Option<Sym> {
-        self.ids.get(text).copied()
+        let hash = self.hasher.hash_one(text);
+        self.ids
+            .find(hash, |&id| &*self.entries[id as usize].text == text)
+            .copied()
     }
 
     /// How many documents hold `id` (0 for an unknown id).
@@ -49,10 +65,8 @@ impl Interner {
 
     /// Count one more document holding `text`; returns its id.
     pub(crate) fn acquire(&mut self, text: &str) -> Sym {
-        if let Some(&id) = self.ids.get(text) {
-            if let Some(e) = self.entries.get_mut(id as usize) {
-                e.count += 1;
-            }
+        if let Some(id) = self.get(text) {
+            self.entries[id as usize].count += 1;
             return id;
         }
         let entry = Entry {
@@ -65,11 +79,20 @@ impl Interner {
                 id
             }
             None => {
+                footprint::reserve_one(&mut self.entries);
                 self.entries.push(entry);
                 (self.entries.len() - 1) as Sym
             }
         };
-        self.ids.insert(text.into(), id);
+        let Self {
+            ids,
+            hasher,
+            entries,
+            ..
+        } = self;
+        ids.insert_unique(hasher.hash_one(text), id, |&id| {
+            hasher.hash_one(&*entries[id as usize].text)
+        });
         id
     }
 
@@ -83,8 +106,13 @@ impl Interner {
         }
         e.count -= 1;
         if e.count == 0 {
-            self.ids.remove(&e.text);
-            e.text = Box::from("");
+            let text = std::mem::take(&mut e.text);
+            if let Ok(slot) = self
+                .ids
+                .find_entry(self.hasher.hash_one(&*text), |&other| other == id)
+            {
+                slot.remove();
+            }
             self.free.push(id);
             if self.ids.is_empty() {
                 // Nothing live: release the tables too, so an emptied interner is a new one.
@@ -106,14 +134,21 @@ impl Interner {
     /// number of documents `counts` gives (same length; every count at least 1).
     pub(crate) fn from_counted(texts: Vec<Box<str>>, counts: Vec<u32>) -> Self {
         debug_assert_eq!(texts.len(), counts.len());
-        let mut ids = HashMap::with_capacity(texts.len());
-        let mut entries = Vec::with_capacity(texts.len());
-        for (i, (text, count)) in texts.into_iter().zip(counts).enumerate() {
-            ids.insert(text.clone(), i as Sym);
-            entries.push(Entry { text, count });
+        let hasher = DefaultHashBuilder::default();
+        let mut ids = HashTable::with_capacity(texts.len());
+        let entries: Vec<Entry> = texts
+            .into_iter()
+            .zip(counts)
+            .map(|(text, count)| Entry { text, count })
+            .collect();
+        for (i, e) in entries.iter().enumerate() {
+            ids.insert_unique(hasher.hash_one(&*e.text), i as Sym, |&id| {
+                hasher.hash_one(&*entries[id as usize].text)
+            });
         }
         Self {
             ids,
+            hasher,
             entries,
             free: Vec::new(),
         }
@@ -133,11 +168,10 @@ impl Interner {
     /// Estimated heap bytes (see [`footprint`] for the method).
     pub(crate) fn heap_bytes(&self) -> usize {
         let texts: usize = self.entries.iter().map(|e| e.text.len()).sum();
-        footprint::hash_map::<Box<str>, Sym>(self.ids.capacity())
+        footprint::hash_map::<Sym, ()>(self.ids.capacity())
             + footprint::vec::<Entry>(self.entries.capacity())
             + footprint::vec::<Sym>(self.free.capacity())
-            // Each string is stored twice: as the map key and in its entry.
-            + 2 * texts
+            + texts
     }
 }
 

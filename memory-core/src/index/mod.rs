@@ -26,8 +26,8 @@ mod tokenize;
 pub use cell::LockWaitStats;
 pub use config::IndexConfig;
 pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
-pub use spatiotemporal::SpatiotemporalIndex;
 pub(crate) use spatiotemporal::SpilledShard;
+pub use spatiotemporal::{BulkBuild, SpatiotemporalIndex};
 pub(crate) use spill::ShardSpill;
 pub use stats::IndexStats;
 
@@ -37,6 +37,8 @@ pub(crate) use document::{FieldTf, IndexedEpisode, check_vector, norm};
 pub(crate) use image::ShardImage;
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Partition, Slot, TimeRewardBox};
+#[cfg(test)]
+pub(crate) use postings::Posting;
 pub(crate) use postings::PostingList;
 pub(crate) use shard::Shard;
 pub(crate) use tokenize::terms;

@@ -14,13 +14,19 @@ use super::footprint;
 use super::interner::Sym;
 use super::partition::Slot;
 
+/// One document holding a term.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Posting {
+    pub(crate) slot: Slot,
+    /// The document's frequencies of the term.
+    pub(crate) tf: FieldTf,
+}
+
 /// The documents holding one term.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PostingList {
-    /// Slots of the documents holding the term, strictly ascending.
-    pub(crate) slots: Vec<Slot>,
-    /// Per entry of `slots`: that document's frequencies of the term.
-    pub(crate) tfs: Vec<FieldTf>,
+    /// By slot, strictly ascending (one vector: one allocation per term).
+    pub(crate) entries: Vec<Posting>,
     /// Per field, at least the largest frequency of the term over the documents (it never
     /// shrinks while the list lives, so it stays a bound after removals).
     pub(crate) max_tf: FieldTf,
@@ -32,16 +38,20 @@ pub(crate) struct PostingList {
 impl PostingList {
     /// The frequencies of the term in the document at `slot`, if it holds the term.
     pub(crate) fn tf_of(&self, slot: Slot) -> Option<&FieldTf> {
-        let i = self.slots.binary_search(&slot).ok()?;
-        self.tfs.get(i)
+        let i = self.find(slot).ok()?;
+        Some(&self.entries[i].tf)
+    }
+
+    /// Where `slot` is (`Ok`) or would go (`Err`).
+    pub(crate) fn find(&self, slot: Slot) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&slot, |p| p.slot)
     }
 }
 
 impl Default for PostingList {
     fn default() -> Self {
         Self {
-            slots: Vec::new(),
-            tfs: Vec::new(),
+            entries: Vec::new(),
             max_tf: [0; FIELD_COUNT],
             min_len: [u32::MAX; FIELD_COUNT],
         }
@@ -58,22 +68,22 @@ impl Postings {
     /// Record that the document at `slot` (field lengths `len`) holds term `sym` with `tf`.
     pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
         let at = sym as usize;
-        if self.lists.len() <= at {
-            self.lists.resize_with(at + 1, PostingList::default);
+        while self.lists.len() <= at {
+            footprint::reserve_one(&mut self.lists);
+            self.lists.push(PostingList::default());
         }
         let list = &mut self.lists[at];
-        match list.slots.last() {
-            // Bulk loads and fresh slots append.
-            Some(last) if *last >= slot => match list.slots.binary_search(&slot) {
-                Ok(i) => list.tfs[i] = *tf,
-                Err(i) => {
-                    list.slots.insert(i, slot);
-                    list.tfs.insert(i, *tf);
-                }
-            },
-            _ => {
-                list.slots.push(slot);
-                list.tfs.push(*tf);
+        let posting = Posting { slot, tf: *tf };
+        // Bulk loads and fresh slots append.
+        let at = match list.entries.last() {
+            Some(last) if last.slot >= slot => list.find(slot),
+            _ => Err(list.entries.len()),
+        };
+        match at {
+            Ok(i) => list.entries[i] = posting,
+            Err(i) => {
+                footprint::reserve_one(&mut list.entries);
+                list.entries.insert(i, posting);
             }
         }
         for f in 0..FIELD_COUNT {
@@ -87,11 +97,10 @@ impl Postings {
         let Some(list) = self.lists.get_mut(sym as usize) else {
             return;
         };
-        if let Ok(i) = list.slots.binary_search(&slot) {
-            list.slots.remove(i);
-            list.tfs.remove(i);
+        if let Ok(i) = list.find(slot) {
+            list.entries.remove(i);
         }
-        if list.slots.is_empty() {
+        if list.entries.is_empty() {
             *list = PostingList::default();
         }
     }
@@ -101,20 +110,21 @@ impl Postings {
         self.lists
             .iter()
             .enumerate()
-            .filter(|(_, l)| !l.slots.is_empty())
+            .filter(|(_, l)| !l.entries.is_empty())
             .map(|(sym, l)| (sym as Sym, l))
     }
 
     /// The documents holding `sym`, if any.
     pub(crate) fn get(&self, sym: Sym) -> Option<&PostingList> {
-        self.lists.get(sym as usize).filter(|l| !l.slots.is_empty())
+        self.lists
+            .get(sym as usize)
+            .filter(|l| !l.entries.is_empty())
     }
 
     /// Release spare capacity (after a bulk load).
     pub(crate) fn shrink(&mut self) {
         for list in &mut self.lists {
-            list.slots.shrink_to_fit();
-            list.tfs.shrink_to_fit();
+            list.entries.shrink_to_fit();
         }
         self.lists.shrink_to_fit();
     }
@@ -122,7 +132,7 @@ impl Postings {
     /// How many (term, document) pairs are held.
     #[cfg(test)]
     pub(crate) fn pairs(&self) -> usize {
-        self.lists.iter().map(|l| l.slots.len()).sum()
+        self.lists.iter().map(|l| l.entries.len()).sum()
     }
 
     /// Estimated heap bytes.
@@ -131,10 +141,7 @@ impl Postings {
             + self
                 .lists
                 .iter()
-                .map(|l| {
-                    footprint::vec::<Slot>(l.slots.capacity())
-                        + footprint::vec::<FieldTf>(l.tfs.capacity())
-                })
+                .map(|l| footprint::vec::<Posting>(l.entries.capacity()))
                 .sum::<usize>()
     }
 }

@@ -7,7 +7,7 @@
 //! behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
 //! know about other shards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -164,31 +164,6 @@ impl Shard {
         }
     }
 
-    /// A shard of `drafts` (distinct ids), its trees bulk-loaded.
-    pub(crate) fn bulk(drafts: Vec<Draft>, bucket_width: i64) -> Self {
-        let mut shard = Self::new(bucket_width);
-        shard.docs.reserve_exact(drafts.len());
-        shard.lens.reserve_exact(drafts.len());
-        let mut task_types: BTreeMap<Arc<str>, ()> = BTreeMap::new();
-        for draft in drafts {
-            let slot = shard.docs.len() as Slot;
-            let mut doc = shard.attach(draft, slot);
-            // Share one `Arc` per task type, as incremental inserts do through the partitions.
-            match task_types.get_key_value(&doc.task_type) {
-                Some((shared, _)) => doc.task_type = shared.clone(),
-                None => {
-                    task_types.insert(doc.task_type.clone(), ());
-                }
-            }
-            shard.by_id.insert(doc.id, slot);
-            shard.docs.push(Some(doc));
-        }
-        shard.build_partitions();
-        shard.inverted.shrink();
-        shard.approx_bytes = shard.heap_bytes();
-        shard
-    }
-
     /// Build every partition from the document table (bulk-loading the trees).
     fn build_partitions(&mut self) {
         let mut groups: BTreeMap<Arc<str>, Vec<(Slot, &IndexedEpisode)>> = BTreeMap::new();
@@ -233,8 +208,8 @@ impl Shard {
             .collect();
         for (sym, list) in self.inverted.iter() {
             let term = term_map[sym as usize];
-            for (slot, tf) in list.slots.iter().zip(&list.tfs) {
-                doc_terms[*slot as usize].push((term, *tf));
+            for p in &list.entries {
+                doc_terms[p.slot as usize].push((term, p.tf));
             }
         }
         let docs = self
@@ -400,8 +375,9 @@ impl Shard {
         for f in 0..FIELD_COUNT {
             self.field_len_total[f] += u64::from(draft.field_len[f]);
         }
-        if self.lens.len() <= slot as usize {
-            self.lens.resize(slot as usize + 1, [0; FIELD_COUNT]);
+        while self.lens.len() <= slot as usize {
+            footprint::reserve_one(&mut self.lens);
+            self.lens.push([0; FIELD_COUNT]);
         }
         self.lens[slot as usize] = draft.field_len;
         self.postings += terms.len() as u64;
@@ -453,25 +429,35 @@ impl Shard {
     /// Insert `draft`, replacing the document with the same id if there is one (also when its
     /// task type changed). Returns the replaced document's version.
     pub(crate) fn upsert(&mut self, draft: Draft) -> Option<u64> {
+        let (slot, previous) = self.place(draft);
+        let bucket_width = self.bucket_width;
+        let doc = self.docs[slot as usize].as_ref().expect("just placed");
+        let task_type = doc.task_type.clone();
+        self.partitions
+            .entry(task_type.clone())
+            .or_insert_with(|| Partition::new(task_type))
+            .insert(slot, doc, bucket_width);
+        previous
+    }
+
+    /// Put `draft` in place of the document with its id, or in a free slot: interned, posted,
+    /// counted and in the table, but in no partition's tree (the caller adds it, or builds the
+    /// trees later). Returns its slot and the replaced document's version.
+    fn place(&mut self, draft: Draft) -> (Slot, Option<u64>) {
         let previous = self.remove(draft.id);
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
+                footprint::reserve_one(&mut self.docs);
                 self.docs.push(None);
                 (self.docs.len() - 1) as Slot
             }
         };
         let doc = self.attach(draft, slot);
         self.approx_bytes += doc_cost(&doc);
-        let task_type = doc.task_type.clone();
-        let bucket_width = self.bucket_width;
-        self.partitions
-            .entry(task_type.clone())
-            .or_insert_with(|| Partition::new(task_type))
-            .insert(slot, &doc, bucket_width);
         self.by_id.insert(doc.id, slot);
         self.docs[slot as usize] = Some(doc);
-        previous
+        (slot, previous)
     }
 
     /// Remove the document `id`; returns its version if it was here.
@@ -667,11 +653,11 @@ impl Shard {
         let mut out = Vec::new();
         for (sym, text) in self.terms.live() {
             let list = self.inverted.get(sym).expect("a live term has postings");
-            assert!(list.slots.windows(2).all(|w| w[0] < w[1]));
+            assert!(list.entries.windows(2).all(|w| w[0].slot < w[1].slot));
             let mut ids: Vec<EpisodeId> = list
-                .slots
+                .entries
                 .iter()
-                .map(|s| self.doc(*s).map(|d| d.id).unwrap_or_default())
+                .map(|p| self.doc(p.slot).map(|d| d.id).unwrap_or_default())
                 .collect();
             ids.sort_unstable();
             out.push((text.to_owned(), ids));
@@ -706,6 +692,58 @@ impl Shard {
 /// For tests: a cluster summary's fields, comparable.
 #[cfg(test)]
 type ClusterSummaryView = (u32, i64, u64, u32);
+
+/// A shard being bulk-built: documents are attached as they arrive, and the partitions' trees
+/// are bulk-loaded once, by [`ShardBuilder::finish`] (much cheaper than inserting each point).
+#[derive(Debug)]
+pub(crate) struct ShardBuilder {
+    /// Its partitions stay empty until `finish`.
+    shard: Shard,
+    /// One `Arc` per task type, shared by the documents as incremental inserts share the
+    /// partition's.
+    task_types: HashSet<Arc<str>>,
+}
+
+impl ShardBuilder {
+    /// An empty shard whose clusters will be `bucket_width` µs wide.
+    pub(crate) fn new(bucket_width: i64) -> Self {
+        Self {
+            shard: Shard::new(bucket_width),
+            task_types: HashSet::new(),
+        }
+    }
+
+    /// Add `draft`, replacing the document with the same id if one was added before.
+    pub(crate) fn add(&mut self, draft: Draft) {
+        let (slot, _) = self.shard.place(draft);
+        let doc = self.shard.docs[slot as usize]
+            .as_mut()
+            .expect("just placed");
+        match self.task_types.get(&*doc.task_type) {
+            Some(shared) => doc.task_type = shared.clone(),
+            None => {
+                self.task_types.insert(doc.task_type.clone());
+            }
+        }
+    }
+
+    /// Remove the document `id` if it was added.
+    pub(crate) fn remove(&mut self, id: EpisodeId) {
+        self.shard.remove(id);
+    }
+
+    /// The shard, its trees and clusters built from the documents added, spare capacity
+    /// released (the slots of documents removed during the build stay free for later inserts).
+    pub(crate) fn finish(self) -> Shard {
+        let mut shard = self.shard;
+        shard.build_partitions();
+        shard.docs.shrink_to_fit();
+        shard.lens.shrink_to_fit();
+        shard.inverted.shrink();
+        shard.approx_bytes = shard.heap_bytes();
+        shard
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -787,7 +825,11 @@ mod tests {
             draft("exchange the keyboard", "exchange", 9),
             draft("return the bottle", "return", 20),
         ];
-        let bulk = Shard::bulk(drafts.clone(), WEEK);
+        let mut builder = ShardBuilder::new(WEEK);
+        for d in &drafts {
+            builder.add(d.clone());
+        }
+        let bulk = builder.finish();
         let mut inc = Shard::new(WEEK);
         for d in drafts {
             inc.upsert(d);
@@ -795,6 +837,35 @@ mod tests {
         assert_eq!(bulk.stats(), inc.stats());
         assert_eq!(bulk.clusters_by_text(), inc.clusters_by_text());
         assert_eq!(bulk.postings_by_text(), inc.postings_by_text());
+    }
+
+    #[test]
+    fn a_builder_shares_one_task_type_across_replacements_and_removals() {
+        let first = draft("return the lamp", "return", 1);
+        let mut again = first.clone();
+        again.version = 2;
+        let dropped = draft("return the bottle", "return", 3);
+        let mut builder = ShardBuilder::new(WEEK);
+        builder.add(first);
+        builder.add(dropped.clone());
+        builder.add(again.clone());
+        builder.remove(dropped.id);
+        builder.add(draft("return the chair", "return", 5));
+        builder.add(draft("exchange the chair", "exchange", 6));
+        let shard = builder.finish();
+        assert_eq!((shard.len(), shard.version_of(again.id)), (3, Some(2)));
+        let returns: Vec<&Arc<str>> = shard
+            .docs()
+            .map(|(_, d)| &d.task_type)
+            .filter(|t| &***t == "return")
+            .collect();
+        assert_eq!(returns.len(), 2);
+        assert!(Arc::ptr_eq(returns[0], returns[1]));
+        let partition = shard
+            .partition("return")
+            .expect("a partition per task type");
+        assert!(Arc::ptr_eq(partition.task_type(), returns[0]));
+        assert_eq!(partition.len(), 2);
     }
 
     #[test]

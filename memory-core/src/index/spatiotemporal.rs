@@ -23,7 +23,7 @@ use super::directory::{Directory, Located};
 use super::document::Draft;
 use super::footprint;
 use super::image::ShardImage;
-use super::shard::{Pending, Shard, ShardKey};
+use super::shard::{Pending, Shard, ShardBuilder, ShardKey};
 use super::spill::{ShardSpill, SpillIo};
 use super::stats::IndexStats;
 
@@ -58,12 +58,14 @@ type ShardMap = HashMap<Arc<str>, DomainMap>;
 /// - **Shard-map lock**: one `RwLock` over `namespace → domain → shard`, read-mostly. It is
 ///   never held while a shard lock is taken or held: a caller read-locks it, clones the
 ///   shard's `Arc`, and releases it before locking the shard. It is write-locked only to add
-///   a shard, to drop a shard that became empty, and by `bulk_build` to swap in a new map.
+///   a shard, to drop a shard that became empty, and to swap in a whole new map (`install`,
+///   which ends a bulk build, and `install_spilled`, a snapshot open).
 /// - **Directory mutex**: guards `EpisodeId → (shard, version)` and the per-id claims that
 ///   serialize operations on one id. It is held only for map operations, never while a shard
 ///   lock is taken or held; a claim is a mark, not a held lock. The one nesting in the index
-///   is `bulk_build`, which holds the directory mutex while it write-locks the shard map for
-///   the swap (order: directory → shard map); nothing takes them in the other order.
+///   is the swap of a whole content (`install`, `install_spilled`), which holds the directory
+///   mutex while it write-locks the shard map (order: directory → shard map); nothing takes
+///   them in the other order.
 ///
 /// An emptied shard is marked *retired* under its own write lock, then removed from the map
 /// (map write lock, shard lock released); a writer that finds a retired shard under its write
@@ -205,36 +207,28 @@ impl SpatiotemporalIndex {
     }
 
     /// Replace the whole content of the index with `summaries` (later duplicates of an id
-    /// win), bulk-loading every tree: the rebuild path at open and after a reload. Everything
-    /// is analyzed and validated before the index is touched; on error nothing changes.
-    /// Concurrent writes wait for the swap, so none is lost or half-applied; queries running
-    /// during the build see the old content. Returns the number of episodes indexed.
+    /// win), bulk-loading every tree: [`SpatiotemporalIndex::bulk`] fed with every summary,
+    /// then finished. On error nothing changes. Returns the number of episodes indexed.
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn bulk_build(&self, summaries: impl IntoIterator<Item = EpisodeSummary>) -> Result<usize> {
-        let mut drafts: HashMap<EpisodeId, Draft> = HashMap::new();
+        let mut build = self.bulk();
         for s in summaries {
-            let d = Draft::from_summary(&s, &self.config)?;
-            drafts.insert(d.id, d);
+            build.add(&s)?;
         }
-        let mut groups: BTreeMap<(String, String), Vec<Draft>> = BTreeMap::new();
-        for d in drafts.into_values() {
-            groups
-                .entry((d.namespace.clone(), d.domain.clone()))
-                .or_default()
-                .push(d);
+        build.finish()
+    }
+
+    /// Start replacing the whole content of the index (the rebuild path at open and after a
+    /// damaged shard file): summaries are analyzed and attached to their shard as they are
+    /// added, so only the index being built is held, never the whole input; nothing is
+    /// visible until [`BulkBuild::finish`].
+    pub fn bulk(&self) -> BulkBuild<'_> {
+        BulkBuild {
+            index: self,
+            keys: BTreeMap::new(),
+            shards: Vec::new(),
+            home: HashMap::new(),
         }
-        let shards = groups
-            .into_iter()
-            .map(|((namespace, domain), mut group)| {
-                group.sort_unstable_by_key(|d| d.id);
-                let key = ShardKey {
-                    namespace: Arc::from(namespace.as_str()),
-                    domain: Arc::from(domain.as_str()),
-                };
-                (key, Shard::bulk(group, self.bucket_width))
-            })
-            .collect();
-        self.install(shards)
     }
 
     /// The content of every shard as an image with its statistics, handed to `each` one shard
@@ -317,30 +311,10 @@ impl SpatiotemporalIndex {
         Ok(count)
     }
 
-    /// Swap in `shards` as the whole content (the directory rebuilt from them). An episode
-    /// found in two shards is kept where its version is newer (the first shard on a tie) and
-    /// removed from the other.
-    fn install(&self, mut shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
-        let mut home: HashMap<EpisodeId, (usize, u64)> = HashMap::new();
-        let mut strays: Vec<(usize, EpisodeId)> = Vec::new();
-        for (at, (_, shard)) in shards.iter().enumerate() {
-            for (_, d) in shard.docs() {
-                match home.get(&d.id).copied() {
-                    None => {
-                        home.insert(d.id, (at, d.version));
-                    }
-                    Some((_, version)) if version >= d.version => strays.push((at, d.id)),
-                    Some((other, _)) => {
-                        strays.push((other, d.id));
-                        home.insert(d.id, (at, d.version));
-                    }
-                }
-            }
-        }
-        for (at, id) in strays {
-            shards[at].1.remove(id);
-        }
-        let count = home.len();
+    /// Swap in `shards` (no id in two of them) as the whole content, the directory rebuilt
+    /// from them.
+    fn install(&self, shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
+        let count = shards.iter().map(|(_, shard)| shard.len()).sum();
         let mut map = ShardMap::new();
         let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
         let mut loaded = 0;
@@ -835,6 +809,70 @@ impl SpatiotemporalIndex {
     }
 }
 
+/// A bulk build in progress ([`SpatiotemporalIndex::bulk`]). Dropping it unfinished leaves
+/// the index unchanged.
+#[derive(Debug)]
+pub struct BulkBuild<'i> {
+    index: &'i SpatiotemporalIndex,
+    /// namespace → domain → position in `shards`.
+    keys: BTreeMap<String, BTreeMap<String, usize>>,
+    shards: Vec<(ShardKey, ShardBuilder)>,
+    /// The shard (position in `shards`) of each id added, so that a later summary of the id
+    /// in another shard replaces it there too.
+    home: HashMap<EpisodeId, usize>,
+}
+
+impl BulkBuild<'_> {
+    /// Analyze `summary` and add it to its shard, replacing an earlier summary of the same id.
+    /// Fails (`InvalidInput`) on a summary the index refuses, which is then not added; the
+    /// build may go on without it (the engine's rebuilds stop and report the error instead).
+    pub fn add(&mut self, summary: &EpisodeSummary) -> Result<()> {
+        let draft = Draft::from_summary(summary, &self.index.config)?;
+        let at = self.shard_of(&draft.namespace, &draft.domain);
+        if let Some(before) = self.home.insert(draft.id, at)
+            && before != at
+        {
+            self.shards[before].1.remove(draft.id);
+        }
+        self.shards[at].1.add(draft);
+        Ok(())
+    }
+
+    /// Build the trees and swap the result in as the whole content of the index; queries
+    /// running meanwhile see the old content, writes wait for the swap. A write made to the
+    /// index between [`SpatiotemporalIndex::bulk`] and `finish` is replaced with everything
+    /// else: the caller brings the index up to date afterwards (the engine's rebuild compares
+    /// it with the durable store; at open nothing writes before the build is installed).
+    /// Returns the number of episodes indexed.
+    pub fn finish(self) -> Result<usize> {
+        let shards = self
+            .shards
+            .into_iter()
+            .map(|(key, builder)| (key, builder.finish()))
+            .collect();
+        self.index.install(shards)
+    }
+
+    fn shard_of(&mut self, namespace: &str, domain: &str) -> usize {
+        if let Some(&at) = self.keys.get(namespace).and_then(|d| d.get(domain)) {
+            return at;
+        }
+        let at = self.shards.len();
+        self.shards.push((
+            ShardKey {
+                namespace: Arc::from(namespace),
+                domain: Arc::from(domain),
+            },
+            ShardBuilder::new(self.index.bucket_width),
+        ));
+        self.keys
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(domain.to_owned(), at);
+        at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
@@ -859,6 +897,36 @@ mod tests {
             started_at: time::now(),
             completed_at: Some(time::now()),
         }
+    }
+
+    #[test]
+    fn a_bulk_build_keeps_the_later_summary_of_an_id_and_changes_nothing_until_finished() {
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let kept = EpisodeId::new();
+        index.insert(&summary(kept, "ns", "old")).unwrap();
+        let (moved, replaced) = (EpisodeId::new(), EpisodeId::new());
+        let mut build = index.bulk();
+        build.add(&summary(moved, "ns", "a")).unwrap();
+        let mut later = summary(moved, "ns", "b");
+        later.version = 2;
+        build.add(&later).unwrap();
+        build.add(&summary(replaced, "ns", "b")).unwrap();
+        let mut again = summary(replaced, "ns", "b");
+        again.version = 5;
+        build.add(&again).unwrap();
+        let mut bad = summary(EpisodeId::new(), "ns", "b");
+        bad.reward = f64::NAN;
+        assert!(build.add(&bad).is_err());
+        // Nothing is visible before `finish`.
+        assert_eq!((index.len(), index.contains(kept)), (1, Some(1)));
+        assert_eq!(build.finish().unwrap(), 2);
+        assert_eq!(index.contains(kept), None);
+        assert_eq!(index.contains(moved), Some(2));
+        assert_eq!(index.contains(replaced), Some(5));
+        // The first shard of `moved` was emptied: it is not installed.
+        assert!(index.shards_of("ns", Some("a")).is_empty());
+        let stats = index.stats();
+        assert_eq!((stats.shards, stats.episodes, stats.tree_points), (1, 2, 2));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! [`Outcome::rest_may_rank`] says they still could. This module must never skip a document
 //! whose bound reaches the threshold.
 
-use crate::index::{FieldTf, Partition, Slot, TimeRewardBox};
+use crate::index::{FieldTf, Partition, PostingList, Slot, TimeRewardBox};
 
 use super::hierarchical::below;
 use super::scorer::Hit;
@@ -41,30 +41,33 @@ struct Cursor<'s> {
     /// The query term's index.
     term: u32,
     bound: f64,
-    slots: &'s [Slot],
-    tfs: &'s [FieldTf],
+    list: &'s PostingList,
     at: usize,
 }
 
 impl Cursor<'_> {
     fn current(&self) -> Option<Slot> {
-        self.slots.get(self.at).copied()
+        self.list.entries.get(self.at).map(|p| p.slot)
     }
 
     /// Move to the first entry at or after `slot` (galloping: cheap for short moves, and
     /// logarithmic for long ones); returns its frequencies if it is `slot`'s.
     fn seek(&mut self, slot: Slot) -> Option<FieldTf> {
-        let rest = &self.slots[self.at.min(self.slots.len())..];
+        let entries = &self.list.entries;
+        let rest = &entries[self.at.min(entries.len())..];
         let mut step = 1;
         let mut hi = 0;
-        while hi < rest.len() && rest[hi] < slot {
+        while hi < rest.len() && rest[hi].slot < slot {
             hi += step;
             step *= 2;
         }
         let lo = hi.saturating_sub(step / 2);
         let hi = hi.min(rest.len());
-        self.at += lo + rest[lo..hi].partition_point(|s| *s < slot);
-        (self.current() == Some(slot)).then(|| self.tfs[self.at])
+        self.at += lo + rest[lo..hi].partition_point(|p| p.slot < slot);
+        entries
+            .get(self.at)
+            .filter(|p| p.slot == slot)
+            .map(|p| p.tf)
     }
 }
 
@@ -81,8 +84,7 @@ fn cursors<'s>(visit: &ShardVisit<'s>) -> Vec<Cursor<'s>> {
             (*bound > 0.0).then_some(Cursor {
                 term: u32::try_from(i).ok()?,
                 bound: *bound,
-                slots: &list.slots,
-                tfs: &list.tfs,
+                list,
                 at: 0,
             })
         })
@@ -91,7 +93,7 @@ fn cursors<'s>(visit: &ShardVisit<'s>) -> Vec<Cursor<'s>> {
 
 /// How many postings the walk reads at most: the work it costs.
 pub(crate) fn work(visit: &ShardVisit<'_>) -> usize {
-    cursors(visit).iter().map(|c| c.slots.len()).sum()
+    cursors(visit).iter().map(|c| c.list.entries.len()).sum()
 }
 
 /// How many members of `p` the clusters meeting box `b` hold: the work a cluster walk costs
@@ -172,13 +174,13 @@ impl<'v, 's> Merge<'v, 's> {
     /// start.
     fn seed(&mut self, top: &mut TopK, outcome: &mut Outcome) -> Vec<Slot> {
         let mut by_length: Vec<usize> = (0..self.lists.len()).collect();
-        by_length.sort_unstable_by_key(|&i| (self.lists[i].slots.len(), i));
+        by_length.sort_unstable_by_key(|&i| (self.lists[i].list.entries.len(), i));
         let mut read = 0;
         let short: Vec<usize> = by_length
             .into_iter()
             .take_while(|&i| {
                 let first = read == 0;
-                read += self.lists[i].slots.len();
+                read += self.lists[i].list.entries.len();
                 first || read <= SEED_POSTINGS
             })
             .collect();
@@ -204,8 +206,8 @@ impl<'v, 's> Merge<'v, 's> {
         for &slot in &seeds {
             self.hits.clear();
             for c in self.lists.iter() {
-                if let Ok(at) = c.slots.binary_search(&slot) {
-                    self.hits.push((c.term, c.tfs[at]));
+                if let Some(tf) = c.list.tf_of(slot) {
+                    self.hits.push((c.term, *tf));
                 }
             }
             self.offer(slot, top, outcome);
@@ -240,7 +242,7 @@ impl<'v, 's> Merge<'v, 's> {
             for c in self.lists[essential..].iter_mut() {
                 if c.current() == Some(slot) {
                     bound += c.bound;
-                    self.hits.push((c.term, c.tfs[c.at]));
+                    self.hits.push((c.term, c.list.entries[c.at].tf));
                     c.at += 1;
                 }
             }
@@ -295,18 +297,28 @@ impl<'v, 's> Merge<'v, 's> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::Posting;
 
     #[test]
     fn seek_finds_each_slot_and_stops_at_the_next() {
-        let slots: Vec<Slot> = (0..200).map(|i| i * 3).collect();
-        let tfs: Vec<FieldTf> = (0..200u16).map(|i| [i, 0, 0, 0]).collect();
+        let list = PostingList {
+            entries: (0..200u16)
+                .map(|i| Posting {
+                    slot: Slot::from(i) * 3,
+                    tf: [i, 0, 0, 0],
+                })
+                .collect(),
+            max_tf: [199, 0, 0, 0],
+            min_len: [1, 0, 0, 0],
+        };
+        let entries = &list.entries;
+        let slots: Vec<Slot> = entries.iter().map(|p| p.slot).collect();
         for start in [0usize, 1, 7, 150] {
             for target in [0u32, 1, 3, 4, 299, 450, 597, 598, 1000] {
                 let mut c = Cursor {
                     term: 0,
                     bound: 1.0,
-                    slots: &slots,
-                    tfs: &tfs,
+                    list: &list,
                     at: start,
                 };
                 let found = c.seek(target);
@@ -315,7 +327,7 @@ mod tests {
                 let expected = slots[start..]
                     .binary_search(&target)
                     .ok()
-                    .map(|i| tfs[start + i]);
+                    .map(|i| entries[start + i].tf);
                 assert_eq!(found, expected, "start {start}, target {target}");
             }
         }

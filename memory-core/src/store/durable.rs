@@ -146,8 +146,8 @@ pub trait DurableStore: Send + Sync + 'static {
     }
 }
 
-/// Every summary of `store`, paging through [`DurableStore::scan_summaries`]: what index
-/// rebuilds read.
+/// Every summary of `store`, paging through [`DurableStore::scan_summaries`], all held at once
+/// (the engine's index rebuilds do not use it: they add each page to the index as it comes).
 pub async fn scan_all_summaries(store: &dyn DurableStore) -> Result<Vec<EpisodeSummary>> {
     all_pages(|after| store.scan_summaries(after, 10_000)).await
 }
@@ -161,19 +161,37 @@ pub async fn scan_all_versions(store: &dyn DurableStore) -> Result<Vec<(EpisodeI
 
 /// Every item of an id-ordered paged read: `page(after)` is called with `None`, then with each
 /// page's `next_after`, until a page has none.
-pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+pub(crate) async fn all_pages<T, F, Fut>(page: F) -> Result<Vec<T>>
 where
     F: FnMut(Option<EpisodeId>) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>>>,
 {
     let mut all = Vec::new();
+    each_page(page, |items| {
+        all.extend(items);
+        Ok(())
+    })
+    .await?;
+    Ok(all)
+}
+
+/// Hand each page of an id-ordered paged read to `each` as it arrives (`page` is called as
+/// for [`all_pages`]); stops at the first error of either.
+pub(crate) async fn each_page<T, F, Fut>(
+    mut page: F,
+    mut each: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()>
+where
+    F: FnMut(Option<EpisodeId>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
     let mut after = None;
     loop {
         let got = page(after).await?;
-        all.extend(got.items);
+        each(got.items)?;
         match got.next_after {
             Some(n) => after = Some(n),
-            None => return Ok(all),
+            None => return Ok(()),
         }
     }
 }

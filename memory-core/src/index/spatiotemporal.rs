@@ -709,13 +709,12 @@ impl SpatiotemporalIndex {
             return Ok(());
         }
         let spill = self.spill()?;
-        let mut cells: Vec<Arc<ShardCell>> = self
+        let cells: Vec<Arc<ShardCell>> = self
             .all_cells()
             .into_iter()
             .filter(|c| !Arc::ptr_eq(c, keep) && !c.is_spilled() && !c.is_retired())
             .collect();
-        cells.sort_by_key(|c| c.last_used());
-        for cell in cells {
+        for cell in coldest_first(cells) {
             if self.budgeted_bytes() <= budget {
                 break;
             }
@@ -760,7 +759,7 @@ impl SpatiotemporalIndex {
             self.ensure_loaded(&cell)?;
             spilled += usize::from(self.spill_cell(&cell, spill)?);
         }
-        let mut cells: Vec<Arc<ShardCell>> = self
+        let cells: Vec<Arc<ShardCell>> = self
             .all_cells()
             .into_iter()
             .filter(|c| !c.is_spilled() && !c.is_retired())
@@ -777,8 +776,7 @@ impl SpatiotemporalIndex {
                 self.account(cell, bytes);
             }
         }
-        cells.sort_by_key(|c| c.last_used());
-        for cell in cells {
+        for cell in coldest_first(cells) {
             if self.budgeted_bytes() <= budget {
                 break;
             }
@@ -807,6 +805,14 @@ impl SpatiotemporalIndex {
             }
         }
     }
+}
+
+/// `cells`, least recently used first, by their last uses as of this call: queries keep
+/// changing them, and a sort reading the live values could see an inconsistent order (which
+/// the standard sort may answer with a panic).
+fn coldest_first(mut cells: Vec<Arc<ShardCell>>) -> Vec<Arc<ShardCell>> {
+    cells.sort_by_cached_key(|c| c.last_used());
+    cells
 }
 
 /// A bulk build in progress ([`SpatiotemporalIndex::bulk`]). Dropping it unfinished leaves
@@ -1112,6 +1118,47 @@ mod tests {
         assert_eq!(spill.saves.load(Ordering::SeqCst), 5, "d1 changed: written");
         assert_eq!(index.len(), 41);
         assert_eq!(index.stats().episodes, 41);
+    }
+
+    #[test]
+    fn budget_checks_order_shards_by_a_fixed_view_of_uses_that_queries_keep_changing() {
+        // A shard's last use changes under concurrent queries; a sort that reads it while
+        // sorting sees an inconsistent order, which the standard sort may report by panicking
+        // (seen in the 2M budget bench).
+        use std::sync::atomic::AtomicBool;
+        let index = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
+        index.set_spill(Arc::new(MemorySpill::default())).unwrap();
+        for i in 0..64 {
+            index
+                .insert(&summary(EpisodeId::new(), "ns", &format!("d{i}")))
+                .unwrap();
+        }
+        let cells = index.all_cells();
+        let stop = Arc::new(AtomicBool::new(false));
+        let toucher = {
+            let (index, stop) = (index.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut round = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    // Each round makes a different shard the most recent, then the others.
+                    for k in 0..cells.len() {
+                        cells[(k * 7 + round) % cells.len()].touch(index.tick());
+                    }
+                    round += 1;
+                }
+            })
+        };
+        // Far above the index's size: nothing is spilled, the shards are only ordered.
+        index.set_budget(usize::MAX / 2);
+        let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for _ in 0..20_000 {
+                assert_eq!(index.enforce_budget().unwrap(), 0);
+            }
+        }));
+        stop.store(true, Ordering::Relaxed);
+        toucher.join().unwrap();
+        assert!(checks.is_ok(), "a budget check panicked");
+        assert_eq!(index.spilled_shards(), 0);
     }
 
     #[test]

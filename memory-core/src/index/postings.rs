@@ -65,6 +65,20 @@ pub(crate) struct Postings {
 }
 
 impl Postings {
+    /// Empty lists for term ids `0..counts.len()`, each with room for exactly `counts[id]`
+    /// postings: a bulk load that knows its counts appends without a reallocation.
+    pub(crate) fn with_capacities(counts: &[u32]) -> Self {
+        Self {
+            lists: counts
+                .iter()
+                .map(|&n| PostingList {
+                    entries: Vec::with_capacity(n as usize),
+                    ..PostingList::default()
+                })
+                .collect(),
+        }
+    }
+
     /// Record that the document at `slot` (field lengths `len`) holds term `sym` with `tf`.
     pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
         let at = sym as usize;

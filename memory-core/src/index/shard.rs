@@ -345,6 +345,7 @@ impl Shard {
             return Err(bad("a string appears twice"));
         }
         let boxed = |texts: Vec<String>| texts.into_iter().map(String::into_boxed_str).collect();
+        shard.inverted = Postings::with_capacities(&term_counts);
         shard.terms = Interner::from_counted(boxed(image.terms), term_counts);
         shard.tags = Interner::from_counted(boxed(image.tags), tag_counts);
         for (slot, d) in image.docs.iter().enumerate() {

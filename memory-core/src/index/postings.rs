@@ -143,6 +143,15 @@ impl Postings {
         self.lists.shrink_to_fit();
     }
 
+    /// Postings room allocated but unused, over all lists.
+    #[cfg(test)]
+    pub(crate) fn spare(&self) -> usize {
+        self.lists
+            .iter()
+            .map(|l| l.entries.capacity() - l.entries.len())
+            .sum()
+    }
+
     /// How many (term, document) pairs are held.
     #[cfg(test)]
     pub(crate) fn pairs(&self) -> usize {

@@ -353,7 +353,7 @@ impl Shard {
                 shard.inverted.add(*sym, slot as Slot, tf, &d.field_len);
             }
         }
-        shard.inverted.shrink();
+        // Each list was sized to its count above: nothing to shrink.
         shard.build_partitions();
         shard.approx_bytes = shard.heap_bytes();
         Ok(shard)
@@ -888,6 +888,11 @@ mod tests {
         );
         let back = Shard::from_image(image.clone(), WEEK, None).unwrap();
         assert_eq!(back.stats(), s.stats());
+        assert_eq!(
+            back.inverted.spare(),
+            0,
+            "a load sizes each posting list exactly"
+        );
         // Slots are renumbered too; a document is still found by id from its old slot.
         for (slot, doc) in s.docs() {
             let found = back.doc_of(doc.id, slot).map(|(_, d)| d.id);

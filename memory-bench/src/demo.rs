@@ -1,7 +1,8 @@
 //! The demo: ingest the bundled sample into the embedded default and read it back.
 //!
 //! Opens the embedded default ([`crate::embedded::open_default`]: a `TursoStore` on
-//! `<data_dir>/memory.db` and a `RedbCache` on `<data_dir>/cache.redb`, no server), ingests
+//! `<data_dir>/memory.db`, a `RedbJournal` and a `RedbCache` on `<data_dir>/journal.redb` and
+//! `<data_dir>/cache.redb`, no server), ingests
 //! every sample episode through the public facade unless the namespace already holds them, and
 //! prints a summary and a few episodes.
 
@@ -63,7 +64,7 @@ fn missing(sample: Vec<DatasetEpisode>, stored: &[Episode]) -> Vec<DatasetEpisod
 pub async fn run() -> Result<()> {
     let memory = open_default().await?;
     println!(
-        "data directory: {} (memory.db, cache.redb)",
+        "data directory: {} (memory.db, journal.redb, cache.redb)",
         memory.config().data_dir.display()
     );
 

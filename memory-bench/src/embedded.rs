@@ -4,12 +4,13 @@
 //! the user's data (`demo`, `export`, `import`), so they all see the same stores.
 
 use memory_core::{MemoryConfig, Result, SelfLearningMemory};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbOptions, open_dir};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
 /// Open the engine under `config.data_dir`, creating the directory if needed: the durable
-/// store `config.durable` describes (by default `memory.db`), `cache.redb` (`RedbCache` and
-/// its journal) and the index snapshots in `index-snapshot/`.
+/// store `config.durable` describes (by default `memory.db`), the journal `journal.redb` and
+/// the cache `cache.redb` (opened in the background, `memory_storage_redb::open_dir`), and the
+/// index snapshots in `index-snapshot/`.
 pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         memory_core::Error::storage(format!("cannot create {}", config.data_dir.display()))
@@ -17,11 +18,10 @@ pub async fn open_embedded(config: MemoryConfig) -> Result<SelfLearningMemory> {
     })?;
     let durable =
         TursoStore::open_target(&config.durable, &config.data_dir, TursoOptions::default()).await?;
-    let cache =
-        RedbCache::open_async(config.data_dir.join("cache.redb"), RedbOptions::default()).await?;
+    let (journal, cache) = open_dir(&config.data_dir, RedbOptions::default()).await?;
     SelfLearningMemory::builder()
         .durable(durable)
-        .journal(cache.journal())
+        .journal(journal)
         .cache(cache)
         .index_snapshots(config.data_dir.join("index-snapshot"))
         .config(config)

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use memory_core::retrieval::RetrievalQuery;
 use memory_core::{Episode, Error, IndexOpen, MemoryConfig, Result, SelfLearningMemory};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbOptions, open_dir};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
 use crate::index_cmd::rss_bytes;
@@ -49,15 +49,25 @@ pub(crate) async fn open_with(
     let started = Instant::now();
     let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
     let durable_open = started.elapsed();
-    let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+    let (journal, cache) = open_dir(dir, RedbOptions::default()).await?;
     eprintln!(
-        "  stores opened: libsql {:.3} s, redb {:.3} s",
+        "  stores opened: libsql {:.3} s, redb journal {:.3} s",
         durable_open.as_secs_f64(),
         (started.elapsed() - durable_open).as_secs_f64()
     );
+    let cache = Arc::new(cache);
+    let opening = cache.clone();
+    tokio::spawn(async move {
+        let opened = opening.opened().await;
+        eprintln!(
+            "  redb cache opened in the background after {:.3} s ({})",
+            started.elapsed().as_secs_f64(),
+            if opened.is_ok() { "ok" } else { "failed" }
+        );
+    });
     let builder = SelfLearningMemory::builder()
         .durable(durable)
-        .journal(cache.journal())
+        .journal(journal)
         .cache(cache)
         .config(config);
     let builder = if snapshots {

@@ -11,7 +11,7 @@ use memory_core::store::{InMemoryCache, InMemoryStore};
 use memory_core::{
     AuthToken, MemoryConfig, NewStep, Outcome, Result, SelfLearningMemory, TaskContext,
 };
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbOptions, open_dir};
 use memory_storage_turso::{CommitMode, Durability, TursoOptions, TursoStore};
 
 /// Which stores a workload runs on.
@@ -88,10 +88,10 @@ impl Backend {
                 .await?
             }
         };
-        let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+        let (journal, cache) = open_dir(dir, RedbOptions::default()).await?;
         builder
             .durable(durable)
-            .journal(cache.journal())
+            .journal(journal)
             .cache(cache)
             .open()
             .await

@@ -118,7 +118,8 @@ pub struct MemoryConfig {
     /// configured (`MemoryBuilder::index_snapshots`); `None` writes one only at shutdown.
     /// Default 10 min.
     pub index_snapshot_interval: Option<Duration>,
-    /// Where the embedded default keeps its files (`memory.db`, `cache.redb`). Default `data`.
+    /// Where the embedded default keeps its files (`memory.db`, `journal.redb`, `cache.redb`,
+    /// `index-snapshot/`). Default `data`.
     /// The core never touches it; the binaries that open backends read it from here.
     pub data_dir: PathBuf,
     /// Where the durable store lives: local file (default), remote server or embedded replica.

@@ -1,18 +1,19 @@
 //! The cache never serves what the durable store no longer says: a read that raced a delete
-//! does not put the deleted episode back, and a cache invalidation that failed is recorded,
-//! bypassed by reads, and repaired by the reconciler.
+//! does not put the deleted episode back, a cache invalidation that failed is recorded,
+//! bypassed by reads, and repaired by the reconciler, and a cache file opened in the
+//! background does not bring back a copy that a write made meanwhile replaced.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use memory_core::store::{
-    CacheStats, CacheStore, CachedVersion, FaultInjector, FaultPlan, Faulty, InMemoryCache,
-    InMemoryStore, Op, Page,
+    CacheStats, CacheStore, CachedVersion, DeferredCache, FaultInjector, FaultPlan, Faulty,
+    InMemoryCache, InMemoryStore, Op, Page,
 };
 use memory_core::{
-    Episode, EpisodeId, ErrorKind, MemoryConfig, NewStep, Outcome, Result, SelfLearningMemory,
-    TaskContext,
+    Episode, EpisodeId, EpisodeUpdate, ErrorKind, MemoryConfig, NewStep, Outcome, Result,
+    SelfLearningMemory, TaskContext,
 };
 use tokio::sync::Notify;
 
@@ -178,4 +179,69 @@ async fn a_failed_cache_write_is_acknowledged_and_recorded() {
         Some(done),
         "the repair filled the cache"
     );
+}
+
+/// A cache file that takes a while to open holds an older copy of an episode that is updated
+/// meanwhile: once the file is open, the older copy is never served (`DeferredCache`
+/// invalidates in it what was written while it opened).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_made_while_the_cache_opens_is_not_undone_by_the_opened_cache() {
+    let store = Arc::new(InMemoryStore::new());
+    let file = Arc::new(InMemoryCache::new());
+    let config = MemoryConfig {
+        hot_cache_bytes: 0, // every read asks the cache under test
+        ..quiet()
+    };
+    let first = SelfLearningMemory::builder()
+        .durable(store.clone())
+        .cache(file.clone())
+        .config(config.clone())
+        .open()
+        .await
+        .expect("open");
+    let id = completed(&first).await;
+    let old = first.get_episode(id).await.expect("read");
+    assert_eq!(file.get(id).await.unwrap(), Some(old.clone()), "cached");
+    first.shutdown().await.expect("shutdown");
+
+    let (release, opening) = tokio::sync::oneshot::channel::<()>();
+    let opened_file = file.clone();
+    let cache = Arc::new(DeferredCache::spawn(async move {
+        let _ = opening.await;
+        Ok(opened_file)
+    }));
+    let m = SelfLearningMemory::builder()
+        .durable(store)
+        .cache(cache.clone())
+        .config(config)
+        .open()
+        .await
+        .expect("open while the cache file is still opening");
+    let new = m
+        .update_episode(
+            id,
+            old.version,
+            EpisodeUpdate::default().reflection("newer"),
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        m.get_episode(id).await.unwrap(),
+        new,
+        "served from the durable store"
+    );
+
+    release.send(()).expect("release");
+    cache.opened().await.expect("opened");
+    assert_eq!(
+        m.get_episode(id).await.unwrap(),
+        new,
+        "never the older copy"
+    );
+    assert_ne!(
+        file.get(id).await.unwrap(),
+        Some(old),
+        "the older copy is gone"
+    );
+    m.shutdown().await.expect("shutdown");
 }

@@ -18,24 +18,22 @@ use memory_core::{Episode, EpisodeId, Error, Result};
 use redb::{Durability, ReadableDatabase, ReadableTable};
 
 use crate::error::from_redb;
-use crate::file::{EPISODES, OpenFile, SIZES, blocking, empty_cache_tables, open_database};
-use crate::journal::RedbJournal;
+use crate::file::{EPISODES, OpenFile, Role, SIZES, blocking, empty_cache_tables, open_database};
 use crate::lru::{Lru, Plan, Replace, StoredVersion};
 use crate::options::RedbOptions;
 
 /// An episode cache in a redb file, bounded in bytes, evicting the least recently used
-/// entries. The same file holds the journal ([`RedbCache::journal`]).
+/// entries. The journal has a file of its own ([`crate::RedbJournal`]).
 ///
 /// Cheap to clone: clones share the file and the bookkeeping. The file closes when the last
-/// clone, every [`RedbJournal`] from it, and every blocking call still running on their behalf
-/// are gone; only then can the file be opened again in this process.
+/// clone and every blocking call still running on its behalf are gone; only then can the file
+/// be opened again in this process.
 ///
 /// **Durability.** Cache writes commit with redb's `Durability::None`. A crash would roll the
-/// file back to its last durable commit (a journal append, a [`RedbCache::flush`], a raw
+/// file back to its last durable commit (the opening commit, a [`RedbCache::flush`], a raw
 /// write), which may hold an older version of an entry a later put replaced, or an entry a
 /// later invalidation removed; so a file that was not closed (the last handle dropped) opens
-/// with an empty cache, its journal intact. A crash loses the cached entries, never serves an
-/// old or damaged one.
+/// with an empty cache. A crash loses the cached entries, never serves an old or damaged one.
 ///
 /// **Bookkeeping.** Size, last access and version of every entry are kept in memory (about
 /// 100 bytes per entry, independent of the episode's size; see the `lru` module), rebuilt by
@@ -148,10 +146,12 @@ impl RedbCache {
     /// decoded when read, and an entry's version at its first `put`), and, if the file holds
     /// more than `max_cache_bytes`, evicts down to the bound. From async code prefer
     /// [`RedbCache::open_async`]. Fails with `Storage` if the file is already open in this
-    /// process, `Corrupt` if redb finds it damaged, `InvalidInput` for bad options.
+    /// process or is a journal file (or a cache file of an earlier layout still holding journal
+    /// entries: see [`crate::split_legacy_file`]), `Corrupt` if redb finds it damaged,
+    /// `InvalidInput` for bad options.
     pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let db = open_database(&path, &options)?;
+        let db = open_database(&path, &options, Role::Cache)?;
         let inner = Inner {
             db,
             path,
@@ -173,11 +173,6 @@ impl RedbCache {
     pub async fn open_async(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         blocking("open", move || Self::open(path, options)).await
-    }
-
-    /// The journal stored in the same file.
-    pub fn journal(&self) -> RedbJournal {
-        RedbJournal::new(self.inner.db.clone())
     }
 
     /// The file this cache lives in.

@@ -1,12 +1,14 @@
 //! [`RedbJournal`]: the fsync'd journal of writes accepted while the durable store is away.
 //!
-//! It owns the `journal` table and the persisted last sequence number in `meta`. Every write
+//! It owns its own redb file: the `journal` table and the persisted last sequence number in
+//! `meta`. Every write
 //! commits with `Durability::Immediate` (an fsync) before returning, because an entry here is
 //! the only copy of an acknowledged write until it is replayed. It never skips a damaged entry:
 //! `read` stops with `Corrupt` naming the sequence number. It never reuses a sequence number,
 //! even after the journal is emptied and the file reopened.
 
 use std::ops::Bound;
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,23 +18,23 @@ use memory_core::{Error, Result};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::error::from_redb;
-use crate::file::{JOURNAL, LAST_SEQ_KEY, META, OpenFile, blocking};
+use crate::file::{JOURNAL, LAST_SEQ_KEY, META, OpenFile, Role, blocking, open_database};
+use crate::options::RedbOptions;
 
-/// The journal in a [`crate::RedbCache`]'s file, from [`crate::RedbCache::journal`].
+/// The journal in its own redb file.
 ///
-/// Cheap to clone; clones and the cache share one open file. Sequence numbers start at 1 and
-/// the highest one ever assigned is stored in the same transaction as its entry.
+/// Cheap to clone; clones share one open file. Sequence numbers start at 1 and the highest
+/// one ever assigned is stored in the same transaction as its entry.
 ///
 /// ```
 /// use memory_core::EpisodeId;
 /// use memory_core::store::{Journal, JournalEntry};
-/// use memory_storage_redb::{RedbCache, RedbOptions};
+/// use memory_storage_redb::RedbJournal;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> memory_core::Result<()> {
 /// let dir = tempfile::tempdir().unwrap();
-/// let cache = RedbCache::open(dir.path().join("cache.redb"), RedbOptions::default())?;
-/// let journal = cache.journal();
+/// let journal = RedbJournal::open(dir.path().join("journal.redb"))?;
 /// let seq = journal.append(&JournalEntry::Delete(EpisodeId::new())).await?; // fsync'd
 /// assert_eq!(journal.read(None, 10).await?.len(), 1);
 /// journal.remove_through(seq).await?;
@@ -57,9 +59,33 @@ fn decode_entry(seq: JournalSeq, bytes: &[u8]) -> Result<JournalEntry> {
         .map_err(|err| Error::corrupt(format!("journal entry {seq} is damaged")).with_source(err))
 }
 
+/// Settings of every journal file: redb's integrity check always runs at open (the file is
+/// small, and its entries are the only copy of acknowledged writes), with a small page cache.
+fn journal_options() -> RedbOptions {
+    RedbOptions {
+        page_cache_bytes: 4 * 1024 * 1024,
+        check_integrity_on_open: true,
+        ..RedbOptions::default()
+    }
+}
+
 impl RedbJournal {
-    pub(crate) fn new(db: Arc<OpenFile>) -> Self {
-        Self { db }
+    /// Open (or create) the journal file at `path`, checking every page of it.
+    ///
+    /// **Blocks** the calling thread on file I/O; from async code prefer
+    /// [`RedbJournal::open_async`]. Fails with `Storage` if the file is already open in this
+    /// process or is a cache file, `Corrupt` if redb finds it damaged. A cache file of an
+    /// earlier layout that still holds journal entries is moved with
+    /// [`crate::split_legacy_file`] first.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let db = open_database(path.as_ref(), &journal_options(), Role::Journal)?;
+        Ok(Self { db })
+    }
+
+    /// [`RedbJournal::open`] on tokio's blocking pool.
+    pub async fn open_async(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        blocking("open journal", move || Self::open(path)).await
     }
 
     /// Append `bytes` as the next entry, durably. Blocking.

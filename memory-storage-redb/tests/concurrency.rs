@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use common::{bounded, encoded_len, episode, on_disk, temp_file};
 use memory_core::store::{CacheStore, Journal, JournalEntry};
-use memory_storage_redb::RedbCache;
+use memory_storage_redb::{RedbCache, RedbJournal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_puts_and_gets_keep_the_bound_and_the_books_straight() {
@@ -53,10 +53,10 @@ async fn concurrent_puts_and_gets_keep_the_bound_and_the_books_straight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_get_distinct_increasing_sequence_numbers() {
     let (_dir, path) = temp_file();
-    let cache = RedbCache::open(&path, bounded(1 << 20)).expect("open");
+    let journal = RedbJournal::open(&path).expect("open");
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let journal = cache.journal();
+        let journal = journal.clone();
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for _ in 0..10 {
@@ -77,6 +77,6 @@ async fn concurrent_appends_get_distinct_increasing_sequence_numbers() {
     acked.sort_by_key(|(s, _)| *s);
     let distinct: BTreeSet<_> = acked.iter().map(|(s, _)| *s).collect();
     assert_eq!(distinct.len(), 40, "no sequence number handed out twice");
-    let read = cache.journal().read(None, 100).await.expect("read");
+    let read = journal.read(None, 100).await.expect("read");
     assert_eq!(read, acked, "every acknowledged entry, in sequence order");
 }

@@ -11,7 +11,7 @@ use common::{episode, flip_bit, temp_file};
 use memory_core::record::{self, RecordKind};
 use memory_core::store::{CacheStore, Journal, JournalEntry, JournalSeq};
 use memory_core::{Episode, EpisodeId, ErrorKind};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 
 #[tokio::test]
 async fn a_flipped_bit_is_corrupt_counted_persisted_and_repaired_by_put() {
@@ -128,8 +128,7 @@ async fn bytes_damaged_in_the_file_behind_redbs_back_are_corrupt() {
 #[tokio::test]
 async fn a_damaged_journal_entry_stops_read_naming_its_sequence_number() {
     let (_dir, path) = temp_file();
-    let cache = RedbCache::open(&path, RedbOptions::default()).expect("open");
-    let journal = cache.journal();
+    let journal = RedbJournal::open(&path).expect("open");
     let mut seqs = Vec::new();
     for _ in 0..4 {
         seqs.push(
@@ -167,58 +166,109 @@ async fn a_damaged_journal_entry_stops_read_naming_its_sequence_number() {
 
     // Damage survives reopen and is reported again.
     drop(journal);
-    drop(cache);
-    let cache = RedbCache::open(&path, RedbOptions::default()).expect("reopen");
-    let err = cache
-        .journal()
+    let err = RedbJournal::open(&path)
+        .expect("reopen")
         .read(Some(seqs[1]), 1)
         .await
         .expect_err("still damaged");
     assert!(err.message().contains(&seqs[2].to_string()), "{err}");
 }
 
-/// A closed file holding 100 cached episodes and 20 journal entries; what was written.
-async fn filled_file(path: &Path) -> (Vec<Episode>, Vec<(JournalSeq, JournalEntry)>) {
-    let cache = RedbCache::open(path, RedbOptions::default()).expect("open");
-    let mut cached = Vec::new();
-    for _ in 0..100 {
-        let e = episode("filled");
-        cache.put(&e).await.expect("put");
-        cached.push(e);
+/// What a closed file was filled with: 100 cached episodes, or 20 journal entries.
+enum Filled {
+    Cache(Vec<Episode>),
+    Journal(Vec<(JournalSeq, JournalEntry)>),
+}
+
+impl Filled {
+    async fn cache(path: &Path) -> Self {
+        let cache = RedbCache::open(path, RedbOptions::default()).expect("open");
+        let mut cached = Vec::new();
+        for _ in 0..100 {
+            let e = episode("filled");
+            cache.put(&e).await.expect("put");
+            cached.push(e);
+        }
+        Filled::Cache(cached)
     }
-    let mut journaled = Vec::new();
-    for _ in 0..20 {
-        let entry = JournalEntry::Create(episode("filled-journal"));
-        let seq = cache.journal().append(&entry).await.expect("append");
-        journaled.push((seq, entry));
+
+    async fn journal(path: &Path) -> Self {
+        let journal = RedbJournal::open(path).expect("open");
+        let mut journaled = Vec::new();
+        for _ in 0..20 {
+            let entry = JournalEntry::Create(episode("filled-journal"));
+            let seq = journal.append(&entry).await.expect("append");
+            journaled.push((seq, entry));
+        }
+        Filled::Journal(journaled)
     }
-    (cached, journaled)
+
+    /// Open the file as what it was filled as: a cache file with or without redb's check, a
+    /// journal file (always checked). Blocking, and never expected to panic.
+    fn open(&self, path: &Path, check: bool) -> memory_core::Result<Opened> {
+        Ok(match self {
+            Filled::Cache(_) => Opened::Cache(RedbCache::open(
+                path,
+                RedbOptions {
+                    check_integrity_on_open: check,
+                    ..RedbOptions::default()
+                },
+            )?),
+            Filled::Journal(_) => Opened::Journal(RedbJournal::open(path)?),
+        })
+    }
+
+    /// Assert that everything written reads back exactly from `opened`.
+    async fn read_back(&self, opened: Opened, what: &str) {
+        match (self, opened) {
+            (Filled::Cache(cached), Opened::Cache(cache)) => {
+                for e in cached {
+                    assert_eq!(
+                        cache.get(e.id).await.expect("valid entry").as_ref(),
+                        Some(e),
+                        "{what}"
+                    );
+                }
+                assert_eq!(cache.stats().corrupt, 0, "{what}");
+            }
+            (Filled::Journal(journaled), Opened::Journal(journal)) => {
+                let read = journal.read(None, 100).await.expect("journal");
+                assert_eq!(&read, journaled, "{what}");
+            }
+            _ => unreachable!("opened as filled"),
+        }
+    }
+}
+
+/// A file opened as what [`Filled`] wrote.
+enum Opened {
+    Cache(RedbCache),
+    Journal(RedbJournal),
 }
 
 #[tokio::test]
 async fn a_file_cut_short_fails_to_open_as_corrupt() {
-    for check_integrity_on_open in [true, false] {
+    for (journal, check) in [(false, true), (false, false), (true, true)] {
         for cut in [1, 4096, 100_000] {
             let (_dir, path) = temp_file();
-            filled_file(&path).await;
+            let filled = if journal {
+                Filled::journal(&path).await
+            } else {
+                Filled::cache(&path).await
+            };
             let len = std::fs::metadata(&path).expect("stat").len();
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .expect("open for truncation");
-            file.set_len(len - cut).expect("truncate");
+            file.set_len(len.saturating_sub(cut)).expect("truncate");
             drop(file);
 
-            let options = RedbOptions {
-                check_integrity_on_open,
-                ..RedbOptions::default()
+            let what = format!("journal {journal}, cut {cut}, check {check}");
+            let Err(err) = filled.open(&path, check) else {
+                panic!("{what}: a file cut short opened");
             };
-            let err = RedbCache::open(&path, options).expect_err("a file cut short");
-            assert_eq!(
-                err.kind(),
-                ErrorKind::Corrupt,
-                "cut {cut}, check {check_integrity_on_open}: {err}"
-            );
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{what}: {err}");
             assert!(
                 err.message().contains(&path.display().to_string()),
                 "names the file: {err}"
@@ -228,58 +278,55 @@ async fn a_file_cut_short_fails_to_open_as_corrupt() {
 }
 
 #[tokio::test]
-async fn a_byte_flipped_anywhere_in_the_file_is_refused_or_harmless() {
-    let (_dir, path) = temp_file();
-    let (cached, journaled) = filled_file(&path).await;
-    let pristine = std::fs::read(&path).expect("read file");
-    let len = pristine.len();
-    // The header, the last pages, and seeded offsets in between.
-    let mut offsets: Vec<usize> = (0..512).step_by(37).collect();
-    offsets.extend((1..=8192).step_by(397).map(|back| len - back));
-    let mut z = 0x5EED_u64;
-    for _ in 0..40 {
-        z = z.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        offsets.push((z >> 33) as usize % len);
-    }
-    let (mut refused, mut harmless) = (0, 0);
-    for offset in offsets {
-        let mut bytes = pristine.clone();
-        bytes[offset] ^= 0x5A;
-        std::fs::write(&path, &bytes).expect("write file");
-        let opened = std::panic::catch_unwind(|| RedbCache::open(&path, RedbOptions::default()))
-            .unwrap_or_else(|_| panic!("open panicked with byte {offset} flipped"));
-        let cache = match opened {
-            Err(err) => {
-                assert_eq!(err.kind(), ErrorKind::Corrupt, "byte {offset}: {err}");
-                refused += 1;
-                continue;
-            }
-            Ok(cache) => cache,
+async fn a_byte_flipped_anywhere_in_a_file_is_refused_or_harmless() {
+    for journal in [false, true] {
+        let (_dir, path) = temp_file();
+        let filled = if journal {
+            Filled::journal(&path).await
+        } else {
+            Filled::cache(&path).await
         };
-        // Opened: the flip hit bytes nothing reads. Everything reads back exactly.
-        for e in &cached {
-            assert_eq!(
-                cache.get(e.id).await.expect("valid entry").as_ref(),
-                Some(e),
-                "byte {offset}"
-            );
+        let pristine = std::fs::read(&path).expect("read file");
+        let len = pristine.len();
+        // The header, the last pages, and seeded offsets in between.
+        let mut offsets: Vec<usize> = (0..512).step_by(37).collect();
+        offsets.extend((1..=8192).step_by(397).map(|back| len - back));
+        let mut z = 0x5EED_u64;
+        for _ in 0..40 {
+            z = z.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            offsets.push((z >> 33) as usize % len);
         }
-        let read = cache.journal().read(None, 100).await.expect("journal");
-        assert_eq!(read, journaled, "byte {offset}");
-        assert_eq!(cache.stats().corrupt, 0, "byte {offset}");
-        harmless += 1;
+        let (mut refused, mut harmless) = (0, 0);
+        for offset in offsets {
+            let mut bytes = pristine.clone();
+            bytes[offset] ^= 0x5A;
+            std::fs::write(&path, &bytes).expect("write file");
+            let what = format!("journal {journal}, byte {offset}");
+            let opened = std::panic::catch_unwind(|| filled.open(&path, true))
+                .unwrap_or_else(|_| panic!("open panicked: {what}"));
+            match opened {
+                Err(err) => {
+                    assert_eq!(err.kind(), ErrorKind::Corrupt, "{what}: {err}");
+                    refused += 1;
+                }
+                // Opened: the flip hit bytes nothing reads. Everything reads back exactly.
+                Ok(opened) => {
+                    filled.read_back(opened, &what).await;
+                    harmless += 1;
+                }
+            }
+        }
+        assert!(
+            refused > 0 && harmless > 0,
+            "journal {journal}: both outcomes exercised: {refused} refused, {harmless} harmless"
+        );
     }
-    assert!(
-        refused > 0 && harmless > 0,
-        "both outcomes exercised: {refused} refused, {harmless} harmless"
-    );
 }
 
 #[tokio::test]
 async fn a_journal_entry_cut_short_stops_read_naming_it() {
     let (_dir, path) = temp_file();
-    let cache = RedbCache::open(&path, RedbOptions::default()).expect("open");
-    let journal = cache.journal();
+    let journal = RedbJournal::open(&path).expect("open");
     let mut seqs = Vec::new();
     for _ in 0..4 {
         seqs.push(

@@ -1,9 +1,9 @@
 //! Crash consistency on a real process crash: a child process (this binary re-executed) writes
-//! cache entries (`Durability::None`) and journal entries (fsync'd), then replaces one cached
-//! entry with a newer version and invalidates another (after the fsync'd journal appends made
-//! the older state durable), reporting each acknowledged write on stdout; once it reports
+//! cache entries (`Durability::None`) and journal entries (fsync'd, in the journal's own file),
+//! then replaces one cached entry with a newer version and invalidates another (after a
+//! `flush` made the older state durable), reporting each acknowledged write on stdout; once it reports
 //! `done` it waits, with the file still open, and the parent kills it (SIGKILL, no clean close).
-//! The parent then reopens the file and checks that every acknowledged journal entry is there in
+//! The parent then reopens both files and checks that every acknowledged journal entry is there in
 //! order and that the cache brings back nothing a later write had replaced or removed: redb
 //! rolls non-durable commits back to the last durable one, which may hold older versions, so a
 //! file the previous process did not close comes back with an empty cache.
@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use common::{episode, temp_file};
 use memory_core::EpisodeId;
 use memory_core::store::{CacheStore, Journal, JournalEntry};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 
 /// Set in the child's environment to the path of the file to write.
 const CHILD_ENV: &str = "MEMORY_STORAGE_REDB_CRASH_CHILD";
@@ -42,7 +42,7 @@ fn main() {
 async fn child(path: String) {
     use std::io::Write;
     let cache = RedbCache::open(&path, RedbOptions::default()).expect("child open");
-    let journal = cache.journal();
+    let journal = RedbJournal::open(journal_path(&path)).expect("child open journal");
     let mut out = std::io::stdout().lock();
     let mut ids = Vec::new();
     for _ in 0..20 {
@@ -59,7 +59,8 @@ async fn child(path: String) {
             .expect("append");
         writeln!(out, "journaled {seq} {id}").expect("stdout");
     }
-    // The older state of these two is durable now (the journal appends fsync'd it).
+    // Make the older state of these two durable.
+    cache.flush().await.expect("flush");
     let mut newer = cache
         .get(replaced_id(&ids))
         .await
@@ -82,6 +83,11 @@ async fn child(path: String) {
     // parent never writes to; if the parent dies first, EOF ends the wait.
     let _ = std::io::stdin().read(&mut [0u8; 1]);
     drop(cache);
+}
+
+/// The journal file beside the cache file `path`.
+fn journal_path(path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+    path.as_ref().with_extension("journal")
 }
 
 /// The cached entry the child replaces with a newer version.
@@ -142,7 +148,8 @@ async fn parent() {
         "no damaged record after the crash"
     );
 
-    let read = cache.journal().read(None, 100).await.expect("read journal");
+    let journal = RedbJournal::open(journal_path(&path)).expect("reopen the journal");
+    let read = journal.read(None, 100).await.expect("read journal");
     let expected: Vec<_> = journaled
         .iter()
         .map(|(seq, id)| (*seq, JournalEntry::Delete(*id)))
@@ -171,8 +178,7 @@ async fn parent() {
         "the cache starts empty after a crash"
     );
 
-    let next = cache
-        .journal()
+    let next = journal
         .append(&JournalEntry::Delete(EpisodeId::new()))
         .await
         .expect("append after crash");

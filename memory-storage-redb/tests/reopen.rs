@@ -7,7 +7,7 @@ use common::{episode, temp_file};
 use memory_core::EpisodeId;
 use memory_core::ErrorKind;
 use memory_core::store::{CacheStore, Journal, JournalEntry};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 
 #[tokio::test]
 async fn cache_entries_and_versions_survive_reopen() {
@@ -66,8 +66,7 @@ async fn journal_reads_the_same_entries_in_order_after_reopen() {
         })
         .collect();
     let written = {
-        let cache = RedbCache::open(&path, RedbOptions::default()).expect("open");
-        let journal = cache.journal();
+        let journal = RedbJournal::open(&path).expect("open");
         for e in &entries {
             journal.append(e).await.expect("append");
         }
@@ -75,8 +74,7 @@ async fn journal_reads_the_same_entries_in_order_after_reopen() {
     };
     assert_eq!(written.len(), 6);
 
-    let cache = RedbCache::open(&path, RedbOptions::default()).expect("reopen");
-    let journal = cache.journal();
+    let journal = RedbJournal::open(&path).expect("reopen");
     let read = journal.read(None, 100).await.expect("read after reopen");
     assert_eq!(
         read, written,
@@ -94,8 +92,7 @@ async fn sequence_numbers_continue_after_reopen_even_when_emptied() {
     let (_dir, path) = temp_file();
     let entry = JournalEntry::Delete(EpisodeId::new());
     let last = {
-        let cache = RedbCache::open(&path, RedbOptions::default()).expect("open");
-        let journal = cache.journal();
+        let journal = RedbJournal::open(&path).expect("open");
         let mut last = 0;
         for _ in 0..5 {
             last = journal.append(&entry).await.expect("append");
@@ -106,8 +103,7 @@ async fn sequence_numbers_continue_after_reopen_even_when_emptied() {
     assert_eq!(last, 5, "sequence numbers start at 1");
 
     let last = {
-        let cache = RedbCache::open(&path, RedbOptions::default()).expect("reopen");
-        let journal = cache.journal();
+        let journal = RedbJournal::open(&path).expect("reopen");
         let seqs: Vec<_> = journal
             .read(None, 100)
             .await
@@ -123,8 +119,7 @@ async fn sequence_numbers_continue_after_reopen_even_when_emptied() {
         next
     };
 
-    let cache = RedbCache::open(&path, RedbOptions::default()).expect("reopen again");
-    let journal = cache.journal();
+    let journal = RedbJournal::open(&path).expect("reopen again");
     assert_eq!(journal.depth().await.expect("depth"), 0, "still empty");
     let next = journal.append(&entry).await.expect("append");
     assert!(
@@ -137,15 +132,15 @@ async fn sequence_numbers_continue_after_reopen_even_when_emptied() {
 async fn a_second_open_of_the_same_file_fails_until_the_first_is_dropped() {
     let (_dir, path) = temp_file();
     let first = RedbCache::open(&path, RedbOptions::default()).expect("open");
-    let journal = first.journal();
+    let clone = first.clone();
     let err = RedbCache::open(&path, RedbOptions::default()).expect_err("second open");
     assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
     assert!(err.message().contains("already open"), "{err}");
 
     drop(first);
-    // The journal still holds the file open.
+    // The clone still holds the file open.
     assert!(RedbCache::open(&path, RedbOptions::default()).is_err());
-    drop(journal);
+    drop(clone);
     let again = RedbCache::open_async(&path, RedbOptions::default())
         .await
         .expect("open after every handle is gone");

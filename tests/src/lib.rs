@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use memory_core::store::{FaultInjector, Faulty};
 use memory_core::{MemoryConfig, Result, SelfLearningMemory};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{JOURNAL_FILE, RedbCache, RedbJournal, RedbOptions, open_dir};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
 pub mod crash;
@@ -20,7 +20,9 @@ pub struct Embedded {
     pub cache: RedbCache,
 }
 
-/// Open the embedded default in `dir` (`memory.db`, `cache.redb`) with `config`.
+/// Open the embedded default in `dir` (`memory.db`, `journal.redb`, `cache.redb`) with
+/// `config`. Unlike the binaries' opener, the cache is open (and checked) before the engine,
+/// so that a test can hold and inspect it; [`open_deferred_with`] opens it as they do.
 pub async fn open_embedded(dir: &Path, config: MemoryConfig) -> Result<Embedded> {
     open_embedded_with(dir, config, None).await
 }
@@ -50,6 +52,7 @@ async fn open_parts(
 ) -> Result<Embedded> {
     let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+    let journal = RedbJournal::open_async(dir.join(JOURNAL_FILE)).await?;
     let builder = match faults {
         Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
         None => SelfLearningMemory::builder().durable(durable),
@@ -61,11 +64,33 @@ async fn open_parts(
     };
     let memory = builder
         .cache(cache.clone())
-        .journal(cache.journal())
+        .journal(journal)
         .config(config)
         .open()
         .await?;
     Ok(Embedded { memory, cache })
+}
+
+/// The embedded default in `dir` as the binaries open it (`memory_storage_redb::open_dir`:
+/// the journal first, the cache in the background), with the durable store wrapped in
+/// [`Faulty`] following `faults` when given.
+pub async fn open_deferred_with(
+    dir: &Path,
+    config: MemoryConfig,
+    faults: Option<Arc<FaultInjector>>,
+) -> Result<SelfLearningMemory> {
+    let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
+    let (journal, cache) = open_dir(dir, RedbOptions::default()).await?;
+    let builder = match faults {
+        Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
+        None => SelfLearningMemory::builder().durable(durable),
+    };
+    builder
+        .cache(cache)
+        .journal(journal)
+        .config(config)
+        .open()
+        .await
 }
 
 /// The README's example, compiled and run as a doc test.

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use memory_core::store::{CacheStore, Journal};
 use memory_core::{Episode, EpisodeId, ErrorKind, MemoryConfig, SelfLearningMemory};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{JOURNAL_FILE, RedbCache, RedbJournal, RedbOptions};
 use memory_tests::crash::{Key, Line, NAMESPACE, Rng};
 use memory_tests::open_embedded;
 
@@ -576,7 +576,12 @@ async fn check_file(round: u64, dir: &Path, stored: &BTreeMap<EpisodeId, Episode
         }
     }
     assert_eq!(
-        cache.journal().depth().await.expect("journal depth"),
+        RedbJournal::open_async(dir.join(JOURNAL_FILE))
+            .await
+            .expect("open the journal file")
+            .depth()
+            .await
+            .expect("journal depth"),
         0,
         "round {round}: journal empty after a drained reconcile and a clean shutdown"
     );

@@ -1,5 +1,5 @@
 //! Model-based property test of the whole engine on the real backends (libsql `TursoStore`,
-//! redb `RedbCache` and its journal, in a temporary directory) with the durable store wrapped in
+//! redb `RedbCache` and `RedbJournal`, in a temporary directory) with the durable store wrapped in
 //! `Faulty`.
 //!
 //! Each case draws a setup (breaker threshold 1–3 with a 10 ms cool-down, optionally a low
@@ -60,7 +60,7 @@ use memory_core::{
     Completion, Episode, EpisodeId, EpisodeUpdate, Error, ErrorKind, MemoryConfig, NewStep,
     Outcome, ResilienceConfig, RetrievalQuery, SelfLearningMemory, TaskContext,
 };
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -279,6 +279,7 @@ struct Env {
     memory: SelfLearningMemory,
     durable: Arc<Faulty<TursoStore>>,
     cache: RedbCache,
+    journal: RedbJournal,
     faults: Arc<FaultInjector>,
     outage: bool,
     random: bool,
@@ -358,7 +359,12 @@ async fn open(dir: &std::path::Path, setup: &Setup) -> Env {
     let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default())
         .await
         .expect("open redb");
-    let memory = engine(&durable, &cache, setup).await.expect("open engine");
+    let journal = RedbJournal::open_async(dir.join("journal.redb"))
+        .await
+        .expect("open the journal");
+    let memory = engine(&durable, &cache, &journal, setup)
+        .await
+        .expect("open engine");
     faults.set_plan(FaultPlan {
         failure_rate: setup.random_rate,
         seed: setup.seed,
@@ -370,6 +376,7 @@ async fn open(dir: &std::path::Path, setup: &Setup) -> Env {
         memory,
         durable,
         cache,
+        journal,
         faults,
         outage: false,
         random: setup.random_rate > 0.0,
@@ -378,16 +385,17 @@ async fn open(dir: &std::path::Path, setup: &Setup) -> Env {
     }
 }
 
-/// An engine over the given stores, with the cache's journal.
+/// An engine over the given stores.
 async fn engine(
     durable: &Arc<Faulty<TursoStore>>,
     cache: &RedbCache,
+    journal: &RedbJournal,
     setup: &Setup,
 ) -> memory_core::Result<SelfLearningMemory> {
     SelfLearningMemory::builder()
         .durable(durable.clone())
         .cache(cache.clone())
-        .journal(cache.journal())
+        .journal(journal.clone())
         .config(config(setup))
         .open()
         .await
@@ -756,7 +764,7 @@ async fn apply(
             let mut attempts = 0;
             let fresh = loop {
                 let disturbed = env.outage || env.random;
-                match engine(&env.durable, &env.cache, &env.setup).await {
+                match engine(&env.durable, &env.cache, &env.journal, &env.setup).await {
                     Ok(m) => break m,
                     Err(err) => {
                         acceptable(&env.stats, "reopen", &err, None, disturbed)?;
@@ -835,7 +843,7 @@ async fn check(env: &Env, model: &Model, n: usize) -> Result<(), TestCaseError> 
     }
 
     if !env.journaling() {
-        let depth = env.cache.journal().depth().await.expect("journal depth");
+        let depth = env.journal.depth().await.expect("journal depth");
         prop_assert_eq!(
             depth,
             0,
@@ -977,7 +985,7 @@ async fn check_final(env: &Env, model: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(ids, model.present_in(ns), "final listing of {}", ns);
     }
     prop_assert!(!env.journaling(), "still journaling after the drain");
-    prop_assert_eq!(env.cache.journal().depth().await.expect("depth"), 0);
+    prop_assert_eq!(env.journal.depth().await.expect("depth"), 0);
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use memory_core::{
     AuthToken, ErrorKind, MemoryConfig, NewStep, Outcome, RetrievalQuery, SelfLearningMemory,
     TaskContext,
 };
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 use memory_storage_turso::{RetryPolicy, TursoOptions, TursoStore};
 use support::sqld::Server;
 
@@ -29,7 +29,11 @@ async fn engine(durable: impl memory_core::store::DurableStore, dir: &Path) -> S
     SelfLearningMemory::builder()
         .durable(durable)
         .cache(cache.clone())
-        .journal(cache.journal())
+        .journal(
+            RedbJournal::open_async(dir.join("journal.redb"))
+                .await
+                .expect("open the journal"),
+        )
         .config(MemoryConfig {
             reconcile_interval: None,
             ..Default::default()

@@ -15,7 +15,7 @@ use memory_core::{
     AuthToken, Episode, MemoryConfig, NewStep, Outcome, ResilienceConfig, SelfLearningMemory,
     TaskContext,
 };
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 use memory_storage_turso::{RetryPolicy, TursoOptions, TursoStore};
 use support::sqld::Server;
 
@@ -59,7 +59,11 @@ async fn a_server_outage_loses_nothing_acknowledged() {
     let m = SelfLearningMemory::builder()
         .durable(store)
         .cache(cache.clone())
-        .journal(cache.journal())
+        .journal(
+            RedbJournal::open_async(dir.path().join("journal.redb"))
+                .await
+                .expect("open the journal"),
+        )
         .config(MemoryConfig {
             reconcile_interval: None,
             replay_interval: Duration::from_millis(100),

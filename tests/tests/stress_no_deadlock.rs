@@ -52,7 +52,7 @@ use memory_core::{
     Completion, EpisodeId, EpisodeUpdate, Error, ErrorKind, MemoryConfig, NewStep, Outcome,
     ResilienceConfig, Result, RetrievalQuery, SelfLearningMemory, TaskContext,
 };
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbCache, RedbJournal, RedbOptions};
 use memory_storage_turso::{TursoOptions, TursoStore};
 use tokio::task::JoinSet;
 
@@ -539,7 +539,11 @@ async fn scenario(outages: bool) {
     let memory = SelfLearningMemory::builder()
         .durable(durable.clone())
         .cache(cache.clone())
-        .journal(cache.journal())
+        .journal(
+            RedbJournal::open_async(dir.path().join("journal.redb"))
+                .await
+                .expect("open the journal"),
+        )
         .config(config)
         .open()
         .await

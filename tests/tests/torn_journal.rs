@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use memory_core::store::{FaultInjector, FaultPlan, Journal};
 use memory_core::{ErrorKind, MemoryConfig, NewStep, Outcome, TaskContext};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{JOURNAL_FILE, RedbJournal};
 use memory_tests::{open_embedded, open_embedded_with};
 
 fn config() -> MemoryConfig {
@@ -23,8 +23,8 @@ fn config() -> MemoryConfig {
     config
 }
 
-fn journal_of(dir: &Path) -> RedbCache {
-    RedbCache::open(dir.join("cache.redb"), RedbOptions::default()).expect("open the redb file")
+fn journal_of(dir: &Path) -> RedbJournal {
+    RedbJournal::open(dir.join(JOURNAL_FILE)).expect("open the journal file")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,8 +63,7 @@ async fn a_journal_entry_cut_short_is_refused_at_open_and_nothing_is_dropped() {
 
     // Cut the last entry short, as a torn tail would.
     let (last, whole) = {
-        let cache = journal_of(dir.path());
-        let journal = cache.journal();
+        let journal = journal_of(dir.path());
         let entries = journal.read(None, 100).await.unwrap();
         let last = entries.last().unwrap().0;
         let whole = journal.raw_entry_blocking(last).unwrap().unwrap();
@@ -86,8 +85,7 @@ async fn a_journal_entry_cut_short_is_refused_at_open_and_nothing_is_dropped() {
 
     // Nothing was dropped or replayed past the damage.
     {
-        let cache = journal_of(dir.path());
-        let journal = cache.journal();
+        let journal = journal_of(dir.path());
         assert_eq!(journal.depth().await.unwrap(), pending);
         assert_eq!(
             journal

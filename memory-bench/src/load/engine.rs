@@ -1,5 +1,5 @@
 //! Opening the engine a load run measures: the embedded default (a local libsql file and a
-//! redb cache with its journal) opened by `embedded::open_embedded`, or, for the outage
+//! redb journal and cache) opened by `embedded::open_embedded`, or, for the outage
 //! scenario, the same with the libsql store wrapped in `Faulty` so an outage can be switched
 //! on and off. Also the read-back of acknowledged completions straight from the libsql file
 //! after the engine is shut down.
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use memory_core::store::{DurableStore, FaultInjector, Faulty};
 use memory_core::{MemoryConfig, Result, SelfLearningMemory};
-use memory_storage_redb::{RedbCache, RedbOptions};
+use memory_storage_redb::{RedbOptions, open_dir};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
 use crate::embedded;
@@ -17,8 +17,6 @@ use crate::load::client::Fingerprint;
 
 /// The libsql file inside the data directory (as `embedded::open_embedded` names it).
 const DB_FILE: &str = "memory.db";
-/// The redb file inside the data directory (as `embedded::open_embedded` names it).
-const CACHE_FILE: &str = "cache.redb";
 
 /// Open the embedded default in `config.data_dir`; with `faults`, the libsql store is
 /// wrapped in a `Faulty` following them.
@@ -34,10 +32,10 @@ pub async fn open(
         memory_core::Error::storage(format!("cannot create {}", dir.display())).with_source(e)
     })?;
     let durable = TursoStore::open_local(dir.join(DB_FILE), TursoOptions::default()).await?;
-    let cache = RedbCache::open_async(dir.join(CACHE_FILE), RedbOptions::default()).await?;
+    let (journal, cache) = open_dir(&dir, RedbOptions::default()).await?;
     SelfLearningMemory::builder()
         .durable(Faulty::new(durable, faults))
-        .journal(cache.journal())
+        .journal(journal)
         .cache(cache)
         .config(config)
         .open()

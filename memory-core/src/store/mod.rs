@@ -9,6 +9,7 @@
 //! libsql or redb; backends map their errors into [`crate::Error`] at their own edge.
 
 mod cache;
+mod deferred;
 mod durable;
 mod fault;
 mod hot;
@@ -18,6 +19,7 @@ pub mod rules;
 mod shared;
 
 pub use cache::{CacheStats, CacheStore, CachedVersion};
+pub use deferred::{DeferredCache, DeferredState, MAX_REMEMBERED};
 pub use durable::{
     DurableStore, ListRequest, Page, WriteStats, scan_all_summaries, scan_all_versions,
 };

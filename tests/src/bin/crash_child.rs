@@ -25,7 +25,7 @@ use std::time::Duration;
 use memory_core::store::{FaultInjector, FaultPlan};
 use memory_core::{Error, MemoryConfig, SelfLearningMemory};
 use memory_tests::crash::{Key, Line, Rng};
-use memory_tests::open_embedded_with;
+use memory_tests::open_deferred_with;
 
 /// Concurrent workload tasks.
 const TASKS: u32 = 8;
@@ -199,10 +199,9 @@ async fn main() {
     });
     let memory = match mode {
         "ingest" | "outage" | "reconcile" => {
-            open_embedded_with(std::path::Path::new(dir), config, faults.clone())
+            open_deferred_with(std::path::Path::new(dir), config, faults.clone())
                 .await
                 .expect("open the embedded default")
-                .memory
         }
         other => {
             eprintln!("unknown mode {other:?}");

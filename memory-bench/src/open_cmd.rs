@@ -10,7 +10,9 @@
 //! without shutdown, so the snapshot lacks them and open catches them up). Each line reports
 //! the open's own account (`index_open()`: snapshot load and durable version read, which run
 //! side by side, then merge and catch-up) and the wall time to the first retrieved hit; the
-//! time to open the stores and the time `open` took are printed to stderr. A `--dir` that
+//! time to open the stores (libsql and the journal), the time `open` took, and when the cache
+//! finished opening in the background (`memory_storage_redb::open_dir`) are printed to
+//! stderr. A `--dir` that
 //! already holds a filled store is measured as it is (its episode count, plus `--stale` more
 //! per run). Never touches the user's data directory.
 

@@ -155,23 +155,28 @@ pub(crate) fn open_database(
     Ok(Arc::new(OpenFile { db, role }))
 }
 
+/// The layout `meta` records for a file opened as `role` (`None`: a new file), or `Storage`
+/// if `meta` marks it as the other kind of file.
+fn layout_of(meta: &redb::Table<&str, u64>, role: Role, what: &str) -> Result<Option<u64>> {
+    let (own, other, kind, other_kind) = match role {
+        Role::Cache => (LAYOUT_KEY, JOURNAL_LAYOUT_KEY, "cache", "journal"),
+        Role::Journal => (JOURNAL_LAYOUT_KEY, LAYOUT_KEY, "journal", "cache"),
+    };
+    if meta.get(other).map_err(|e| from_redb(what, e))?.is_some() {
+        return Err(Error::storage(format!(
+            "{what}: this is a {other_kind} file, not a {kind} file"
+        )));
+    }
+    Ok(meta
+        .get(own)
+        .map_err(|e| from_redb(what, e))?
+        .map(|g| g.value()))
+}
+
 fn check_journal_layout(txn: &redb::WriteTransaction, what: &str) -> Result<()> {
     txn.open_table(JOURNAL).map_err(|e| from_redb(what, e))?;
     let mut meta = txn.open_table(META).map_err(|e| from_redb(what, e))?;
-    if meta
-        .get(LAYOUT_KEY)
-        .map_err(|e| from_redb(what, e))?
-        .is_some()
-    {
-        return Err(Error::storage(format!(
-            "{what}: this is a cache file, not a journal file"
-        )));
-    }
-    let layout = meta
-        .get(JOURNAL_LAYOUT_KEY)
-        .map_err(|e| from_redb(what, e))?
-        .map(|g| g.value());
-    match layout {
+    match layout_of(&meta, Role::Journal, what)? {
         None => {
             meta.insert(JOURNAL_LAYOUT_KEY, JOURNAL_LAYOUT)
                 .map_err(|e| from_redb(what, e))?;
@@ -188,20 +193,7 @@ fn start_cache_session(txn: &redb::WriteTransaction, path: &Path, what: &str) ->
     txn.open_table(EPISODES).map_err(|e| from_redb(what, e))?;
     txn.open_table(SIZES).map_err(|e| from_redb(what, e))?;
     let mut meta = txn.open_table(META).map_err(|e| from_redb(what, e))?;
-    if meta
-        .get(JOURNAL_LAYOUT_KEY)
-        .map_err(|e| from_redb(what, e))?
-        .is_some()
-    {
-        return Err(Error::storage(format!(
-            "{what}: this is a journal file, not a cache file"
-        )));
-    }
-    let layout = meta
-        .get(LAYOUT_KEY)
-        .map_err(|e| from_redb(what, e))?
-        .map(|g| g.value());
-    match layout {
+    match layout_of(&meta, Role::Cache, what)? {
         None => {
             meta.insert(LAYOUT_KEY, LAYOUT)
                 .map_err(|e| from_redb(what, e))?;

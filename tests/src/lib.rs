@@ -5,9 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use memory_core::MemoryBuilder;
 use memory_core::store::{FaultInjector, Faulty};
 use memory_core::{MemoryConfig, Result, SelfLearningMemory};
-use memory_storage_redb::{JOURNAL_FILE, RedbCache, RedbJournal, RedbOptions, open_dir};
+use memory_storage_redb::{
+    CACHE_FILE, JOURNAL_FILE, RedbCache, RedbJournal, RedbOptions, open_dir,
+};
 use memory_storage_turso::{TursoOptions, TursoStore};
 
 pub mod crash;
@@ -50,13 +53,9 @@ async fn open_parts(
     faults: Option<Arc<FaultInjector>>,
     snapshots: bool,
 ) -> Result<Embedded> {
-    let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
-    let cache = RedbCache::open_async(dir.join("cache.redb"), RedbOptions::default()).await?;
+    let builder = with_durable(dir, faults).await?;
+    let cache = RedbCache::open_async(dir.join(CACHE_FILE), RedbOptions::default()).await?;
     let journal = RedbJournal::open_async(dir.join(JOURNAL_FILE)).await?;
-    let builder = match faults {
-        Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
-        None => SelfLearningMemory::builder().durable(durable),
-    };
     let builder = if snapshots {
         builder.index_snapshots(dir.join("index-snapshot"))
     } else {
@@ -79,18 +78,23 @@ pub async fn open_deferred_with(
     config: MemoryConfig,
     faults: Option<Arc<FaultInjector>>,
 ) -> Result<SelfLearningMemory> {
-    let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
+    let builder = with_durable(dir, faults).await?;
     let (journal, cache) = open_dir(dir, RedbOptions::default()).await?;
-    let builder = match faults {
-        Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
-        None => SelfLearningMemory::builder().durable(durable),
-    };
     builder
         .cache(cache)
         .journal(journal)
         .config(config)
         .open()
         .await
+}
+
+/// A builder over `dir/memory.db`, wrapped in [`Faulty`] following `faults` when given.
+async fn with_durable(dir: &Path, faults: Option<Arc<FaultInjector>>) -> Result<MemoryBuilder> {
+    let durable = TursoStore::open_local(dir.join("memory.db"), TursoOptions::default()).await?;
+    Ok(match faults {
+        Some(faults) => SelfLearningMemory::builder().durable(Faulty::new(durable, faults)),
+        None => SelfLearningMemory::builder().durable(durable),
+    })
 }
 
 /// The README's example, compiled and run as a doc test.

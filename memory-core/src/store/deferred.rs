@@ -131,9 +131,7 @@ impl DeferredCache {
         match self.state() {
             DeferredState::Ready => Ok(()),
             DeferredState::Failed(e) => Err(e),
-            DeferredState::Opening => Err(Error::storage(
-                "the cache's open task ended without settling",
-            )),
+            DeferredState::Opening => Err(unsettled()),
         }
     }
 
@@ -167,6 +165,11 @@ impl DeferredCache {
             State::Failed(e) => Err(failed(e)),
         }
     }
+}
+
+/// The open task ended (it panicked) without making the cache ready or failed.
+fn unsettled() -> Error {
+    Error::storage("the cache's open task ended without settling")
 }
 
 /// The error every call returns after a failed open.
@@ -232,9 +235,7 @@ impl CacheStore for DeferredCache {
         let _ = self.opened().await;
         match self.store()? {
             Some(store) => store.scan(after, limit).await,
-            None => Err(Error::storage(
-                "the cache's open task ended without settling",
-            )),
+            None => Err(unsettled()),
         }
     }
 

@@ -1,8 +1,8 @@
-//! The hierarchical path's pruning (posting lists merged MaxScore-style after a seed pass,
-//! cluster bounds) must return exactly the flat path's hits, scores and order. The property
-//! test in memory-core checks this on up to 80 episodes, where every list is short; this one
-//! uses the benchmark's generator at a size where lists are long, the seed pass reads only
-//! some of them, and lists switch from essential to non-essential during the merge.
+//! The hierarchical path's pruning (posting lists read a window of slots at a time,
+//! MaxScore-style, cluster bounds) must return exactly the flat path's hits, scores and order.
+//! The property test in memory-core checks this on up to 80 episodes, where every list is
+//! short; this one uses the benchmark's generator at a size where lists are long, shards span
+//! several windows, and lists switch from essential to non-essential during the walk.
 
 use std::sync::Arc;
 

@@ -37,8 +37,6 @@ pub(crate) use document::{FieldTf, IndexedEpisode, check_vector, norm};
 pub(crate) use image::ShardImage;
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Partition, Slot, TimeRewardBox};
-#[cfg(test)]
-pub(crate) use postings::Posting;
-pub(crate) use postings::PostingList;
+pub(crate) use postings::{Posting, PostingList};
 pub(crate) use shard::Shard;
 pub(crate) use tokenize::terms;

@@ -1,25 +1,30 @@
-//! The lexical access path of a shard: its posting lists, document at a time (MaxScore).
+//! The lexical access path of a shard: its posting lists, a window of slots at a time
+//! (MaxScore).
 //!
 //! Owns the walk over the posting lists of the query terms a shard holds. Each list carries a
 //! bound of what its term can add to a score (`Resolved::bounds`: `Scorer::term_bound` on the
 //! largest frequencies and shortest lengths of the list's documents). The lists are ordered by
 //! bound, smallest first; once the top-k is full, the longest prefix of them whose bounds sum,
 //! plus the bound of the non-lexical terms, stays below the k-th score is *non-essential*: a
-//! document found only there cannot rank. The walk merges the essential lists in slot order;
-//! for each document met, the bounds of the lists holding it are summed with those of the
-//! non-essential ones; if that reaches the k-th score, each list's bound is replaced by what
-//! its term adds to this very document (from the frequencies in the list and the shard's
-//! length column), the non-essential lists are searched for the document (forward only, since
-//! slots ascend), and the document is skipped as soon as the sum falls below the k-th score.
-//! A document that survives is filtered and scored
-//! exactly as on every other path (`ShardVisit::offer`), with the frequencies the lists carry,
-//! so the path changes which documents are looked at, never a score. As the k-th score rises,
-//! more lists become non-essential; when none is left, the walk ends. A document holding no
-//! query term is never met here: the caller walks the partitions' clusters for those when
+//! document found only there cannot rank. The walk reads the essential lists a window of
+//! [`WINDOW`] slots at a time, list after list, adding what each term adds to each of its
+//! documents (from the frequencies in the list and the shard's length column) into a small
+//! array per slot of the window: a sequential read of each list, with no search for the
+//! smallest slot among the lists. A document met whose sum, plus the bounds of the
+//! non-essential lists holding any document of the window and of the non-lexical terms,
+//! reaches the k-th score is a candidate; the non-essential lists, largest bound first, are
+//! then searched for the candidates (forward only, since slots ascend), each putting what it
+//! adds to the candidate in place of its bound, and a candidate is dropped as soon as its sum
+//! falls below the k-th score. The survivors are filtered and scored, the best bounds first (so
+//! the first offers raise the k-th score for the rest), exactly as on every other path
+//! (`ShardVisit::offer`), with the frequencies the lists carry: the path changes which
+//! documents are looked at, never a score. As the k-th score rises, more lists become
+//! non-essential; when none is left, the walk ends. A document holding no query term is never
+//! met here: the caller walks the partitions' clusters for those when
 //! [`Outcome::rest_may_rank`] says they still could. This module must never skip a document
 //! whose bound reaches the threshold.
 
-use crate::index::{FieldTf, Partition, PostingList, Slot, TimeRewardBox};
+use crate::index::{FieldTf, Partition, Posting, PostingList, Slot, TimeRewardBox};
 
 use super::hierarchical::below;
 use super::scorer::Hit;
@@ -50,24 +55,77 @@ impl Cursor<'_> {
         self.list.entries.get(self.at).map(|p| p.slot)
     }
 
-    /// Move to the first entry at or after `slot` (galloping: cheap for short moves, and
-    /// logarithmic for long ones); returns its frequencies if it is `slot`'s.
+    /// Move to the first entry at or after `slot`; returns its frequencies if it is `slot`'s.
     fn seek(&mut self, slot: Slot) -> Option<FieldTf> {
-        let entries = &self.list.entries;
-        let rest = &entries[self.at.min(entries.len())..];
-        let mut step = 1;
-        let mut hi = 0;
-        while hi < rest.len() && rest[hi].slot < slot {
-            hi += step;
-            step *= 2;
+        seek_in(&self.list.entries, &mut self.at, slot)
+    }
+
+    /// Move to the first entry at or after `slot`.
+    fn skip_to(&mut self, slot: Slot) {
+        self.seek(slot);
+    }
+}
+
+/// Move `at` forward to the first entry of `entries` at or after `slot` (galloping: cheap for
+/// short moves, and logarithmic for long ones); returns its frequencies if it is `slot`'s.
+fn seek_in(entries: &[Posting], at: &mut usize, slot: Slot) -> Option<FieldTf> {
+    let rest = &entries[(*at).min(entries.len())..];
+    let mut step = 1usize;
+    let mut hi = 0;
+    while hi < rest.len() && rest[hi].slot < slot {
+        hi += step;
+        step *= 2;
+    }
+    let lo = hi.saturating_sub(step / 2);
+    let hi = hi.min(rest.len());
+    *at += lo + rest[lo..hi].partition_point(|p| p.slot < slot);
+    entries.get(*at).filter(|p| p.slot == slot).map(|p| p.tf)
+}
+
+/// Slots per window of the merge: the window's sums (8 bytes a slot) stay in the L1 cache.
+const WINDOW: Slot = 2_048;
+
+/// Per slot of one window of the merge: what the essential lists' terms add, and which slots
+/// any of them holds.
+struct Window {
+    sums: Vec<f64>,
+    met: Vec<u64>,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            sums: vec![0.0; WINDOW as usize],
+            met: vec![0; WINDOW as usize / 64],
         }
-        let lo = hi.saturating_sub(step / 2);
-        let hi = hi.min(rest.len());
-        self.at += lo + rest[lo..hi].partition_point(|p| p.slot < slot);
-        entries
-            .get(self.at)
-            .filter(|p| p.slot == slot)
-            .map(|p| p.tf)
+    }
+}
+
+impl Window {
+    /// Add `add` to the sum of the slot at `offset` from the window's first.
+    fn add(&mut self, offset: Slot, add: f64) {
+        let i = offset as usize;
+        self.sums[i] += add;
+        self.met[i / 64] |= 1 << (i % 64);
+    }
+
+    /// The slots met (the window beginning at `first`), ascending, each with what `keep`
+    /// makes of its sum when it keeps it; leaves the window empty.
+    fn drain(&mut self, first: Slot, keep: impl Fn(f64) -> Option<f64>) -> Vec<(Slot, f64)> {
+        let mut kept = Vec::new();
+        for (w, word) in self.met.iter_mut().enumerate() {
+            let mut bits = std::mem::take(word);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let sum = std::mem::take(&mut self.sums[i]);
+                if let Some(bound) = keep(sum) {
+                    // `i` < WINDOW, a `Slot`.
+                    kept.push((first + i as Slot, bound));
+                }
+            }
+        }
+        kept
     }
 }
 
@@ -108,17 +166,8 @@ pub(crate) fn box_work(p: &Partition, b: &TimeRewardBox, bucket_width: i64) -> u
         .sum()
 }
 
-/// The seed pass reads the shortest lists until it has read this many postings (at least one
-/// list).
-const SEED_POSTINGS: usize = 2_048;
-
 /// Offer to `top` every member of `partitions` (of `visit`'s shard) holding a query term that
 /// can still rank.
-///
-/// Two passes. The first (the seed) sums the bounds of the shortest lists per document and
-/// scores the documents with the largest sums, as many as `top` keeps: those holding several
-/// telling terms, the likeliest to rank, so the k-th score is high before the second pass, a
-/// MaxScore merge of all the lists, starts. That pass skips the seeds.
 pub(crate) fn collect(
     visit: &ShardVisit<'_>,
     partitions: &[&Partition],
@@ -133,14 +182,12 @@ pub(crate) fn collect(
     // Smallest bound first; ties by term, so the walk does not depend on the query's order.
     lists.sort_unstable_by(|a, b| a.bound.total_cmp(&b.bound).then(a.term.cmp(&b.term)));
     let mut outcome = Outcome::default();
-    let mut walk = Merge::new(visit, &mut lists, rest);
-    let seeds = walk.seed(top, &mut outcome);
-    walk.merge(&seeds, top, &mut outcome);
+    Merge::new(visit, &mut lists, rest).run(top, &mut outcome);
     outcome.rest_may_rank = top.threshold().is_none_or(|t| !below(rest, t));
     outcome
 }
 
-/// The lists of one shard, smallest bound first, and what both passes share.
+/// The lists of one shard, smallest bound first, and what the walk over them keeps.
 struct Merge<'v, 's> {
     visit: &'v ShardVisit<'s>,
     lists: &'v mut [Cursor<'s>],
@@ -169,60 +216,20 @@ impl<'v, 's> Merge<'v, 's> {
         }
     }
 
-    /// First pass: offer the documents with the largest bound sums over the shortest lists,
-    /// as many as `top` keeps; returns their slots, ascending. Leaves every cursor at the
-    /// start.
-    fn seed(&mut self, top: &mut TopK, outcome: &mut Outcome) -> Vec<Slot> {
-        let mut by_length: Vec<usize> = (0..self.lists.len()).collect();
-        by_length.sort_unstable_by_key(|&i| (self.lists[i].list.entries.len(), i));
-        let mut read = 0;
-        let short: Vec<usize> = by_length
-            .into_iter()
-            .take_while(|&i| {
-                let first = read == 0;
-                read += self.lists[i].list.entries.len();
-                first || read <= SEED_POSTINGS
-            })
-            .collect();
-        let mut sums: Vec<(f64, Slot)> = Vec::new();
-        while let Some(slot) = short.iter().filter_map(|&i| self.lists[i].current()).min() {
-            let mut sum = 0.0;
-            for &i in &short {
-                let c = &mut self.lists[i];
-                if c.current() == Some(slot) {
-                    sum += c.bound;
-                    c.at += 1;
-                }
-            }
-            sums.push((sum, slot));
-        }
-        let keep = top.capacity().min(sums.len());
-        if keep < sums.len() {
-            sums.select_nth_unstable_by(keep, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            sums.truncate(keep);
-        }
-        let mut seeds: Vec<Slot> = sums.into_iter().map(|(_, slot)| slot).collect();
-        seeds.sort_unstable();
-        for &slot in &seeds {
-            self.hits.clear();
-            for c in self.lists.iter() {
-                if let Some(tf) = c.list.tf_of(slot) {
-                    self.hits.push((c.term, *tf));
-                }
-            }
-            self.offer(slot, top, outcome);
-        }
-        for c in self.lists.iter_mut() {
-            c.at = 0;
-        }
-        seeds
+    /// What the term of `c` adds to the score of the document at `slot`, which holds it `tf`
+    /// times.
+    fn adds(&self, c: &Cursor<'_>, slot: Slot, tf: &FieldTf) -> f64 {
+        let len = self.visit.shard.field_len(slot);
+        self.visit.scorer.term_bound(c.term as usize, tf, len)
     }
 
-    /// Second pass: the MaxScore merge, skipping `seeds` (ascending).
-    fn merge(&mut self, seeds: &[Slot], top: &mut TopK, outcome: &mut Outcome) {
+    /// The walk, window after window, until no essential list has a posting left.
+    fn run(&mut self, top: &mut TopK, outcome: &mut Outcome) {
         let n = self.lists.len();
+        let mut window = Window::default();
         let mut essential = 0;
-        let mut next_seed = 0;
+        // Where each list's postings of the current window begin.
+        let mut starts = vec![0; n];
         loop {
             let threshold = top.threshold();
             if let Some(t) = threshold {
@@ -230,52 +237,74 @@ impl<'v, 's> Merge<'v, 's> {
                     essential += 1;
                 }
             }
-            let Some(slot) = self.lists[essential..]
+            let ranks = |bound: f64| threshold.is_none_or(|t| !below(bound, t));
+            let Some(first) = self.lists[essential..]
                 .iter()
                 .filter_map(Cursor::current)
                 .min()
             else {
                 break;
             };
-            self.hits.clear();
-            let mut bound = self.rest + self.below_bound[essential];
-            for c in self.lists[essential..].iter_mut() {
-                if c.current() == Some(slot) {
-                    bound += c.bound;
-                    self.hits.push((c.term, c.list.entries[c.at].tf));
-                    c.at += 1;
+            let end = first.saturating_add(WINDOW);
+            for (c, at) in self.lists.iter_mut().zip(starts.iter_mut()) {
+                c.skip_to(first);
+                *at = c.at;
+            }
+            for j in essential..n {
+                let c = &self.lists[j];
+                for p in c.list.entries[c.at..].iter().take_while(|p| p.slot < end) {
+                    window.add(p.slot - first, self.adds(c, p.slot, &p.tf));
                 }
+                self.lists[j].skip_to(end);
             }
-            next_seed += seeds[next_seed..].partition_point(|s| *s < slot);
-            let ranks = |bound: f64| threshold.is_none_or(|t| !below(bound, t));
-            if seeds.get(next_seed) == Some(&slot) || !ranks(bound) {
-                continue;
-            }
-            // The lists' bounds allow it: put what the terms found add to this very document
-            // in their place.
-            let len = self.visit.shard.field_len(slot);
-            let mut bound = self.rest + self.below_bound[essential];
-            for (term, tf) in &self.hits {
-                bound += self.visit.scorer.term_bound(*term as usize, tf, len);
-            }
-            if !ranks(bound) {
-                continue;
-            }
-            // The non-essential lists, largest bound first: each takes its bound back and adds
-            // what it adds to this document, if it holds it.
-            let mut ranked = true;
-            for c in self.lists[..essential].iter_mut().rev() {
-                bound -= c.bound;
-                if let Some(tf) = c.seek(slot) {
-                    bound += self.visit.scorer.term_bound(c.term as usize, &tf, len);
-                    self.hits.push((c.term, tf));
-                }
-                if !ranks(bound) {
-                    ranked = false;
+            // Of the non-essential lists, only those holding a document of the window can add.
+            let present: f64 = self.lists[..essential]
+                .iter()
+                .filter(|c| c.current().is_some_and(|s| s < end))
+                .map(|c| c.bound)
+                .sum();
+            let mut candidates = window.drain(first, |sum| {
+                let bound = self.rest + present + sum;
+                ranks(bound).then_some(bound)
+            });
+            for j in (0..essential).rev() {
+                if candidates.is_empty() {
                     break;
                 }
+                if self.lists[j].current().is_none_or(|s| s >= end) {
+                    continue;
+                }
+                let bound_j = self.lists[j].bound;
+                candidates.retain_mut(|(slot, bound)| {
+                    *bound -= bound_j;
+                    if let Some(tf) = self.lists[j].seek(*slot) {
+                        *bound += self.adds(&self.lists[j], *slot, &tf);
+                    }
+                    ranks(*bound)
+                });
             }
-            if ranked {
+            for c in self.lists[..essential].iter_mut() {
+                c.skip_to(end);
+            }
+            // As many as the top-k keeps, best bound first, then the others.
+            let best = top.capacity().min(candidates.len());
+            let order = |a: &(Slot, f64), b: &(Slot, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+            if best < candidates.len() {
+                candidates.select_nth_unstable_by(best, order);
+            }
+            candidates[..best].sort_unstable_by(order);
+            for (slot, bound) in candidates {
+                // Offers made in this window may have raised the k-th score.
+                if top.threshold().is_some_and(|t| below(bound, t)) {
+                    continue;
+                }
+                self.hits.clear();
+                for (c, from) in self.lists.iter().zip(&starts) {
+                    let postings = &c.list.entries[*from..c.at];
+                    if let Ok(i) = postings.binary_search_by_key(&slot, |p| p.slot) {
+                        self.hits.push((c.term, postings[i].tf));
+                    }
+                }
                 self.offer(slot, top, outcome);
             }
         }
@@ -297,7 +326,6 @@ impl<'v, 's> Merge<'v, 's> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::Posting;
 
     #[test]
     fn seek_finds_each_slot_and_stops_at_the_next() {

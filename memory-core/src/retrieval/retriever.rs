@@ -362,6 +362,53 @@ mod tests {
     }
 
     #[test]
+    fn the_posting_walk_finds_what_the_scan_finds_across_windows() {
+        // One shard of several windows of the posting walk; a rare term on documents at and
+        // around multiples of the window size, frequencies and lengths varied so that scores
+        // differ; pools from 1 to every document holding a query term.
+        let r = retriever(FlagValues::default());
+        let n = 3 * 2_048 + 100;
+        for i in 0..n {
+            let mut words = vec!["alpha"; 1 + i % 5];
+            if i % 3 == 0 {
+                words.push("beta");
+            }
+            if i % 97 == 0 {
+                words.push("gamma");
+            }
+            if matches!(i % 2_048, 0 | 1 | 2_046 | 2_047) {
+                words.push("delta");
+            }
+            let filler = format!("w{}", i % 17);
+            words.extend(std::iter::repeat_n(filler.as_str(), i % 4));
+            let day = i64::try_from(i % 400).unwrap();
+            r.index()
+                .insert(&episode("ns", "t", &words.join(" "), day))
+                .unwrap();
+        }
+        let now = time::from_micros(400 * DAY);
+        let q = RetrievalQuery::new("ns", "delta gamma beta alpha w3");
+        let cells = r.index().shards_of("ns", None);
+        let terms = QueryTerms::of_text(q.text());
+        let scorer = r.scorer(&cells, &terms, &q, now).unwrap();
+        for pool in [1, 7, 50, n] {
+            let ranked = |path| {
+                let c = r
+                    .collect(&cells, &q, &terms, &scorer, pool, path, false)
+                    .unwrap();
+                c.top
+                    .into_sorted()
+                    .into_iter()
+                    .map(|c| (c.id, c.score))
+                    .collect::<Vec<_>>()
+            };
+            let by_postings = ranked(Path::Hierarchical { clustering: true });
+            assert_eq!(by_postings, ranked(Path::Flat), "pool {pool}");
+            assert_eq!(by_postings.len(), pool);
+        }
+    }
+
+    #[test]
     fn too_few_candidates_fall_back_and_are_counted() {
         let r = retriever(FlagValues::default());
         r.index().insert(&episode("ns", "t", "refund", 1)).unwrap();

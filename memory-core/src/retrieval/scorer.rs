@@ -245,6 +245,13 @@ pub(crate) struct Scorer {
     query_vector: Option<(Vec<f32>, f64)>,
     now: i64,
     half_life_micros: f64,
+    /// Per term, per channel: what a saturated frequency of 1 in the channel adds to the score
+    /// (weights, idf and the normalizations by `lexical_max` and `feedback_max` folded in), so
+    /// [`Scorer::term_bound`] costs no more than the length normalization and saturation.
+    term_scale: Vec<[f64; CHANNEL_COUNT]>,
+    /// Per field: a length normalization is `norm_base[f] + norm_per_len[f] × length`.
+    norm_base: [f64; FIELD_COUNT],
+    norm_per_len: [f64; FIELD_COUNT],
 }
 
 impl Scorer {
@@ -282,7 +289,33 @@ impl Scorer {
                 feedback_max += terms.feedback[i] * top;
             }
         }
+        let ratio = |weight: f64, max: f64| if max > 0.0 { weight / max } else { 0.0 };
+        let term_scale = idf
+            .iter()
+            .enumerate()
+            .map(|(i, idf)| {
+                let Some(idf) = idf else {
+                    return [0.0; CHANNEL_COUNT];
+                };
+                let lexical = if terms.in_query[i] {
+                    ratio(config.lexical_weight, lexical_max)
+                } else {
+                    0.0
+                };
+                let scale = (lexical
+                    + terms.feedback[i] * ratio(config.feedback_weight, feedback_max))
+                    * idf
+                    * (k1 + 1.0);
+                channel_weight.map(|w| w * scale)
+            })
+            .collect();
+        let b = config.bm25_b;
+        let norm_base = avg_len.map(|avg| if avg > 0.0 { 1.0 - b } else { 1.0 });
+        let norm_per_len = avg_len.map(|avg| if avg > 0.0 { b / avg } else { 0.0 });
         Self {
+            term_scale,
+            norm_base,
+            norm_per_len,
             lexical_weight: config.lexical_weight,
             feedback_weight: config.feedback_weight,
             cosine_weight: config.cosine_weight,
@@ -406,21 +439,32 @@ impl Scorer {
     /// The most query term `i` can add to the score of a document whose frequencies of it are
     /// at most `max_tf` and whose field lengths are at least `min_len` (0 for a term no
     /// searched document holds). Given one document's frequencies and lengths, it is what the
-    /// term adds to that document's score, up to rounding.
+    /// term adds to that document's score, up to rounding (the weights are folded into one
+    /// factor per channel, so the operations differ from the score's; pruning keeps a margin,
+    /// `hierarchical::below`). Monotone in each frequency and each length, like the score.
     pub(crate) fn term_bound(
         &self,
         i: usize,
         max_tf: &FieldTf,
         min_len: &[u32; FIELD_COUNT],
     ) -> f64 {
-        let ratio = |sum: f64, max: f64| if max > 0.0 { sum / max } else { 0.0 };
-        let Some(Some(idf)) = self.idf.get(i) else {
+        let Some(scale) = self.term_scale.get(i) else {
             return 0.0;
         };
-        let c = self.contribution(*idf, max_tf, min_len);
-        let lexical = if self.in_query[i] { c } else { 0.0 };
-        self.lexical_weight * ratio(lexical, self.lexical_max)
-            + self.feedback_weight * ratio(self.feedback[i] * c, self.feedback_max)
+        let mut per_channel = [0.0; CHANNEL_COUNT];
+        for f in 0..FIELD_COUNT {
+            if max_tf[f] != 0 {
+                let norm = self.norm_base[f] + self.norm_per_len[f] * f64::from(min_len[f]);
+                per_channel[FIELD_CHANNEL[f]] += self.field_weight[f] * f64::from(max_tf[f]) / norm;
+            }
+        }
+        let mut sum = 0.0;
+        for (tf, scale) in per_channel.iter().zip(scale) {
+            if *tf > 0.0 {
+                sum += scale * (1.0 - self.k1 / (tf + self.k1));
+            }
+        }
+        sum
     }
 
     /// The most the non-lexical terms (cosine, recency, reward) can add to the score of a

@@ -27,7 +27,7 @@
 use crate::index::{FieldTf, Partition, Posting, PostingList, Slot, TimeRewardBox};
 
 use super::hierarchical::below;
-use super::scorer::Hit;
+use super::scorer::{Hit, TermBound};
 use super::topk::TopK;
 use super::visit::ShardVisit;
 
@@ -46,6 +46,8 @@ struct Cursor<'s> {
     /// The query term's index.
     term: u32,
     bound: f64,
+    /// What the term adds to a document's score.
+    adds: TermBound<'s>,
     list: &'s PostingList,
     at: usize,
 }
@@ -85,11 +87,24 @@ fn seek_in(entries: &[Posting], at: &mut usize, slot: Slot) -> Option<FieldTf> {
 /// Slots per window of the merge: the window's sums (8 bytes a slot) stay in the L1 cache.
 const WINDOW: Slot = 2_048;
 
-/// Per slot of one window of the merge: what the essential lists' terms add, and which slots
-/// any of them holds.
+/// Slots of a window read before the top-k is full.
+const FIRST_WINDOW: Slot = 256;
+
+/// A list's postings are looked up through [`Window::mark`] for the candidates of a window
+/// when it holds at most this many postings per candidate there (filling and clearing the map
+/// costs a little per posting; a search costs more per candidate).
+const MARK_PER_CANDIDATE: usize = 8;
+
+/// No posting: the empty entry of [`Window::at`].
+const NO_POSTING: u16 = u16::MAX;
+
+/// Per slot of one window of the walk: what the essential lists' terms add, which slots any of
+/// them holds, and where one list's posting of the slot is.
 struct Window {
     sums: Vec<f64>,
     met: Vec<u64>,
+    /// Per slot: the index of its posting among the marked postings, or [`NO_POSTING`].
+    at: Vec<u16>,
 }
 
 impl Default for Window {
@@ -97,6 +112,7 @@ impl Default for Window {
         Self {
             sums: vec![0.0; WINDOW as usize],
             met: vec![0; WINDOW as usize / 64],
+            at: vec![NO_POSTING; WINDOW as usize],
         }
     }
 }
@@ -107,6 +123,27 @@ impl Window {
         let i = offset as usize;
         self.sums[i] += add;
         self.met[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Map each slot of `postings` (of the window beginning at `first`) to its index there.
+    fn mark(&mut self, first: Slot, postings: &[Posting]) {
+        for (k, p) in postings.iter().enumerate() {
+            // At most one posting per slot of the window: `k` < WINDOW < NO_POSTING.
+            self.at[(p.slot - first) as usize] = k as u16;
+        }
+    }
+
+    /// The index of the marked posting of the slot at `offset` from the window's first.
+    fn posting(&self, offset: Slot) -> Option<usize> {
+        let k = self.at[offset as usize];
+        (k != NO_POSTING).then_some(usize::from(k))
+    }
+
+    /// Undo [`Window::mark`].
+    fn unmark(&mut self, first: Slot, postings: &[Posting]) {
+        for p in postings {
+            self.at[(p.slot - first) as usize] = NO_POSTING;
+        }
     }
 
     /// The slots met (the window beginning at `first`), ascending, each with what `keep`
@@ -142,6 +179,7 @@ fn cursors<'s>(visit: &ShardVisit<'s>) -> Vec<Cursor<'s>> {
             (*bound > 0.0).then_some(Cursor {
                 term: u32::try_from(i).ok()?,
                 bound: *bound,
+                adds: visit.scorer.term(i),
                 list,
                 at: 0,
             })
@@ -219,8 +257,7 @@ impl<'v, 's> Merge<'v, 's> {
     /// What the term of `c` adds to the score of the document at `slot`, which holds it `tf`
     /// times.
     fn adds(&self, c: &Cursor<'_>, slot: Slot, tf: &FieldTf) -> f64 {
-        let len = self.visit.shard.field_len(slot);
-        self.visit.scorer.term_bound(c.term as usize, tf, len)
+        c.adds.bound(tf, self.visit.shard.field_len(slot))
     }
 
     /// The walk, window after window, until no essential list has a posting left.
@@ -245,7 +282,11 @@ impl<'v, 's> Merge<'v, 's> {
             else {
                 break;
             };
-            let end = first.saturating_add(WINDOW);
+            let end = first.saturating_add(if threshold.is_some() {
+                WINDOW
+            } else {
+                FIRST_WINDOW
+            });
             for (c, at) in self.lists.iter_mut().zip(starts.iter_mut()) {
                 c.skip_to(first);
                 *at = c.at;
@@ -271,17 +312,36 @@ impl<'v, 's> Merge<'v, 's> {
                 if candidates.is_empty() {
                     break;
                 }
-                if self.lists[j].current().is_none_or(|s| s >= end) {
+                let c = &self.lists[j];
+                let mut to = c.at;
+                seek_in(&c.list.entries, &mut to, end);
+                let postings = &c.list.entries[c.at..to];
+                if postings.is_empty() {
                     continue;
                 }
-                let bound_j = self.lists[j].bound;
+                // Few postings per candidate: look the candidates up in a map of the window's
+                // slots to the list's postings; else search the list for each.
+                let marked = postings.len() <= MARK_PER_CANDIDATE * candidates.len();
+                if marked {
+                    window.mark(first, postings);
+                }
+                let mut at = 0;
                 candidates.retain_mut(|(slot, bound)| {
-                    *bound -= bound_j;
-                    if let Some(tf) = self.lists[j].seek(*slot) {
-                        *bound += self.adds(&self.lists[j], *slot, &tf);
+                    *bound -= c.bound;
+                    let tf = if marked {
+                        window.posting(*slot - first).map(|k| postings[k].tf)
+                    } else {
+                        seek_in(postings, &mut at, *slot)
+                    };
+                    if let Some(tf) = tf {
+                        *bound += self.adds(c, *slot, &tf);
                     }
                     ranks(*bound)
                 });
+                if marked {
+                    window.unmark(first, postings);
+                }
+                self.lists[j].at = to;
             }
             for c in self.lists[..essential].iter_mut() {
                 c.skip_to(end);
@@ -329,29 +389,19 @@ mod tests {
 
     #[test]
     fn seek_finds_each_slot_and_stops_at_the_next() {
-        let list = PostingList {
-            entries: (0..200u16)
-                .map(|i| Posting {
-                    slot: Slot::from(i) * 3,
-                    tf: [i, 0, 0, 0],
-                })
-                .collect(),
-            max_tf: [199, 0, 0, 0],
-            min_len: [1, 0, 0, 0],
-        };
-        let entries = &list.entries;
+        let entries: Vec<Posting> = (0..200u16)
+            .map(|i| Posting {
+                slot: Slot::from(i) * 3,
+                tf: [i, 0, 0, 0],
+            })
+            .collect();
         let slots: Vec<Slot> = entries.iter().map(|p| p.slot).collect();
         for start in [0usize, 1, 7, 150] {
             for target in [0u32, 1, 3, 4, 299, 450, 597, 598, 1000] {
-                let mut c = Cursor {
-                    term: 0,
-                    bound: 1.0,
-                    list: &list,
-                    at: start,
-                };
-                let found = c.seek(target);
+                let mut at = start;
+                let found = seek_in(&entries, &mut at, target);
                 let expected_at = start.max(slots.partition_point(|s| *s < target));
-                assert_eq!(c.at, expected_at, "start {start}, target {target}");
+                assert_eq!(at, expected_at, "start {start}, target {target}");
                 let expected = slots[start..]
                     .binary_search(&target)
                     .ok()

@@ -174,6 +174,44 @@ impl Resolved<'_> {
     }
 }
 
+/// What one query term adds to a score, as a function of a document's frequencies and lengths
+/// ([`Scorer::term`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TermBound<'s> {
+    scorer: &'s Scorer,
+    scale: [f64; CHANNEL_COUNT],
+}
+
+impl TermBound<'_> {
+    /// [`Scorer::term_bound`] of this term.
+    #[inline]
+    pub(crate) fn bound(&self, max_tf: &FieldTf, min_len: &[u32; FIELD_COUNT]) -> f64 {
+        let s = self.scorer;
+        let mut per_channel = [0.0; CHANNEL_COUNT];
+        for f in 0..FIELD_COUNT {
+            let len = min_len[f];
+            let weight = match s.per_length[f].get(len as usize) {
+                Some(w) => *w,
+                None => s.field_weight[f] / (s.norm_base[f] + s.norm_per_len[f] * f64::from(len)),
+            };
+            // A select, not a branch: which fields hold the term varies from posting to
+            // posting. (A weight may be infinite for an empty field; it is not multiplied.)
+            let add = if max_tf[f] == 0 {
+                0.0
+            } else {
+                weight * f64::from(max_tf[f])
+            };
+            per_channel[FIELD_CHANNEL[f]] += add;
+        }
+        let mut sum = 0.0;
+        for (tf, scale) in per_channel.iter().zip(&self.scale) {
+            let saturated = 1.0 - s.k1 / (tf + s.k1);
+            sum += if *tf > 0.0 { scale * saturated } else { 0.0 };
+        }
+        sum
+    }
+}
+
 /// Corpus statistics over the shards a query searches.
 #[derive(Debug, Clone)]
 pub(crate) struct CorpusStats {
@@ -252,7 +290,13 @@ pub(crate) struct Scorer {
     /// Per field: a length normalization is `norm_base[f] + norm_per_len[f] × length`.
     norm_base: [f64; FIELD_COUNT],
     norm_per_len: [f64; FIELD_COUNT],
+    /// Per field, per length below [`LENGTH_TABLE`]: the field's weight over its length
+    /// normalization, so a bound costs a look-up instead of a division per field.
+    per_length: [Vec<f64>; FIELD_COUNT],
 }
+
+/// Field lengths below this have their weighted normalization in `Scorer::per_length`.
+const LENGTH_TABLE: usize = 256;
 
 impl Scorer {
     /// The scorer for `terms` with `stats`, an optional embedding, at instant `now`.
@@ -312,10 +356,17 @@ impl Scorer {
         let b = config.bm25_b;
         let norm_base = avg_len.map(|avg| if avg > 0.0 { 1.0 - b } else { 1.0 });
         let norm_per_len = avg_len.map(|avg| if avg > 0.0 { b / avg } else { 0.0 });
+        let field_weight = config.field_weights.as_array();
+        let per_length = std::array::from_fn(|f| {
+            (0..LENGTH_TABLE)
+                .map(|len| field_weight[f] / (norm_base[f] + norm_per_len[f] * len as f64))
+                .collect()
+        });
         Self {
             term_scale,
             norm_base,
             norm_per_len,
+            per_length,
             lexical_weight: config.lexical_weight,
             feedback_weight: config.feedback_weight,
             cosine_weight: config.cosine_weight,
@@ -323,7 +374,7 @@ impl Scorer {
             reward_weight: config.reward_weight,
             k1,
             b: config.bm25_b,
-            field_weight: config.field_weights.as_array(),
+            field_weight,
             channel_weight,
             avg_len,
             idf,
@@ -448,23 +499,15 @@ impl Scorer {
         max_tf: &FieldTf,
         min_len: &[u32; FIELD_COUNT],
     ) -> f64 {
-        let Some(scale) = self.term_scale.get(i) else {
-            return 0.0;
-        };
-        let mut per_channel = [0.0; CHANNEL_COUNT];
-        for f in 0..FIELD_COUNT {
-            if max_tf[f] != 0 {
-                let norm = self.norm_base[f] + self.norm_per_len[f] * f64::from(min_len[f]);
-                per_channel[FIELD_CHANNEL[f]] += self.field_weight[f] * f64::from(max_tf[f]) / norm;
-            }
+        self.term(i).bound(max_tf, min_len)
+    }
+
+    /// [`Scorer::term_bound`] of query term `i`, with the term's factors looked up once.
+    pub(crate) fn term(&self, i: usize) -> TermBound<'_> {
+        TermBound {
+            scorer: self,
+            scale: self.term_scale.get(i).copied().unwrap_or_default(),
         }
-        let mut sum = 0.0;
-        for (tf, scale) in per_channel.iter().zip(scale) {
-            if *tf > 0.0 {
-                sum += scale * (1.0 - self.k1 / (tf + self.k1));
-            }
-        }
-        sum
     }
 
     /// The most the non-lexical terms (cosine, recency, reward) can add to the score of a

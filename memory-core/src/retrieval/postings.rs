@@ -100,19 +100,22 @@ const NO_POSTING: u16 = u16::MAX;
 
 /// Per slot of one window of the walk: what the essential lists' terms add, which slots any of
 /// them holds, and where one list's posting of the slot is.
+///
+/// On the stack (20 KiB): a heap block this size per searched shard costs more to allocate
+/// than to clear.
 struct Window {
-    sums: Vec<f64>,
-    met: Vec<u64>,
+    sums: [f64; WINDOW as usize],
+    met: [u64; WINDOW as usize / 64],
     /// Per slot: the index of its posting among the marked postings, or [`NO_POSTING`].
-    at: Vec<u16>,
+    at: [u16; WINDOW as usize],
 }
 
 impl Default for Window {
     fn default() -> Self {
         Self {
-            sums: vec![0.0; WINDOW as usize],
-            met: vec![0; WINDOW as usize / 64],
-            at: vec![NO_POSTING; WINDOW as usize],
+            sums: [0.0; WINDOW as usize],
+            met: [0; WINDOW as usize / 64],
+            at: [NO_POSTING; WINDOW as usize],
         }
     }
 }

@@ -127,8 +127,28 @@ fn clusters(
 
 /// Whether `bound` is certainly below `threshold` (by more than the margin).
 pub(crate) fn below(bound: f64, threshold: f64) -> bool {
-    let margin = BOUND_MARGIN * threshold.abs().max(1.0);
-    (bound + margin).total_cmp(&threshold) == Ordering::Less
+    Cut::new(threshold).above(bound)
+}
+
+/// A threshold with its margin computed once, for a loop that checks many bounds against it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cut {
+    threshold: f64,
+    margin: f64,
+}
+
+impl Cut {
+    pub(crate) fn new(threshold: f64) -> Self {
+        Self {
+            threshold,
+            margin: BOUND_MARGIN * threshold.abs().max(1.0),
+        }
+    }
+
+    /// [`below`]`(bound, threshold)`.
+    pub(crate) fn above(&self, bound: f64) -> bool {
+        (bound + self.margin).total_cmp(&self.threshold) == Ordering::Less
+    }
 }
 
 fn scan(

@@ -26,7 +26,7 @@
 
 use crate::index::{FieldTf, Partition, Posting, PostingList, Slot, TimeRewardBox};
 
-use super::hierarchical::below;
+use super::hierarchical::{Cut, below};
 use super::scorer::{Hit, TermBound};
 use super::topk::TopK;
 use super::visit::ShardVisit;
@@ -277,7 +277,8 @@ impl<'v, 's> Merge<'v, 's> {
                     essential += 1;
                 }
             }
-            let ranks = |bound: f64| threshold.is_none_or(|t| !below(bound, t));
+            let cut = threshold.map(Cut::new);
+            let ranks = |bound: f64| cut.is_none_or(|c| !c.above(bound));
             let Some(first) = self.lists[essential..]
                 .iter()
                 .filter_map(Cursor::current)

@@ -31,7 +31,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use memory_bench::synthetic::Generator;
 use memory_core::index::SpatiotemporalIndex;
 use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
-use memory_core::time::{self, Timestamp};
+use memory_core::time::Timestamp;
 use memory_core::{EpisodeId, EpisodeSummary};
 use std::hint::black_box;
 
@@ -47,7 +47,7 @@ const WRITER_EPISODES: usize = 200;
 
 /// The fixed `now` of every query: 2026-01-01, the end of the generated year of start times.
 fn now() -> Timestamp {
-    time::from_micros(1_767_225_600_000_000)
+    memory_bench::synthetic::span_end()
 }
 
 /// One size's index, retriever and queries.

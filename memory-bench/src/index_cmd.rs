@@ -1,7 +1,8 @@
 //! The `index` command: build the in-memory index from N synthetic episodes and measure build
 //! time, bytes per episode, insert/remove/retrieve latency percentiles (distinct queries, no
 //! result cache), and retrieval while 8 writer threads insert into other shards and into the
-//! queried shard. Prints Markdown for docs/benchmarks.md.
+//! queried shard. Queries run at the end of the generated span (`synthetic::span_end`), so the
+//! figures do not depend on the day the bench runs. Prints Markdown for docs/benchmarks.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use memory_core::index::SpatiotemporalIndex;
 use memory_core::retrieval::{RetrievalConfig, RetrievalFlags, RetrievalQuery, Retriever};
 use memory_core::{Error, Result};
 
-use crate::synthetic::{Generator, Shape, Vocabulary};
+use crate::synthetic::{self, Generator, Shape, Vocabulary};
 use crate::workload::percentile;
 
 /// Resident set size of this process in bytes (Linux), if readable.
@@ -94,11 +95,13 @@ pub fn run(args: &[String]) -> Result<()> {
             RetrievalQuery::new(ns, text).domain(domain).limit(5)
         })
         .collect();
+    // Recency at the end of the generated span, whatever day the bench runs.
+    let now = synthetic::span_end();
     let mut lat = Vec::with_capacity(qs.len());
     let mut hits = 0usize;
     for q in &qs {
         let t = Instant::now();
-        hits += retriever.search(q)?.len();
+        hits += retriever.search_at(q, now)?.len();
         lat.push(t.elapsed());
     }
     let mut ns_lat = Vec::new();
@@ -106,7 +109,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let q =
             RetrievalQuery::new(q.namespace().to_string(), "refund order payment failed").limit(5);
         let t = Instant::now();
-        retriever.search(&q)?;
+        retriever.search_at(&q, now)?;
         ns_lat.push(t.elapsed());
     }
 
@@ -185,7 +188,7 @@ pub fn run(args: &[String]) -> Result<()> {
             q
         };
         let t = Instant::now();
-        retriever.search(q)?;
+        retriever.search_at(q, now)?;
         busy.push(t.elapsed());
     }
     stop.store(true, Ordering::Relaxed);

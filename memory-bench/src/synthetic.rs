@@ -198,6 +198,20 @@ impl Default for Shape {
     }
 }
 
+/// Episodes start within [`SPAN_MICROS`] from this instant (2025-01-01 UTC).
+const START_MICROS: i64 = 1_735_689_600_000_000;
+
+/// 365 days.
+const SPAN_MICROS: i64 = 365 * 86_400_000_000;
+
+/// The end of the span the generated episodes start in (2026-01-01 UTC): the instant the
+/// benchmarks query at, so that recency weighs the same whatever day they run (measured at
+/// the wall clock, every episode grows older, recency adds less, and retrieval gets cheaper
+/// as the months pass).
+pub fn span_end() -> Timestamp {
+    time::from_micros(START_MICROS + SPAN_MICROS)
+}
+
 /// The generator.
 #[derive(Debug, Clone)]
 pub struct Generator {
@@ -214,7 +228,7 @@ impl Generator {
         Self {
             rng: Rng::new(seed),
             shape,
-            start: time::from_micros(1_735_689_600_000_000), // 2025-01-01
+            start: time::from_micros(START_MICROS),
             zipf: ZipfTable::new(ZIPF_WORDS),
             words: match shape.vocabulary {
                 Vocabulary::Zipf => (0..ZIPF_WORDS).map(word).collect(),
@@ -283,7 +297,7 @@ impl Generator {
             t
         };
         let started_at = time::from_micros(
-            time::to_micros(self.start) + (self.rng.unit() * 365.0 * 86_400e6) as i64,
+            time::to_micros(self.start) + (self.rng.unit() * SPAN_MICROS as f64) as i64,
         );
         let outcome = match self.rng.below(10) {
             0..=6 => OutcomeKind::Success,

@@ -57,14 +57,9 @@ impl Cursor<'_> {
         self.list.entries.get(self.at).map(|p| p.slot)
     }
 
-    /// Move to the first entry at or after `slot`; returns its frequencies if it is `slot`'s.
-    fn seek(&mut self, slot: Slot) -> Option<FieldTf> {
-        seek_in(&self.list.entries, &mut self.at, slot)
-    }
-
     /// Move to the first entry at or after `slot`.
     fn skip_to(&mut self, slot: Slot) {
-        self.seek(slot);
+        seek_in(&self.list.entries, &mut self.at, slot);
     }
 }
 

@@ -259,6 +259,11 @@ fn legacy_journal_len(txn: &redb::WriteTransaction, what: &str) -> Result<u64> {
         .map_err(|e| from_redb(what, e))
 }
 
+/// Where [`split_legacy_file`] writes the journal file before renaming it into place.
+fn partial_of(journal_path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.partial", journal_path.display()))
+}
+
 /// Move the journal of a legacy cache file (layout 1 or 2, which held cache and journal in
 /// one file) at `cache_path` to a new journal file at `journal_path`, keeping sequence
 /// numbers. Does nothing when `journal_path` exists or `cache_path` does not; returns the
@@ -274,7 +279,7 @@ pub fn split_legacy_file(cache_path: &Path, journal_path: &Path) -> Result<u64> 
         return Ok(0);
     }
     let what = format!("move the journal out of {}", cache_path.display());
-    let partial = PathBuf::from(format!("{}.partial", journal_path.display()));
+    let partial = partial_of(journal_path);
     let legacy = create(cache_path, &RedbOptions::default(), &what)?;
     let (entries, last_seq) = {
         let txn = legacy.begin_read().map_err(|e| from_redb(&what, e))?;
@@ -452,6 +457,11 @@ mod tests {
         (rows, last)
     }
 
+    /// The cache and journal file paths of a data directory.
+    fn file_pair(dir: &Path) -> (PathBuf, PathBuf) {
+        (dir.join(crate::CACHE_FILE), dir.join(crate::JOURNAL_FILE))
+    }
+
     fn expected_rows() -> Vec<(u64, Vec<u8>)> {
         (3..=5u64).map(|seq| (seq, vec![seq as u8; 9])).collect()
     }
@@ -459,10 +469,7 @@ mod tests {
     #[test]
     fn a_legacy_file_gives_up_its_journal_then_opens_as_a_cache_keeping_its_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let (cache, journal) = (
-            dir.path().join("cache.redb"),
-            dir.path().join("journal.redb"),
-        );
+        let (cache, journal) = file_pair(dir.path());
         legacy_file(&cache);
         let err = open_database(&cache, &RedbOptions::default(), Role::Cache)
             .err()
@@ -495,11 +502,8 @@ mod tests {
     fn a_split_cut_short_by_a_crash_completes_on_the_next_call() {
         // Crash while copying: a partial journal file, the entries still in the cache file.
         let dir = tempfile::tempdir().unwrap();
-        let (cache, journal) = (
-            dir.path().join("cache.redb"),
-            dir.path().join("journal.redb"),
-        );
-        let partial = dir.path().join("journal.redb.partial");
+        let (cache, journal) = file_pair(dir.path());
+        let partial = partial_of(&journal);
         legacy_file(&cache);
         std::fs::write(&partial, b"half a file").unwrap();
         assert_eq!(split_legacy_file(&cache, &journal).unwrap(), 3);
@@ -518,10 +522,7 @@ mod tests {
     #[test]
     fn a_cache_file_and_a_journal_file_never_open_as_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let (cache, journal) = (
-            dir.path().join("cache.redb"),
-            dir.path().join("journal.redb"),
-        );
+        let (cache, journal) = file_pair(dir.path());
         drop(open_database(&cache, &RedbOptions::default(), Role::Cache).unwrap());
         drop(open_database(&journal, &RedbOptions::default(), Role::Journal).unwrap());
         let err = open_database(&cache, &RedbOptions::default(), Role::Journal)

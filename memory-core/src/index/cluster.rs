@@ -62,7 +62,7 @@ impl ClusterSummary {
         self.members += 1;
         self.max_recency_at = self.max_recency_at.max(doc.recency_at());
         self.max_reward = self.max_reward.max(doc.reward);
-        if doc.embedding.is_some() {
+        if doc.embedding().is_some() {
             self.embeddings += 1;
         }
     }

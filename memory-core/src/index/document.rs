@@ -20,8 +20,15 @@ use super::footprint;
 use super::interner::Sym;
 use super::tokenize;
 
-/// Per-field term frequencies of one term in one document (saturating at `u16::MAX`).
-pub(crate) type FieldTf = [u16; FIELD_COUNT];
+/// Per-field term frequencies of one term in one document, saturating at 255: a term
+/// repeated more often in one field counts as 255 occurrences (BM25's saturation makes the
+/// difference tiny, and a byte per field keeps a posting at 8 bytes).
+pub(crate) type FieldTf = [u8; FIELD_COUNT];
+
+/// `wide` frequencies at [`FieldTf`]'s width.
+pub(crate) fn narrow_tf(wide: &[u16; FIELD_COUNT]) -> FieldTf {
+    wide.map(|t| u8::try_from(t).unwrap_or(u8::MAX))
+}
 
 /// An analyzed summary, not yet attached to a shard.
 #[derive(Debug, Clone)]
@@ -140,47 +147,112 @@ pub(crate) fn norm(v: &[f32]) -> f64 {
 }
 
 /// An episode inside a shard. Ids (`Sym`) refer to that shard's interners.
+///
+/// Kept small (96 bytes, one heap block for its ids, one more only with a vector): a shard
+/// holds one per episode.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexedEpisode {
     pub(crate) id: EpisodeId,
     pub(crate) version: u64,
     /// Shared with the task-type partition's key.
     pub(crate) task_type: Arc<str>,
-    /// Distinct tag ids, sorted.
-    pub(crate) tags: Box<[Sym]>,
-    /// Distinct term ids, ascending (the frequencies are in the shard's posting lists, the
-    /// field lengths in its length column).
-    pub(crate) terms: Box<[Sym]>,
+    /// Distinct term ids, ascending, then distinct tag ids, ascending (the frequencies are in
+    /// the shard's posting lists, the field lengths in its length column).
+    syms: Box<[Sym]>,
+    /// Where the tag ids begin in `syms`.
+    tags_from: u32,
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
     /// `started_at` in microseconds since the epoch.
     pub(crate) started_at: i64,
-    /// `completed_at` in microseconds since the epoch.
-    pub(crate) completed_at: Option<i64>,
-    pub(crate) embedding: Option<Box<[f32]>>,
-    /// Norm of `embedding` (0 when absent).
-    pub(crate) embedding_norm: f64,
+    /// `completed_at` in microseconds since the epoch, or [`IN_PROGRESS`].
+    completed_at: i64,
+    embedding: Option<Box<Vector>>,
+}
+
+/// `completed_at` of an episode in progress: below any instant a timestamp can hold.
+const IN_PROGRESS: i64 = i64::MIN;
+
+/// A caller's embedding with its norm.
+#[derive(Debug, Clone)]
+struct Vector {
+    values: Box<[f32]>,
+    norm: f64,
 }
 
 impl IndexedEpisode {
+    /// A document of `terms` and `tags` (each distinct and ascending).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: EpisodeId,
+        version: u64,
+        task_type: Arc<str>,
+        terms: impl IntoIterator<Item = Sym>,
+        tags: impl IntoIterator<Item = Sym>,
+        outcome: Option<OutcomeKind>,
+        reward: f64,
+        started_at: i64,
+        completed_at: Option<i64>,
+        embedding: Option<Box<[f32]>>,
+    ) -> Self {
+        let mut syms: Vec<Sym> = terms.into_iter().collect();
+        let tags_from = u32::try_from(syms.len()).expect("fewer than 2^32 terms");
+        syms.extend(tags);
+        Self {
+            id,
+            version,
+            task_type,
+            syms: syms.into_boxed_slice(),
+            tags_from,
+            outcome,
+            reward,
+            started_at,
+            completed_at: completed_at.map_or(IN_PROGRESS, |t| t.max(IN_PROGRESS + 1)),
+            embedding: embedding.map(|values| {
+                Box::new(Vector {
+                    norm: norm(&values),
+                    values,
+                })
+            }),
+        }
+    }
+
+    /// Distinct term ids, ascending.
+    pub(crate) fn terms(&self) -> &[Sym] {
+        &self.syms[..self.tags_from as usize]
+    }
+
+    /// Distinct tag ids, ascending.
+    pub(crate) fn tags(&self) -> &[Sym] {
+        &self.syms[self.tags_from as usize..]
+    }
+
+    /// `completed_at` in microseconds since the epoch, if completed.
+    pub(crate) fn completed_at(&self) -> Option<i64> {
+        (self.completed_at != IN_PROGRESS).then_some(self.completed_at)
+    }
+
     /// The instant recency is measured from: completion, or start while in progress.
     pub(crate) fn recency_at(&self) -> i64 {
-        self.completed_at.unwrap_or(self.started_at)
+        self.completed_at().unwrap_or(self.started_at)
+    }
+
+    /// The embedding with its norm, if the document carries one.
+    pub(crate) fn embedding(&self) -> Option<(&[f32], f64)> {
+        self.embedding.as_deref().map(|v| (&*v.values, v.norm))
     }
 
     /// Whether the document carries tag `sym`.
     pub(crate) fn has_tag(&self, sym: Sym) -> bool {
-        self.tags.binary_search(&sym).is_ok()
+        self.tags().binary_search(&sym).is_ok()
     }
 
     /// Heap bytes owned by this document (the task-type `Arc` is charged to its partition).
     pub(crate) fn heap_bytes(&self) -> usize {
-        footprint::vec::<Sym>(self.tags.len())
-            + footprint::vec::<Sym>(self.terms.len())
-            + self
-                .embedding
-                .as_ref()
-                .map_or(0, |e| footprint::vec::<f32>(e.len()))
+        footprint::vec::<Sym>(self.syms.len())
+            + self.embedding.as_ref().map_or(0, |v| {
+                std::mem::size_of::<Vector>() + footprint::vec::<f32>(v.values.len())
+            })
     }
 }
 
@@ -217,6 +289,47 @@ mod tests {
         assert_eq!(d.field_len, [4, 3, 3, 4]);
         assert_eq!(d.tags, vec!["get_order_details"]);
         assert!(d.terms.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn frequencies_saturate_at_a_byte_and_lengths_do_not() {
+        let mut s = summary();
+        s.description = "lamp ".repeat(300);
+        let d = Draft::from_summary(&s, &IndexConfig::default()).unwrap();
+        let lamp = d.terms.iter().find(|(t, _)| t == "lamp").unwrap().1;
+        assert_eq!(lamp[Field::Description.index()], u8::MAX);
+        assert_eq!(d.field_len[Field::Description.index()], 300);
+        assert_eq!(narrow_tf(&[0, 1, 255, 256]), [0, 1, 255, 255]);
+    }
+
+    #[test]
+    fn a_document_keeps_its_ids_times_and_vector_in_96_bytes() {
+        let arc: Arc<str> = Arc::from("t");
+        let doc = |completed_at, embedding| {
+            IndexedEpisode::new(
+                EpisodeId::new(),
+                1,
+                arc.clone(),
+                [1, 4, 9],
+                [2, 3],
+                None,
+                0.5,
+                -7,
+                completed_at,
+                embedding,
+            )
+        };
+        let d = doc(None, Some(vec![3.0, 4.0].into_boxed_slice()));
+        assert_eq!(d.terms(), [1, 4, 9]);
+        assert_eq!(d.tags(), [2, 3]);
+        assert!(d.has_tag(3) && !d.has_tag(4));
+        assert_eq!(d.completed_at(), None);
+        assert_eq!(d.recency_at(), -7);
+        assert_eq!(d.embedding(), Some((&[3.0f32, 4.0][..], 5.0)));
+        let d = doc(Some(i64::MIN + 5), None);
+        assert_eq!(d.completed_at(), Some(i64::MIN + 5));
+        assert_eq!(d.embedding(), None);
+        assert!(std::mem::size_of::<Option<IndexedEpisode>>() <= 96);
     }
 
     #[test]

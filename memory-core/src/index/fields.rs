@@ -1,7 +1,7 @@
 //! The text fields of an episode that lexical scoring sees, and their fixed order.
 //!
 //! This module owns the list of fields, the index of each in per-field arrays
-//! (`[u16; FIELD_COUNT]` term frequencies, `[u32; FIELD_COUNT]` lengths), and the grouping of
+//! (`[u8; FIELD_COUNT]` term frequencies, `[u32; FIELD_COUNT]` lengths), and the grouping of
 //! fields into [`Channel`]s. It holds no data and must never grow a field without every
 //! per-field array and weight following it.
 

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::episode::OutcomeKind;
 use crate::id::EpisodeId;
 
-use super::document::FieldTf;
 use super::fields::FIELD_COUNT;
 
 /// One shard's content.
@@ -38,8 +37,9 @@ pub(crate) struct DocImage {
     pub(crate) task_type: u32,
     /// Distinct tag ids, ascending.
     pub(crate) tags: Vec<u32>,
-    /// Distinct term ids with per-field frequencies, ascending by id.
-    pub(crate) terms: Vec<(u32, FieldTf)>,
+    /// Distinct term ids with per-field frequencies, ascending by id. Frequencies are `u16`
+    /// here whatever the in-memory width (a wider frequency saturates when loaded).
+    pub(crate) terms: Vec<(u32, [u16; FIELD_COUNT])>,
     pub(crate) field_len: [u32; FIELD_COUNT],
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,

@@ -18,6 +18,7 @@ mod interner;
 mod partition;
 mod postings;
 mod shard;
+mod slots;
 mod spatiotemporal;
 mod spill;
 mod stats;

@@ -30,9 +30,9 @@ pub(crate) struct PostingList {
     /// Per field, at least the largest frequency of the term over the documents (it never
     /// shrinks while the list lives, so it stays a bound after removals).
     pub(crate) max_tf: FieldTf,
-    /// Per field, at most the shortest length over the documents (it never grows while the
-    /// list lives).
-    pub(crate) min_len: [u32; FIELD_COUNT],
+    /// Per field, at most the shortest length over the documents, saturating at `u16::MAX`
+    /// (it never grows while the list lives).
+    pub(crate) min_len: [u16; FIELD_COUNT],
 }
 
 impl PostingList {
@@ -53,7 +53,7 @@ impl Default for PostingList {
         Self {
             entries: Vec::new(),
             max_tf: [0; FIELD_COUNT],
-            min_len: [u32::MAX; FIELD_COUNT],
+            min_len: [u16::MAX; FIELD_COUNT],
         }
     }
 }
@@ -102,7 +102,8 @@ impl Postings {
         }
         for f in 0..FIELD_COUNT {
             list.max_tf[f] = list.max_tf[f].max(tf[f]);
-            list.min_len[f] = list.min_len[f].min(len[f]);
+            let len = u16::try_from(len[f]).unwrap_or(u16::MAX);
+            list.min_len[f] = list.min_len[f].min(len);
         }
     }
 

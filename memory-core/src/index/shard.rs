@@ -7,19 +7,20 @@
 //! behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
 //! know about other shards.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 
-use super::document::{Draft, FieldTf, IndexedEpisode, check_vector, norm};
+use super::document::{Draft, FieldTf, IndexedEpisode, check_vector, narrow_tf};
 use super::fields::FIELD_COUNT;
 use super::footprint;
 use super::image::{DocImage, ShardImage};
 use super::interner::{Interner, Sym};
 use super::partition::{Partition, Slot};
 use super::postings::{PostingList, Postings};
+use super::slots::SlotTable;
 use super::stats::IndexStats;
 
 /// Which shard: the namespace (tenant) and the domain.
@@ -38,7 +39,7 @@ pub(crate) struct Shard {
     /// from the documents so the lexical path reads them densely, in slot order.
     lens: Vec<[u32; FIELD_COUNT]>,
     free: Vec<Slot>,
-    by_id: HashMap<EpisodeId, Slot>,
+    by_id: SlotTable,
     terms: Interner,
     /// Per term id of `terms`: the documents holding it.
     inverted: Postings,
@@ -95,12 +96,13 @@ impl Pending {
 /// Estimated bytes one document costs a shard: its table entry and heap, its postings, its
 /// id-map entry, and its R-tree point with node overhead.
 fn doc_cost(doc: &IndexedEpisode) -> usize {
-    const ID_MAP_ENTRY: usize = std::mem::size_of::<(EpisodeId, Slot)>() + 8;
+    // A slot and a control byte per bucket, about 1.5 buckets per entry.
+    const ID_MAP_ENTRY: usize = (std::mem::size_of::<Slot>() + 1) * 3 / 2;
     const TREE_POINT: usize = 40;
     std::mem::size_of::<Option<IndexedEpisode>>()
         + doc.heap_bytes()
         + std::mem::size_of::<[u32; FIELD_COUNT]>()
-        + doc.terms.len() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
+        + doc.terms().len() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
         + ID_MAP_ENTRY
         + TREE_POINT
 }
@@ -113,7 +115,7 @@ impl Shard {
             docs: Vec::new(),
             lens: Vec::new(),
             free: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: SlotTable::default(),
             terms: Interner::default(),
             inverted: Postings::default(),
             tags: Interner::default(),
@@ -201,15 +203,15 @@ impl Shard {
         let task_types: Vec<String> = self.partitions.keys().map(|t| t.to_string()).collect();
         // Each document's terms with their frequencies, gathered list by list in ascending
         // term order (new ids follow it), so each document's list comes out sorted.
-        let mut doc_terms: Vec<Vec<(u32, FieldTf)>> = self
+        let mut doc_terms: Vec<Vec<(u32, [u16; FIELD_COUNT])>> = self
             .docs
             .iter()
-            .map(|d| Vec::with_capacity(d.as_ref().map_or(0, |d| d.terms.len())))
+            .map(|d| Vec::with_capacity(d.as_ref().map_or(0, |d| d.terms().len())))
             .collect();
         for (sym, list) in self.inverted.iter() {
             let term = term_map[sym as usize];
             for p in &list.entries {
-                doc_terms[p.slot as usize].push((term, p.tf));
+                doc_terms[p.slot as usize].push((term, p.tf.map(u16::from)));
             }
         }
         let docs = self
@@ -220,7 +222,7 @@ impl Shard {
             .filter_map(|((d, terms), len)| d.as_ref().map(|d| (d, terms, *len)))
             .map(|(d, doc_terms, field_len)| {
                 let mut doc_tags: Vec<u32> =
-                    d.tags.iter().map(|sym| tag_map[*sym as usize]).collect();
+                    d.tags().iter().map(|sym| tag_map[*sym as usize]).collect();
                 doc_tags.sort_unstable();
                 DocImage {
                     id: d.id,
@@ -236,8 +238,8 @@ impl Shard {
                     outcome: d.outcome,
                     reward: d.reward,
                     started_at: d.started_at,
-                    completed_at: d.completed_at,
-                    embedding: d.embedding.as_ref().map(|e| e.to_vec()),
+                    completed_at: d.completed_at(),
+                    embedding: d.embedding().map(|(e, _)| e.to_vec()),
                 }
             })
             .collect();
@@ -276,7 +278,7 @@ impl Shard {
         let mut shard = Self::new(bucket_width);
         shard.docs.reserve_exact(image.docs.len());
         shard.lens.reserve_exact(image.docs.len());
-        shard.by_id.reserve(image.docs.len());
+        shard.by_id.reserve(image.docs.len(), &shard.docs);
         for d in &image.docs {
             if !d.terms.windows(2).all(|w| w[0].0 < w[1].0) || !d.tags.is_sorted_by(|a, b| a < b) {
                 return Err(bad(
@@ -314,24 +316,25 @@ impl Shard {
             if d.embedding.is_some() {
                 shard.embeddings += 1;
             }
-            let slot = shard.docs.len() as Slot;
-            if shard.by_id.insert(d.id, slot).is_some() {
+            if shard.by_id.get(d.id, &shard.docs).is_some() {
                 return Err(bad("an episode appears twice"));
             }
             shard.lens.push(d.field_len);
-            shard.docs.push(Some(IndexedEpisode {
-                id: d.id,
-                version: d.version,
+            shard.docs.push(Some(IndexedEpisode::new(
+                d.id,
+                d.version,
                 task_type,
-                tags: d.tags.clone().into_boxed_slice(),
-                terms: d.terms.iter().map(|(t, _)| *t).collect(),
-                outcome: d.outcome,
-                reward: d.reward,
-                started_at: d.started_at,
-                completed_at: d.completed_at,
-                embedding_norm: d.embedding.as_deref().map_or(0.0, norm),
-                embedding: d.embedding.clone().map(Vec::into_boxed_slice),
-            }));
+                d.terms.iter().map(|(t, _)| *t),
+                d.tags.iter().copied(),
+                d.outcome,
+                d.reward,
+                d.started_at,
+                d.completed_at,
+                d.embedding.clone().map(Vec::into_boxed_slice),
+            )));
+            shard
+                .by_id
+                .insert((shard.docs.len() - 1) as Slot, &shard.docs);
         }
         if term_counts.contains(&0) || tag_counts.contains(&0) {
             return Err(bad("a term or tag no document holds"));
@@ -350,7 +353,9 @@ impl Shard {
         shard.tags = Interner::from_counted(boxed(image.tags), tag_counts);
         for (slot, d) in image.docs.iter().enumerate() {
             for (sym, tf) in &d.terms {
-                shard.inverted.add(*sym, slot as Slot, tf, &d.field_len);
+                shard
+                    .inverted
+                    .add(*sym, slot as Slot, &narrow_tf(tf), &d.field_len);
             }
         }
         // Each list was sized to its count above: nothing to shrink.
@@ -382,10 +387,6 @@ impl Shard {
         }
         self.lens[slot as usize] = draft.field_len;
         self.postings += terms.len() as u64;
-        let embedding_norm = draft
-            .embedding
-            .as_deref()
-            .map_or(0.0, super::document::norm);
         if draft.embedding.is_some() {
             self.embeddings += 1;
         }
@@ -393,36 +394,35 @@ impl Shard {
             Some((key, _)) => key.clone(),
             None => Arc::from(draft.task_type.as_str()),
         };
-        IndexedEpisode {
-            id: draft.id,
-            version: draft.version,
+        IndexedEpisode::new(
+            draft.id,
+            draft.version,
             task_type,
-            tags: tags.into_boxed_slice(),
-            terms: terms.iter().map(|(sym, _)| *sym).collect(),
-            outcome: draft.outcome,
-            reward: draft.reward,
-            started_at: draft.started_at,
-            completed_at: draft.completed_at,
-            embedding: draft.embedding,
-            embedding_norm,
-        }
+            terms.iter().map(|(sym, _)| *sym),
+            tags,
+            draft.outcome,
+            draft.reward,
+            draft.started_at,
+            draft.completed_at,
+            draft.embedding,
+        )
     }
 
     /// Undo [`Shard::attach`] for `doc` at `slot`.
     fn detach(&mut self, doc: &IndexedEpisode, slot: Slot) {
-        for sym in doc.terms.iter() {
+        for sym in doc.terms() {
             self.inverted.remove(*sym, slot);
             self.terms.release(*sym);
         }
-        for sym in doc.tags.iter() {
+        for sym in doc.tags() {
             self.tags.release(*sym);
         }
         let len = self.lens[slot as usize];
         for (total, len) in self.field_len_total.iter_mut().zip(len) {
             *total -= u64::from(len);
         }
-        self.postings -= doc.terms.len() as u64;
-        if doc.embedding.is_some() {
+        self.postings -= doc.terms().len() as u64;
+        if doc.embedding().is_some() {
             self.embeddings -= 1;
         }
     }
@@ -456,14 +456,14 @@ impl Shard {
         };
         let doc = self.attach(draft, slot);
         self.approx_bytes += doc_cost(&doc);
-        self.by_id.insert(doc.id, slot);
         self.docs[slot as usize] = Some(doc);
+        self.by_id.insert(slot, &self.docs);
         (slot, previous)
     }
 
     /// Remove the document `id`; returns its version if it was here.
     pub(crate) fn remove(&mut self, id: EpisodeId) -> Option<u64> {
-        let slot = self.by_id.remove(&id)?;
+        let slot = self.by_id.remove(id, &self.docs)?;
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
         self.detach(&doc, slot);
         self.approx_bytes = self.approx_bytes.saturating_sub(doc_cost(&doc));
@@ -478,12 +478,12 @@ impl Shard {
         if emptied {
             self.partitions.remove(&doc.task_type);
         }
-        if self.by_id.is_empty() {
+        if self.is_empty() {
             // Forget the table's shape too: an emptied shard is a new shard.
             self.docs = Vec::new();
             self.lens = Vec::new();
             self.free = Vec::new();
-            self.by_id = HashMap::new();
+            self.by_id = SlotTable::default();
             self.inverted = Postings::default();
             self.approx_bytes = 0;
         } else {
@@ -516,13 +516,13 @@ impl Shard {
 
     /// Whether the shard holds nothing.
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.len() == 0
     }
 
     /// The version of `id`, if here.
     #[cfg(test)]
     pub(crate) fn version_of(&self, id: EpisodeId) -> Option<u64> {
-        let slot = *self.by_id.get(&id)?;
+        let slot = self.by_id.get(id, &self.docs)?;
         self.doc(slot).map(|d| d.version)
     }
 
@@ -542,7 +542,7 @@ impl Shard {
         match self.doc(slot) {
             Some(d) if d.id == id => Some((slot, d)),
             _ => {
-                let slot = *self.by_id.get(&id)?;
+                let slot = self.by_id.get(id, &self.docs)?;
                 self.doc(slot).map(|d| (slot, d))
             }
         }
@@ -639,7 +639,7 @@ impl Shard {
             + footprint::vec::<[u32; FIELD_COUNT]>(self.lens.capacity())
             + docs
             + footprint::vec::<Slot>(self.free.capacity())
-            + footprint::hash_map::<EpisodeId, Slot>(self.by_id.capacity())
+            + self.by_id.heap_bytes()
             + self.terms.heap_bytes()
             + self.inverted.heap_bytes()
             + self.tags.heap_bytes()

@@ -45,7 +45,7 @@ pub(crate) fn label_terms(
             let Some((slot, doc)) = shard.doc_of(c.id, c.slot) else {
                 continue;
             };
-            for sym in doc.terms.iter() {
+            for sym in doc.terms() {
                 let Some(tf) = shard.term_tf(*sym, slot) else {
                     continue;
                 };

@@ -132,7 +132,7 @@ impl<'q> ShardFilter<'q> {
             return false;
         }
         if let Some((lo, hi)) = self.completed {
-            match doc.completed_at {
+            match doc.completed_at() {
                 Some(c) if (lo..=hi).contains(&c) => {}
                 _ => return false,
             }

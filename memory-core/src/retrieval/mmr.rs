@@ -39,7 +39,7 @@ impl Features {
     pub(crate) fn extract(shard: &Shard, doc: &IndexedEpisode) -> Self {
         let docs = shard.len() as u64;
         let mut terms: Vec<(u64, f64)> = doc
-            .terms
+            .terms()
             .iter()
             .filter_map(|sym| {
                 let text = shard.term_text(*sym)?;
@@ -50,10 +50,7 @@ impl Features {
         terms.dedup_by_key(|t| t.0);
         Self {
             terms,
-            vector: doc
-                .embedding
-                .as_ref()
-                .map(|e| (e.to_vec(), doc.embedding_norm)),
+            vector: doc.embedding().map(|(e, norm)| (e.to_vec(), norm)),
         }
     }
 

@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn seek_finds_each_slot_and_stops_at_the_next() {
-        let entries: Vec<Posting> = (0..200u16)
+        let entries: Vec<Posting> = (0..200u8)
             .map(|i| Posting {
                 slot: Slot::from(i) * 3,
                 tf: [i, 0, 0, 0],

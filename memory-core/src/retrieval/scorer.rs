@@ -134,7 +134,7 @@ impl Resolved<'_> {
         let mut inline = [(0u32, [0; FIELD_COUNT]); INLINE];
         let mut more: Vec<Hit> = Vec::new();
         let mut n = 0;
-        for sym in doc.terms.iter() {
+        for sym in doc.terms() {
             let q = self.query_term(*sym);
             let Some(list) = q.checked_sub(1).and_then(|i| self.lists[i as usize]) else {
                 continue;
@@ -420,7 +420,11 @@ impl Scorer {
         let bounds: Vec<f64> = lists
             .iter()
             .enumerate()
-            .map(|(i, list)| list.map_or(0.0, |l| self.term_bound(i, &l.max_tf, &l.min_len)))
+            .map(|(i, list)| {
+                list.map_or(0.0, |l| {
+                    self.term_bound(i, &l.max_tf, &l.min_len.map(u32::from))
+                })
+            })
             .collect();
         let lexical_bound = bounds.iter().sum();
         Resolved {
@@ -592,14 +596,14 @@ impl Scorer {
     }
 
     fn finish(&self, doc: &IndexedEpisode, sums: (f64, f64)) -> ScoreBreakdown {
-        let cosine = match (&self.query_vector, &doc.embedding) {
-            (Some((q, qn)), Some(d)) if *qn > 0.0 && doc.embedding_norm > 0.0 => {
+        let cosine = match (&self.query_vector, doc.embedding()) {
+            (Some((q, qn)), Some((d, dn))) if *qn > 0.0 && dn > 0.0 => {
                 let dot: f64 = q
                     .iter()
                     .zip(d.iter())
                     .map(|(a, b)| f64::from(*a) * f64::from(*b))
                     .sum();
-                (dot / (qn * doc.embedding_norm)).clamp(0.0, 1.0)
+                (dot / (qn * dn)).clamp(0.0, 1.0)
             }
             _ => 0.0,
         };

@@ -39,7 +39,7 @@ impl ShardVisit<'_> {
         let threshold = top.threshold();
         if let (Some(rest), Some(t)) = (rest, threshold)
             && super::hierarchical::below(
-                self.scorer.quick_bound(self.resolved, &doc.terms, rest),
+                self.scorer.quick_bound(self.resolved, doc.terms(), rest),
                 t,
             )
         {

@@ -210,7 +210,7 @@ impl Shard {
             .collect();
         for (sym, list) in self.inverted.iter() {
             let term = term_map[sym as usize];
-            for p in &list.entries {
+            for p in list.entries() {
                 doc_terms[p.slot as usize].push((term, p.tf.map(u16::from)));
             }
         }
@@ -654,9 +654,9 @@ impl Shard {
         let mut out = Vec::new();
         for (sym, text) in self.terms.live() {
             let list = self.inverted.get(sym).expect("a live term has postings");
-            assert!(list.entries.windows(2).all(|w| w[0].slot < w[1].slot));
+            assert!(list.entries().windows(2).all(|w| w[0].slot < w[1].slot));
             let mut ids: Vec<EpisodeId> = list
-                .entries
+                .entries()
                 .iter()
                 .map(|p| self.doc(p.slot).map(|d| d.id).unwrap_or_default())
                 .collect();

@@ -24,7 +24,7 @@
 //! [`Outcome::rest_may_rank`] says they still could. This module must never skip a document
 //! whose bound reaches the threshold.
 
-use crate::index::{FieldTf, Partition, Posting, PostingList, Slot, TimeRewardBox};
+use crate::index::{FieldTf, Partition, Posting, Slot, TimeRewardBox};
 
 use super::hierarchical::{Cut, below};
 use super::scorer::{Hit, TermBound};
@@ -48,18 +48,19 @@ struct Cursor<'s> {
     bound: f64,
     /// What the term adds to a document's score.
     adds: TermBound<'s>,
-    list: &'s PostingList,
+    /// The list's postings.
+    entries: &'s [Posting],
     at: usize,
 }
 
 impl Cursor<'_> {
     fn current(&self) -> Option<Slot> {
-        self.list.entries.get(self.at).map(|p| p.slot)
+        self.entries.get(self.at).map(|p| p.slot)
     }
 
     /// Move to the first entry at or after `slot`.
     fn skip_to(&mut self, slot: Slot) {
-        seek_in(&self.list.entries, &mut self.at, slot);
+        seek_in(self.entries, &mut self.at, slot);
     }
 }
 
@@ -178,7 +179,7 @@ fn cursors<'s>(visit: &ShardVisit<'s>) -> Vec<Cursor<'s>> {
                 term: u32::try_from(i).ok()?,
                 bound: *bound,
                 adds: visit.scorer.term(i),
-                list,
+                entries: list.entries(),
                 at: 0,
             })
         })
@@ -187,7 +188,7 @@ fn cursors<'s>(visit: &ShardVisit<'s>) -> Vec<Cursor<'s>> {
 
 /// How many postings the walk reads at most: the work it costs.
 pub(crate) fn work(visit: &ShardVisit<'_>) -> usize {
-    cursors(visit).iter().map(|c| c.list.entries.len()).sum()
+    cursors(visit).iter().map(|c| c.entries.len()).sum()
 }
 
 /// How many members of `p` the clusters meeting box `b` hold: the work a cluster walk costs
@@ -292,7 +293,7 @@ impl<'v, 's> Merge<'v, 's> {
             }
             for j in essential..n {
                 let c = &self.lists[j];
-                for p in c.list.entries[c.at..].iter().take_while(|p| p.slot < end) {
+                for p in c.entries[c.at..].iter().take_while(|p| p.slot < end) {
                     window.add(p.slot - first, self.adds(c, p.slot, &p.tf));
                 }
                 self.lists[j].skip_to(end);
@@ -313,8 +314,8 @@ impl<'v, 's> Merge<'v, 's> {
                 }
                 let c = &self.lists[j];
                 let mut to = c.at;
-                seek_in(&c.list.entries, &mut to, end);
-                let postings = &c.list.entries[c.at..to];
+                seek_in(c.entries, &mut to, end);
+                let postings = &c.entries[c.at..to];
                 if postings.is_empty() {
                     continue;
                 }
@@ -359,7 +360,7 @@ impl<'v, 's> Merge<'v, 's> {
                 }
                 self.hits.clear();
                 for (c, from) in self.lists.iter().zip(&starts) {
-                    let postings = &c.list.entries[*from..c.at];
+                    let postings = &c.entries[*from..c.at];
                     if let Ok(i) = postings.binary_search_by_key(&slot, |p| p.slot) {
                         self.hits.push((c.term, postings[i].tf));
                     }

@@ -17,7 +17,7 @@ use crate::time;
 use super::config::IndexConfig;
 use super::fields::{FIELD_COUNT, Field};
 use super::footprint;
-use super::interner::Sym;
+use super::interner::{MAX_STRING_BYTES, Sym};
 use super::tokenize;
 
 /// Per-field term frequencies of one term in one document, saturating at 255: a term
@@ -77,6 +77,18 @@ impl Draft {
             }
         };
 
+        if let Some(i) = s
+            .context
+            .tags
+            .iter()
+            .position(|t| t.len() > MAX_STRING_BYTES)
+        {
+            return Err(Error::invalid(
+                format!("summary.context.tags[{i}]"),
+                format!("at most {MAX_STRING_BYTES} bytes"),
+                format!("{} bytes", s.context.tags[i].len()),
+            ));
+        }
         let mut tags = s.context.tags.clone();
         tags.sort_unstable();
         tags.dedup();

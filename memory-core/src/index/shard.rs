@@ -17,7 +17,7 @@ use super::document::{Draft, FieldTf, IndexedEpisode, check_vector, narrow_tf};
 use super::fields::FIELD_COUNT;
 use super::footprint;
 use super::image::{DocImage, ShardImage};
-use super::interner::{Interner, Sym};
+use super::interner::{Interner, MAX_STRING_BYTES, Sym};
 use super::partition::{Partition, Slot};
 use super::postings::{PostingList, Postings};
 use super::slots::SlotTable;
@@ -347,10 +347,17 @@ impl Shard {
         if !distinct(&image.terms) || !distinct(&image.tags) || !distinct(&image.task_types) {
             return Err(bad("a string appears twice"));
         }
-        let boxed = |texts: Vec<String>| texts.into_iter().map(String::into_boxed_str).collect();
+        if image
+            .terms
+            .iter()
+            .chain(&image.tags)
+            .any(|t| t.len() > MAX_STRING_BYTES)
+        {
+            return Err(bad("a term or tag is longer than 4 GiB"));
+        }
         shard.inverted = Postings::with_capacities(&term_counts);
-        shard.terms = Interner::from_counted(boxed(image.terms), term_counts);
-        shard.tags = Interner::from_counted(boxed(image.tags), tag_counts);
+        shard.terms = Interner::from_counted(&image.terms, term_counts);
+        shard.tags = Interner::from_counted(&image.tags, tag_counts);
         for (slot, d) in image.docs.iter().enumerate() {
             for (sym, tf) in &d.terms {
                 shard

@@ -3,11 +3,13 @@
 //! Owns [`Postings`]: one [`PostingList`] per term id of the shard's term interner (the same
 //! ids, so a list is found without a lookup), each with the slots of the documents holding the
 //! term, ascending, the document's per-field frequencies of the term beside each slot (the
-//! only place they are kept: scoring reads them here; a list of one posting keeps it inline,
-//! with no heap block, since most terms of a shard occur in one document), and bounds of the term's frequencies
-//! and of its documents' lengths that let a query bound what the term can add to any score. A
-//! list emptied by removals is reset, so a term id reused by the interner starts with fresh
-//! bounds. This module must never score and never hold a document.
+//! only place they are kept: scoring reads them here), and bounds of the term's frequencies
+//! and of its documents' lengths that let a query bound what the term can add to any score.
+//! Most terms of a shard occur in one document, so a list of one posting is 16 bytes with no
+//! heap block: the posting inline, its bounds those of its document. A longer list keeps its
+//! postings and bounds in one heap block. A list emptied by removals is reset, so a term id
+//! reused by the interner starts with fresh bounds. This module must never score and never
+//! hold a document.
 
 use super::document::FieldTf;
 use super::fields::FIELD_COUNT;
@@ -23,78 +25,148 @@ pub(crate) struct Posting {
     pub(crate) tf: FieldTf,
 }
 
-/// The postings of one list: one inline, or a vector.
-#[derive(Debug, Clone, PartialEq)]
-enum Entries {
+/// The documents holding one term.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum PostingList {
+    #[default]
+    Empty,
+    /// One document: its posting.
     One(Posting),
-    Many(Vec<Posting>),
+    /// Any number of documents (also none, sized ahead by a bulk load).
+    Many(Box<Many>),
 }
 
-/// The documents holding one term.
+/// A list kept on the heap.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PostingList {
+pub(crate) struct Many {
     /// By slot, strictly ascending.
-    entries: Entries,
+    entries: Vec<Posting>,
     /// Per field, at least the largest frequency of the term over the documents (it never
     /// shrinks while the list lives, so it stays a bound after removals).
-    pub(crate) max_tf: FieldTf,
+    max_tf: FieldTf,
     /// Per field, at most the shortest length over the documents, saturating at `u16::MAX`
     /// (it never grows while the list lives).
-    pub(crate) min_len: [u16; FIELD_COUNT],
+    min_len: [u16; FIELD_COUNT],
+}
+
+impl Many {
+    fn with_capacity(n: usize) -> Box<Self> {
+        Box::new(Self {
+            entries: Vec::with_capacity(n),
+            max_tf: [0; FIELD_COUNT],
+            min_len: [u16::MAX; FIELD_COUNT],
+        })
+    }
+
+    /// Widen the bounds to cover a document holding the term `tf` times, of lengths `len`.
+    fn cover(&mut self, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
+        for f in 0..FIELD_COUNT {
+            self.max_tf[f] = self.max_tf[f].max(tf[f]);
+            let len = u16::try_from(len[f]).unwrap_or(u16::MAX);
+            self.min_len[f] = self.min_len[f].min(len);
+        }
+    }
 }
 
 impl PostingList {
     /// The postings, by slot, strictly ascending.
     pub(crate) fn entries(&self) -> &[Posting] {
-        match &self.entries {
-            Entries::One(p) => std::slice::from_ref(p),
-            Entries::Many(v) => v,
+        match self {
+            Self::Empty => &[],
+            Self::One(p) => std::slice::from_ref(p),
+            Self::Many(m) => &m.entries,
         }
-    }
-
-    /// How many postings.
-    pub(crate) fn len(&self) -> usize {
-        self.entries().len()
     }
 
     /// Whether the list holds no posting.
     pub(crate) fn is_empty(&self) -> bool {
-        matches!(&self.entries, Entries::Many(v) if v.is_empty())
+        self.entries().is_empty()
     }
 
-    /// Put `posting` at `i` (where [`PostingList::find`] says it goes).
-    fn insert(&mut self, i: usize, posting: Posting) {
-        match &mut self.entries {
-            // Empty and not sized ahead by a bulk load: inline.
-            Entries::Many(v) if v.capacity() == 0 => self.entries = Entries::One(posting),
-            Entries::Many(v) => {
-                footprint::reserve_one(v);
-                v.insert(i, posting);
+    /// Per field, at least the largest frequency of the term over the documents, and at most
+    /// their shortest length; `field_len` gives a document's lengths by slot.
+    pub(crate) fn bounds(
+        &self,
+        field_len: impl Fn(Slot) -> [u32; FIELD_COUNT],
+    ) -> (FieldTf, [u32; FIELD_COUNT]) {
+        match self {
+            Self::Empty => ([0; FIELD_COUNT], [u32::MAX; FIELD_COUNT]),
+            Self::One(p) => (p.tf, field_len(p.slot)),
+            Self::Many(m) => (m.max_tf, m.min_len.map(u32::from)),
+        }
+    }
+
+    /// Record that the document at `slot` (field lengths `len`) holds the term `tf` times;
+    /// `lens` holds the field lengths of the documents already in the list, by slot.
+    fn add(
+        &mut self,
+        slot: Slot,
+        tf: &FieldTf,
+        len: &[u32; FIELD_COUNT],
+        lens: &[[u32; FIELD_COUNT]],
+    ) {
+        let posting = Posting { slot, tf: *tf };
+        match self {
+            Self::Empty => *self = Self::One(posting),
+            Self::One(p) if p.slot == slot => *p = posting,
+            Self::One(p) => {
+                let first = *p;
+                let mut m = Many::with_capacity(2);
+                let first_len = lens.get(first.slot as usize).copied().unwrap_or_default();
+                m.cover(&first.tf, &first_len);
+                m.entries.push(first);
+                let i = usize::from(first.slot < slot);
+                m.entries.insert(i, posting);
+                m.cover(tf, len);
+                *self = Self::Many(m);
             }
-            Entries::One(first) => {
-                let mut v = Vec::with_capacity(2);
-                v.push(*first);
-                v.insert(i, posting);
-                self.entries = Entries::Many(v);
+            Self::Many(m) => {
+                // Bulk loads and fresh slots append.
+                let at = match m.entries.last() {
+                    Some(last) if last.slot >= slot => {
+                        m.entries.binary_search_by_key(&slot, |p| p.slot)
+                    }
+                    _ => Err(m.entries.len()),
+                };
+                match at {
+                    Ok(i) => m.entries[i] = posting,
+                    Err(i) => {
+                        footprint::reserve_one(&mut m.entries);
+                        m.entries.insert(i, posting);
+                    }
+                }
+                m.cover(tf, len);
             }
         }
     }
 
-    /// Take out the posting at `i`.
-    fn remove(&mut self, i: usize) {
-        match &mut self.entries {
-            Entries::One(_) => self.entries = Entries::Many(Vec::new()),
-            Entries::Many(v) => {
-                v.remove(i);
+    /// Forget the document at `slot`.
+    fn remove(&mut self, slot: Slot) {
+        match self {
+            Self::Empty => {}
+            Self::One(p) => {
+                if p.slot == slot {
+                    *self = Self::Empty;
+                }
+            }
+            Self::Many(m) => {
+                if let Ok(i) = m.entries.binary_search_by_key(&slot, |p| p.slot) {
+                    m.entries.remove(i);
+                }
+                if m.entries.is_empty() {
+                    *self = Self::Empty;
+                }
             }
         }
     }
 
     /// Heap bytes of the postings.
     fn heap_bytes(&self) -> usize {
-        match &self.entries {
-            Entries::One(_) => 0,
-            Entries::Many(v) => footprint::vec::<Posting>(v.capacity()),
+        match self {
+            Self::Empty | Self::One(_) => 0,
+            Self::Many(m) => {
+                std::mem::size_of::<Many>() + footprint::vec::<Posting>(m.entries.capacity())
+            }
         }
     }
 
@@ -107,16 +179,6 @@ impl PostingList {
     /// Where `slot` is (`Ok`) or would go (`Err`).
     pub(crate) fn find(&self, slot: Slot) -> Result<usize, usize> {
         self.entries().binary_search_by_key(&slot, |p| p.slot)
-    }
-}
-
-impl Default for PostingList {
-    fn default() -> Self {
-        Self {
-            entries: Entries::Many(Vec::new()),
-            max_tf: [0; FIELD_COUNT],
-            min_len: [u16::MAX; FIELD_COUNT],
-        }
     }
 }
 
@@ -133,56 +195,39 @@ impl Postings {
         Self {
             lists: counts
                 .iter()
-                .map(|&n| PostingList {
-                    entries: Entries::Many(if n > 1 {
-                        Vec::with_capacity(n as usize)
+                .map(|&n| {
+                    if n > 1 {
+                        PostingList::Many(Many::with_capacity(n as usize))
                     } else {
-                        Vec::new()
-                    }),
-                    ..PostingList::default()
+                        PostingList::Empty
+                    }
                 })
                 .collect(),
         }
     }
 
-    /// Record that the document at `slot` (field lengths `len`) holds term `sym` with `tf`.
-    pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
+    /// Record that the document at `slot` (field lengths `len`) holds term `sym` with `tf`;
+    /// `lens` holds every document's field lengths, by slot.
+    pub(crate) fn add(
+        &mut self,
+        sym: Sym,
+        slot: Slot,
+        tf: &FieldTf,
+        len: &[u32; FIELD_COUNT],
+        lens: &[[u32; FIELD_COUNT]],
+    ) {
         let at = sym as usize;
         while self.lists.len() <= at {
             footprint::reserve_one(&mut self.lists);
-            self.lists.push(PostingList::default());
+            self.lists.push(PostingList::Empty);
         }
-        let list = &mut self.lists[at];
-        let posting = Posting { slot, tf: *tf };
-        // Bulk loads and fresh slots append.
-        let at = match list.entries().last() {
-            Some(last) if last.slot >= slot => list.find(slot),
-            _ => Err(list.len()),
-        };
-        match at {
-            Ok(i) => match &mut list.entries {
-                Entries::One(p) => *p = posting,
-                Entries::Many(v) => v[i] = posting,
-            },
-            Err(i) => list.insert(i, posting),
-        }
-        for f in 0..FIELD_COUNT {
-            list.max_tf[f] = list.max_tf[f].max(tf[f]);
-            let len = u16::try_from(len[f]).unwrap_or(u16::MAX);
-            list.min_len[f] = list.min_len[f].min(len);
-        }
+        self.lists[at].add(slot, tf, len, lens);
     }
 
     /// Forget that the document at `slot` holds term `sym`.
     pub(crate) fn remove(&mut self, sym: Sym, slot: Slot) {
-        let Some(list) = self.lists.get_mut(sym as usize) else {
-            return;
-        };
-        if let Ok(i) = list.find(slot) {
-            list.remove(i);
-        }
-        if list.is_empty() {
-            *list = PostingList::default();
+        if let Some(list) = self.lists.get_mut(sym as usize) {
+            list.remove(slot);
         }
     }
 
@@ -203,8 +248,8 @@ impl Postings {
     /// Release spare capacity (after a bulk load).
     pub(crate) fn shrink(&mut self) {
         for list in &mut self.lists {
-            if let Entries::Many(v) = &mut list.entries {
-                v.shrink_to_fit();
+            if let PostingList::Many(m) = list {
+                m.entries.shrink_to_fit();
             }
         }
         self.lists.shrink_to_fit();
@@ -215,9 +260,9 @@ impl Postings {
     pub(crate) fn spare(&self) -> usize {
         self.lists
             .iter()
-            .map(|l| match &l.entries {
-                Entries::One(_) => 0,
-                Entries::Many(v) => v.capacity() - v.len(),
+            .map(|l| match l {
+                PostingList::Many(m) => m.entries.capacity() - m.entries.len(),
+                _ => 0,
             })
             .sum()
     }
@@ -225,7 +270,7 @@ impl Postings {
     /// How many (term, document) pairs are held.
     #[cfg(test)]
     pub(crate) fn pairs(&self) -> usize {
-        self.lists.iter().map(PostingList::len).sum()
+        self.lists.iter().map(|l| l.entries().len()).sum()
     }
 
     /// Estimated heap bytes.
@@ -253,15 +298,16 @@ mod tests {
     fn a_list_of_one_is_inline_and_grows_and_shrinks_through_it() {
         let mut p = Postings::default();
         let len = [3, 0, 0, 1];
-        p.add(0, 7, &[1, 0, 0, 0], &len);
+        let lens = vec![len; 10];
+        p.add(0, 7, &[1, 0, 0, 0], &len, &lens);
         assert_eq!(slots(&p, 0), [7]);
         // Only the vector of lists (room for 4) is on the heap.
         assert_eq!(p.heap_bytes(), footprint::vec::<PostingList>(4));
-        assert!(std::mem::size_of::<PostingList>() <= 40);
-        p.add(0, 7, &[2, 0, 0, 0], &len);
+        assert!(std::mem::size_of::<PostingList>() <= 16);
+        p.add(0, 7, &[2, 0, 0, 0], &len, &lens);
         assert_eq!(p.get(0).unwrap().tf_of(7), Some(&[2, 0, 0, 0]));
-        p.add(0, 3, &[1, 0, 0, 0], &len);
-        p.add(0, 9, &[1, 0, 0, 0], &len);
+        p.add(0, 3, &[1, 0, 0, 0], &len, &lens);
+        p.add(0, 9, &[1, 0, 0, 0], &len, &lens);
         assert_eq!(slots(&p, 0), [3, 7, 9]);
         assert_eq!(p.pairs(), 3);
         p.remove(0, 7);
@@ -270,19 +316,44 @@ mod tests {
         p.remove(0, 9);
         assert!(p.get(0).is_none());
         // Emptied: a fresh list, inline again.
-        p.add(0, 1, &[0, 1, 0, 0], &[0, 5, 0, 0]);
+        p.add(0, 1, &[0, 1, 0, 0], &[0, 5, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [1]);
-        assert_eq!(p.get(0).unwrap().max_tf, [0, 1, 0, 0]);
+        assert_eq!(
+            p.get(0).unwrap().bounds(|_| lens[1]),
+            ([0, 1, 0, 0], lens[1])
+        );
         assert_eq!(p.spare(), 0);
+    }
+
+    #[test]
+    fn bounds_cover_the_inline_posting_when_the_list_moves_to_the_heap() {
+        let mut p = Postings::default();
+        let lens = [[2, 0, 0, 1], [10, 3, 0, 1]];
+        p.add(0, 0, &[1, 0, 0, 0], &lens[0], &lens);
+        assert_eq!(
+            p.get(0).unwrap().bounds(|s| lens[s as usize]),
+            ([1, 0, 0, 0], lens[0])
+        );
+        p.add(0, 1, &[4, 1, 0, 0], &lens[1], &lens);
+        assert_eq!(
+            p.get(0).unwrap().bounds(|s| lens[s as usize]),
+            ([4, 1, 0, 0], [2, 0, 0, 1])
+        );
+        // Removals never tighten a heap list's bounds.
+        p.remove(0, 0);
+        assert_eq!(
+            p.get(0).unwrap().bounds(|s| lens[s as usize]),
+            ([4, 1, 0, 0], [2, 0, 0, 1])
+        );
     }
 
     #[test]
     fn a_bulk_load_fills_lists_sized_ahead() {
         let mut p = Postings::with_capacities(&[1, 3]);
         for slot in [2, 4, 6] {
-            p.add(1, slot, &[1, 0, 0, 0], &[1, 0, 0, 0]);
+            p.add(1, slot, &[1, 0, 0, 0], &[1, 0, 0, 0], &[]);
         }
-        p.add(0, 5, &[1, 0, 0, 0], &[1, 0, 0, 0]);
+        p.add(0, 5, &[1, 0, 0, 0], &[1, 0, 0, 0], &[]);
         assert_eq!(slots(&p, 1), [2, 4, 6]);
         assert_eq!(slots(&p, 0), [5]);
         assert_eq!(p.spare(), 0);

@@ -360,9 +360,13 @@ impl Shard {
         shard.tags = Interner::from_counted(&image.tags, tag_counts);
         for (slot, d) in image.docs.iter().enumerate() {
             for (sym, tf) in &d.terms {
-                shard
-                    .inverted
-                    .add(*sym, slot as Slot, &narrow_tf(tf), &d.field_len);
+                shard.inverted.add(
+                    *sym,
+                    slot as Slot,
+                    &narrow_tf(tf),
+                    &d.field_len,
+                    &shard.lens,
+                );
             }
         }
         // Each list was sized to its count above: nothing to shrink.
@@ -381,7 +385,8 @@ impl Shard {
             .collect();
         terms.sort_unstable_by_key(|(s, _)| *s);
         for (sym, tf) in &terms {
-            self.inverted.add(*sym, slot, tf, &draft.field_len);
+            self.inverted
+                .add(*sym, slot, tf, &draft.field_len, &self.lens);
         }
         let mut tags: Vec<Sym> = draft.tags.iter().map(|t| self.tags.acquire(t)).collect();
         tags.sort_unstable();

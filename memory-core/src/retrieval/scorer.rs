@@ -422,7 +422,8 @@ impl Scorer {
             .enumerate()
             .map(|(i, list)| {
                 list.map_or(0.0, |l| {
-                    self.term_bound(i, &l.max_tf, &l.min_len.map(u32::from))
+                    let (max_tf, min_len) = l.bounds(|slot| *shard.field_len(slot));
+                    self.term_bound(i, &max_tf, &min_len)
                 })
             })
             .collect();

@@ -159,7 +159,9 @@ fn scan(
     rest: Option<f64>,
 ) {
     for slot in p.locate(b) {
-        if let Some(doc) = visit.shard.doc(slot) {
+        if let Some(doc) = visit.shard.doc(slot)
+            && b.holds(doc)
+        {
             visit.consider(slot, doc, top, rest);
         }
     }

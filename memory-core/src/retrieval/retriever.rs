@@ -292,6 +292,7 @@ mod tests {
 
     use super::*;
     use crate::episode::{EpisodeSummary, OutcomeKind, TaskContext};
+    use crate::retrieval::TimeRange;
     use crate::retrieval::flags::FlagValues;
 
     const DAY: i64 = 86_400_000_000;
@@ -405,6 +406,60 @@ mod tests {
             let by_postings = ranked(Path::Hierarchical { clustering: true });
             assert_eq!(by_postings, ranked(Path::Flat), "pool {pool}");
             assert_eq!(by_postings.len(), pool);
+        }
+    }
+
+    #[test]
+    fn documents_within_tree_rounding_of_a_cluster_edge_are_found_once_and_filtered_exactly() {
+        // The trees round times to f32 (about two minutes apart at today's instants): three
+        // episodes a microsecond apart around a day boundary, rewards no f32 tells apart. The
+        // query matches no term, so the clusters (one per day) are walked through the trees.
+        let boundary = 20_500 * DAY;
+        let eps: Vec<EpisodeSummary> = [boundary - 1, boundary, boundary + 1]
+            .into_iter()
+            .enumerate()
+            .map(|(k, at)| EpisodeSummary {
+                started_at: time::from_micros(at),
+                completed_at: Some(time::from_micros(at + 1)),
+                reward: 0.5 + k as f64 * 1e-12,
+                ..episode("ns", "t", "lamp", 0)
+            })
+            .collect();
+        let now = time::from_micros(boundary + DAY);
+        for flags in [
+            FlagValues::default(),
+            FlagValues {
+                hierarchical_index: false,
+                ..FlagValues::default()
+            },
+        ] {
+            let r = retriever(flags);
+            for e in &eps {
+                r.index().insert(e).unwrap();
+            }
+            let found = |q: RetrievalQuery| -> Vec<EpisodeId> {
+                let mut v: Vec<EpisodeId> =
+                    r.search_at(&q, now).unwrap().iter().map(|h| h.id).collect();
+                v.sort();
+                v
+            };
+            let all = |ks: &[usize]| -> Vec<EpisodeId> {
+                let mut v: Vec<EpisodeId> = ks.iter().map(|k| eps[*k].id).collect();
+                v.sort();
+                v
+            };
+            let q = || RetrievalQuery::new("ns", "zebra").limit(10);
+            assert_eq!(found(q()), all(&[0, 1, 2]));
+            let at = |m| time::from_micros(m);
+            assert_eq!(
+                found(q().started_within(TimeRange::between(at(boundary), at(boundary + 1)))),
+                all(&[1])
+            );
+            assert_eq!(
+                found(q().started_within(TimeRange::before(at(boundary)))),
+                all(&[0])
+            );
+            assert_eq!(found(q().min_reward(0.5 + 2e-12)), all(&[2]));
         }
     }
 

@@ -48,9 +48,11 @@ pub(crate) struct Shard {
     field_len_total: [u64; FIELD_COUNT],
     postings: u64,
     embeddings: u64,
-    /// Estimated heap bytes: exact ([`Shard::heap_bytes`]) when built or loaded, then moved by
-    /// [`doc_cost`] per document inserted or removed (vocabulary growth is seen at the next
-    /// exact count).
+    /// Estimated heap bytes: exact ([`Shard::heap_bytes`]) when built, loaded or recounted,
+    /// then raised by [`doc_cost`] per document inserted and [`TERM_COST`] per term new to the
+    /// vocabulary, and lowered per document removed by only what that frees (its own heap
+    /// block: the containers keep their room for the next inserts). So it errs high, which a
+    /// budget can afford, and the next exact count corrects it.
     approx_bytes: usize,
     /// Changes queued while the content is spilled (or being spilled), in arrival order.
     pending: Vec<Pending>,
@@ -92,6 +94,10 @@ impl Pending {
             }
     }
 }
+
+/// Estimated bytes one distinct term costs a shard besides its postings: its interner entry
+/// (16), hash table slot (about 8), posting list (16) and string (a few bytes in the arena).
+const TERM_COST: usize = 48;
 
 /// Estimated bytes one document costs a shard: its table entry and heap, its postings, its
 /// id-map entry, and its R-tree point with node overhead.
@@ -466,8 +472,9 @@ impl Shard {
                 (self.docs.len() - 1) as Slot
             }
         };
+        let vocabulary = self.terms.len();
         let doc = self.attach(draft, slot);
-        self.approx_bytes += doc_cost(&doc);
+        self.approx_bytes += doc_cost(&doc) + (self.terms.len() - vocabulary) * TERM_COST;
         self.docs[slot as usize] = Some(doc);
         self.by_id.insert(slot, &self.docs);
         (slot, previous)
@@ -478,7 +485,7 @@ impl Shard {
         let slot = self.by_id.remove(id, &self.docs)?;
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
         self.detach(&doc, slot);
-        self.approx_bytes = self.approx_bytes.saturating_sub(doc_cost(&doc));
+        self.approx_bytes = self.approx_bytes.saturating_sub(doc.heap_bytes());
         let bucket_width = self.bucket_width;
         let emptied = match self.partitions.get_mut(&doc.task_type) {
             Some(p) => {
@@ -784,6 +791,35 @@ mod tests {
     }
 
     const WEEK: i64 = 7 * 86_400_000_000;
+
+    #[test]
+    fn the_running_estimate_follows_vocabulary_growth_and_shrinkage() {
+        // Mostly words seen once, as in agent task descriptions (ids, names, numbers).
+        let mut shard = Shard::new(86_400_000_000);
+        let mut ids = Vec::new();
+        for k in 0..3_000 {
+            let d = draft(
+                &format!("refund order o{k}a o{k}b o{k}c customer c{k} lamp"),
+                "t",
+                k % 30,
+            );
+            ids.push(d.id);
+            shard.upsert(d);
+        }
+        let ratio = |shard: &mut Shard| {
+            let running = shard.approx_bytes() as f64;
+            running / shard.recount() as f64
+        };
+        let grown = ratio(&mut shard);
+        assert!((0.85..=1.15).contains(&grown), "running / exact {grown:.3}");
+        // From the exact count (`ratio` recounts), remove most documents: the estimate may
+        // err high, never low.
+        for id in &ids[..2_500] {
+            shard.remove(*id);
+        }
+        let shrunk = ratio(&mut shard);
+        assert!((1.0..=1.3).contains(&shrunk), "running / exact {shrunk:.3}");
+    }
 
     #[test]
     fn insert_then_remove_leaves_no_trace() {

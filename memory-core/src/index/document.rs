@@ -161,18 +161,20 @@ pub(crate) fn norm(v: &[f32]) -> f64 {
 /// An episode inside a shard. Ids (`Sym`) refer to that shard's interners.
 ///
 /// Kept small (96 bytes, one heap block for its ids, one more only with a vector): a shard
-/// holds one per episode.
+/// holds one per episode. The ids are delta-coded (LEB128, so a few bytes each instead of
+/// four): every reader walks them in order, and none needs one at random.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexedEpisode {
     pub(crate) id: EpisodeId,
     pub(crate) version: u64,
     /// Shared with the task-type partition's key.
     pub(crate) task_type: Arc<str>,
-    /// Distinct term ids, ascending, then distinct tag ids, ascending (the frequencies are in
-    /// the shard's posting lists, the field lengths in its length column).
-    syms: Box<[Sym]>,
-    /// Where the tag ids begin in `syms`.
-    tags_from: u32,
+    /// Distinct tag ids, ascending, then distinct term ids, ascending, each run delta-coded
+    /// from 0 ([`Ids`]; the frequencies are in the shard's posting lists, the field lengths in
+    /// its length column).
+    ids: Box<[u8]>,
+    /// Where the term ids begin in `ids`.
+    terms_at: u32,
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
     /// `started_at` in microseconds since the epoch.
@@ -180,6 +182,60 @@ pub(crate) struct IndexedEpisode {
     /// `completed_at` in microseconds since the epoch, or [`IN_PROGRESS`].
     completed_at: i64,
     embedding: Option<Box<Vector>>,
+}
+
+/// Append `ids` (ascending) to `out`, each as its difference from the one before (the first
+/// from 0) in LEB128: seven bits a byte, the high bit set on every byte but a number's last.
+fn encode(out: &mut Vec<u8>, ids: impl IntoIterator<Item = Sym>) {
+    let mut prev = 0;
+    for id in ids {
+        let mut delta = id - prev;
+        prev = id;
+        while delta >= 0x80 {
+            out.push((delta & 0x7f) as u8 | 0x80);
+            delta >>= 7;
+        }
+        out.push(delta as u8);
+    }
+}
+
+/// Ids coded by [`encode`], decoded in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Ids<'a> {
+    bytes: &'a [u8],
+    prev: Sym,
+}
+
+impl<'a> Ids<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, prev: 0 }
+    }
+
+    /// How many ids are left (one byte below 0x80 ends each).
+    fn count_left(&self) -> usize {
+        self.bytes.iter().filter(|b| **b < 0x80).count()
+    }
+}
+
+impl Iterator for Ids<'_> {
+    type Item = Sym;
+
+    #[inline]
+    fn next(&mut self) -> Option<Sym> {
+        let mut delta: Sym = 0;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = self.bytes.split_first()?;
+            self.bytes = rest;
+            delta |= Sym::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        self.prev += delta;
+        Some(self.prev)
+    }
 }
 
 /// `completed_at` of an episode in progress: below any instant a timestamp can hold.
@@ -207,15 +263,17 @@ impl IndexedEpisode {
         completed_at: Option<i64>,
         embedding: Option<Box<[f32]>>,
     ) -> Self {
-        let mut syms: Vec<Sym> = terms.into_iter().collect();
-        let tags_from = u32::try_from(syms.len()).expect("fewer than 2^32 terms");
-        syms.extend(tags);
+        let mut ids = Vec::new();
+        encode(&mut ids, tags);
+        // A document's ids take far fewer than 4 GiB: a term or tag costs far more to analyze.
+        let terms_at = u32::try_from(ids.len()).expect("tag ids under 4 GiB");
+        encode(&mut ids, terms);
         Self {
             id,
             version,
             task_type,
-            syms: syms.into_boxed_slice(),
-            tags_from,
+            ids: ids.into_boxed_slice(),
+            terms_at,
             outcome,
             reward,
             started_at,
@@ -230,13 +288,18 @@ impl IndexedEpisode {
     }
 
     /// Distinct term ids, ascending.
-    pub(crate) fn terms(&self) -> &[Sym] {
-        &self.syms[..self.tags_from as usize]
+    pub(crate) fn terms(&self) -> Ids<'_> {
+        Ids::new(&self.ids[self.terms_at as usize..])
+    }
+
+    /// How many distinct terms.
+    pub(crate) fn term_count(&self) -> usize {
+        Ids::new(&self.ids[self.terms_at as usize..]).count_left()
     }
 
     /// Distinct tag ids, ascending.
-    pub(crate) fn tags(&self) -> &[Sym] {
-        &self.syms[self.tags_from as usize..]
+    pub(crate) fn tags(&self) -> Ids<'_> {
+        Ids::new(&self.ids[..self.terms_at as usize])
     }
 
     /// `completed_at` in microseconds since the epoch, if completed.
@@ -256,12 +319,12 @@ impl IndexedEpisode {
 
     /// Whether the document carries tag `sym`.
     pub(crate) fn has_tag(&self, sym: Sym) -> bool {
-        self.tags().binary_search(&sym).is_ok()
+        self.tags().take_while(|t| *t <= sym).any(|t| t == sym)
     }
 
     /// Heap bytes owned by this document (the task-type `Arc` is charged to its partition).
     pub(crate) fn heap_bytes(&self) -> usize {
-        footprint::vec::<Sym>(self.syms.len())
+        footprint::vec::<u8>(self.ids.len())
             + self.embedding.as_ref().map_or(0, |v| {
                 std::mem::size_of::<Vector>() + footprint::vec::<f32>(v.values.len())
             })
@@ -332,8 +395,9 @@ mod tests {
             )
         };
         let d = doc(None, Some(vec![3.0, 4.0].into_boxed_slice()));
-        assert_eq!(d.terms(), [1, 4, 9]);
-        assert_eq!(d.tags(), [2, 3]);
+        assert_eq!(d.terms().collect::<Vec<_>>(), [1, 4, 9]);
+        assert_eq!(d.term_count(), 3);
+        assert_eq!(d.tags().collect::<Vec<_>>(), [2, 3]);
         assert!(d.has_tag(3) && !d.has_tag(4));
         assert_eq!(d.completed_at(), None);
         assert_eq!(d.recency_at(), -7);
@@ -342,6 +406,33 @@ mod tests {
         assert_eq!(d.completed_at(), Some(i64::MIN + 5));
         assert_eq!(d.embedding(), None);
         assert!(std::mem::size_of::<Option<IndexedEpisode>>() <= 96);
+    }
+
+    #[test]
+    fn ids_round_trip_through_their_coding_at_every_width() {
+        let terms: Vec<Sym> = vec![0, 1, 127, 128, 255, 16_383, 16_384, 2_097_152, u32::MAX];
+        let tags: Vec<Sym> = vec![5, 300, 70_000];
+        let d = IndexedEpisode::new(
+            EpisodeId::new(),
+            1,
+            Arc::from("t"),
+            terms.iter().copied(),
+            tags.iter().copied(),
+            None,
+            0.0,
+            0,
+            None,
+            None,
+        );
+        assert_eq!(d.terms().collect::<Vec<_>>(), terms);
+        assert_eq!(d.term_count(), terms.len());
+        assert_eq!(d.tags().collect::<Vec<_>>(), tags);
+        assert!(d.has_tag(300) && d.has_tag(70_000) && !d.has_tag(0) && !d.has_tag(299));
+        // Seven bits a byte of each gap: one byte per gap below 128, five for the widest.
+        assert_eq!(
+            d.ids.len(),
+            (1 + 2 + 3) + (1 + 1 + 1 + 1 + 1 + 2 + 1 + 3 + 5)
+        );
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn doc_cost(doc: &IndexedEpisode) -> usize {
     std::mem::size_of::<Option<IndexedEpisode>>()
         + doc.heap_bytes()
         + std::mem::size_of::<[u32; FIELD_COUNT]>()
-        + doc.terms().len() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
+        + doc.term_count() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
         + ID_MAP_ENTRY
         + TREE_POINT
 }
@@ -212,7 +212,7 @@ impl Shard {
         let mut doc_terms: Vec<Vec<(u32, [u16; FIELD_COUNT])>> = self
             .docs
             .iter()
-            .map(|d| Vec::with_capacity(d.as_ref().map_or(0, |d| d.terms().len())))
+            .map(|d| Vec::with_capacity(d.as_ref().map_or(0, IndexedEpisode::term_count)))
             .collect();
         for (sym, list) in self.inverted.iter() {
             let term = term_map[sym as usize];
@@ -227,8 +227,7 @@ impl Shard {
             .zip(&self.lens)
             .filter_map(|((d, terms), len)| d.as_ref().map(|d| (d, terms, *len)))
             .map(|(d, doc_terms, field_len)| {
-                let mut doc_tags: Vec<u32> =
-                    d.tags().iter().map(|sym| tag_map[*sym as usize]).collect();
+                let mut doc_tags: Vec<u32> = d.tags().map(|sym| tag_map[sym as usize]).collect();
                 doc_tags.sort_unstable();
                 DocImage {
                     id: d.id,
@@ -428,18 +427,20 @@ impl Shard {
 
     /// Undo [`Shard::attach`] for `doc` at `slot`.
     fn detach(&mut self, doc: &IndexedEpisode, slot: Slot) {
+        let mut terms = 0;
         for sym in doc.terms() {
-            self.inverted.remove(*sym, slot);
-            self.terms.release(*sym);
+            self.inverted.remove(sym, slot);
+            self.terms.release(sym);
+            terms += 1;
         }
         for sym in doc.tags() {
-            self.tags.release(*sym);
+            self.tags.release(sym);
         }
         let len = self.lens[slot as usize];
         for (total, len) in self.field_len_total.iter_mut().zip(len) {
             *total -= u64::from(len);
         }
-        self.postings -= doc.terms().len() as u64;
+        self.postings -= terms;
         if doc.embedding().is_some() {
             self.embeddings -= 1;
         }

@@ -46,11 +46,11 @@ pub(crate) fn label_terms(
                 continue;
             };
             for sym in doc.terms() {
-                let Some(tf) = shard.term_tf(*sym, slot) else {
+                let Some(tf) = shard.term_tf(sym, slot) else {
                     continue;
                 };
                 if label_fields.iter().any(|&f| f < FIELD_COUNT && tf[f] > 0)
-                    && let Some(text) = shard.term_text(*sym)
+                    && let Some(text) = shard.term_text(sym)
                 {
                     *counts.entry(text.to_owned()).or_default() += 1;
                 }

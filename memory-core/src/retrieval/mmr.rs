@@ -40,10 +40,9 @@ impl Features {
         let docs = shard.len() as u64;
         let mut terms: Vec<(u64, f64)> = doc
             .terms()
-            .iter()
             .filter_map(|sym| {
-                let text = shard.term_text(*sym)?;
-                Some((fnv1a(text), idf(docs, u64::from(shard.term_df(*sym)))))
+                let text = shard.term_text(sym)?;
+                Some((fnv1a(text), idf(docs, u64::from(shard.term_df(sym)))))
             })
             .collect();
         terms.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));

@@ -135,7 +135,7 @@ impl Resolved<'_> {
         let mut more: Vec<Hit> = Vec::new();
         let mut n = 0;
         for sym in doc.terms() {
-            let q = self.query_term(*sym);
+            let q = self.query_term(sym);
             let Some(list) = q.checked_sub(1).and_then(|i| self.lists[i as usize]) else {
                 continue;
             };
@@ -531,10 +531,15 @@ impl Scorer {
     /// A bound of the score of a document with `terms` whose non-lexical terms add at most
     /// `rest`, up to rounding (a relative error far below the pruning margin): `rest` plus the
     /// bounds of its query terms.
-    pub(crate) fn quick_bound(&self, r: &Resolved, terms: &[Sym], rest: f64) -> f64 {
+    pub(crate) fn quick_bound(
+        &self,
+        r: &Resolved,
+        terms: impl IntoIterator<Item = Sym>,
+        rest: f64,
+    ) -> f64 {
         let mut sum = rest;
         for sym in terms {
-            let q = r.query_term(*sym);
+            let q = r.query_term(sym);
             if q != 0 {
                 sum += r.bounds.get(q as usize - 1).copied().unwrap_or(0.0);
             }

@@ -174,9 +174,9 @@ impl Interner {
             .map(|(i, e)| (i as Sym, text_in(&self.arena, *e)))
     }
 
-    /// An interner holding `texts` (distinct, each at most [`MAX_STRING_BYTES`]) under ids `0..texts.len()`,
-    /// each held by the number of documents `counts` gives (same length; every count at
-    /// least 1).
+    /// An interner holding `texts` (distinct, each at most [`MAX_STRING_BYTES`]) under ids
+    /// `0..texts.len()`, each held by the number of documents `counts` gives (same length;
+    /// every count at least 1).
     pub(crate) fn from_counted(texts: &[String], counts: Vec<u32>) -> Self {
         debug_assert_eq!(texts.len(), counts.len());
         let hasher = DefaultHashBuilder::default();

@@ -96,38 +96,29 @@ impl PostingList {
         }
     }
 
-    /// Record that the document at `slot` (field lengths `len`) holds the term `tf` times;
-    /// `lens` holds the field lengths of the documents already in the list, by slot.
-    fn add(
-        &mut self,
-        slot: Slot,
-        tf: &FieldTf,
-        len: &[u32; FIELD_COUNT],
-        lens: &[[u32; FIELD_COUNT]],
-    ) {
+    /// Record that the document at `slot` holds the term `tf` times; `lens` holds every
+    /// document's field lengths by slot, this one's included.
+    fn add(&mut self, slot: Slot, tf: &FieldTf, lens: &[[u32; FIELD_COUNT]]) {
         let posting = Posting { slot, tf: *tf };
-        match self {
-            Self::Empty => *self = Self::One(posting),
-            Self::One(p) if p.slot == slot => *p = posting,
-            Self::One(p) => {
+        let len_of = |s: Slot| lens.get(s as usize).copied().unwrap_or_default();
+        // Bulk loads and fresh slots append.
+        let at = match self.entries().last() {
+            Some(last) if last.slot >= slot => self.find(slot),
+            _ => Err(self.entries().len()),
+        };
+        match (&mut *self, at) {
+            (Self::Empty, _) => *self = Self::One(posting),
+            (Self::One(p), Ok(_)) => *p = posting,
+            (Self::One(p), Err(i)) => {
                 let first = *p;
                 let mut m = Many::with_capacity(2);
-                let first_len = lens.get(first.slot as usize).copied().unwrap_or_default();
-                m.cover(&first.tf, &first_len);
+                m.cover(&first.tf, &len_of(first.slot));
                 m.entries.push(first);
-                let i = usize::from(first.slot < slot);
                 m.entries.insert(i, posting);
-                m.cover(tf, len);
+                m.cover(tf, &len_of(slot));
                 *self = Self::Many(m);
             }
-            Self::Many(m) => {
-                // Bulk loads and fresh slots append.
-                let at = match m.entries.last() {
-                    Some(last) if last.slot >= slot => {
-                        m.entries.binary_search_by_key(&slot, |p| p.slot)
-                    }
-                    _ => Err(m.entries.len()),
-                };
+            (Self::Many(m), at) => {
                 match at {
                     Ok(i) => m.entries[i] = posting,
                     Err(i) => {
@@ -135,28 +126,21 @@ impl PostingList {
                         m.entries.insert(i, posting);
                     }
                 }
-                m.cover(tf, len);
+                m.cover(tf, &len_of(slot));
             }
         }
     }
 
     /// Forget the document at `slot`.
     fn remove(&mut self, slot: Slot) {
+        let Ok(i) = self.find(slot) else {
+            return;
+        };
         match self {
-            Self::Empty => {}
-            Self::One(p) => {
-                if p.slot == slot {
-                    *self = Self::Empty;
-                }
+            Self::Many(m) if m.entries.len() > 1 => {
+                m.entries.remove(i);
             }
-            Self::Many(m) => {
-                if let Ok(i) = m.entries.binary_search_by_key(&slot, |p| p.slot) {
-                    m.entries.remove(i);
-                }
-                if m.entries.is_empty() {
-                    *self = Self::Empty;
-                }
-            }
+            _ => *self = Self::Empty,
         }
     }
 
@@ -206,22 +190,15 @@ impl Postings {
         }
     }
 
-    /// Record that the document at `slot` (field lengths `len`) holds term `sym` with `tf`;
-    /// `lens` holds every document's field lengths, by slot.
-    pub(crate) fn add(
-        &mut self,
-        sym: Sym,
-        slot: Slot,
-        tf: &FieldTf,
-        len: &[u32; FIELD_COUNT],
-        lens: &[[u32; FIELD_COUNT]],
-    ) {
+    /// Record that the document at `slot` holds term `sym` with `tf`; `lens` holds every
+    /// document's field lengths by slot, this one's included.
+    pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, lens: &[[u32; FIELD_COUNT]]) {
         let at = sym as usize;
         while self.lists.len() <= at {
             footprint::reserve_one(&mut self.lists);
             self.lists.push(PostingList::Empty);
         }
-        self.lists[at].add(slot, tf, len, lens);
+        self.lists[at].add(slot, tf, lens);
     }
 
     /// Forget that the document at `slot` holds term `sym`.
@@ -299,15 +276,15 @@ mod tests {
         let mut p = Postings::default();
         let len = [3, 0, 0, 1];
         let lens = vec![len; 10];
-        p.add(0, 7, &[1, 0, 0, 0], &len, &lens);
+        p.add(0, 7, &[1, 0, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [7]);
         // Only the vector of lists (room for 4) is on the heap.
         assert_eq!(p.heap_bytes(), footprint::vec::<PostingList>(4));
         assert!(std::mem::size_of::<PostingList>() <= 16);
-        p.add(0, 7, &[2, 0, 0, 0], &len, &lens);
+        p.add(0, 7, &[2, 0, 0, 0], &lens);
         assert_eq!(p.get(0).unwrap().tf_of(7), Some(&[2, 0, 0, 0]));
-        p.add(0, 3, &[1, 0, 0, 0], &len, &lens);
-        p.add(0, 9, &[1, 0, 0, 0], &len, &lens);
+        p.add(0, 3, &[1, 0, 0, 0], &lens);
+        p.add(0, 9, &[1, 0, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [3, 7, 9]);
         assert_eq!(p.pairs(), 3);
         p.remove(0, 7);
@@ -316,7 +293,7 @@ mod tests {
         p.remove(0, 9);
         assert!(p.get(0).is_none());
         // Emptied: a fresh list, inline again.
-        p.add(0, 1, &[0, 1, 0, 0], &[0, 5, 0, 0], &lens);
+        p.add(0, 1, &[0, 1, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [1]);
         assert_eq!(
             p.get(0).unwrap().bounds(|_| lens[1]),
@@ -329,12 +306,12 @@ mod tests {
     fn bounds_cover_the_inline_posting_when_the_list_moves_to_the_heap() {
         let mut p = Postings::default();
         let lens = [[2, 0, 0, 1], [10, 3, 0, 1]];
-        p.add(0, 0, &[1, 0, 0, 0], &lens[0], &lens);
+        p.add(0, 0, &[1, 0, 0, 0], &lens);
         assert_eq!(
             p.get(0).unwrap().bounds(|s| lens[s as usize]),
             ([1, 0, 0, 0], lens[0])
         );
-        p.add(0, 1, &[4, 1, 0, 0], &lens[1], &lens);
+        p.add(0, 1, &[4, 1, 0, 0], &lens);
         assert_eq!(
             p.get(0).unwrap().bounds(|s| lens[s as usize]),
             ([4, 1, 0, 0], [2, 0, 0, 1])
@@ -350,10 +327,11 @@ mod tests {
     #[test]
     fn a_bulk_load_fills_lists_sized_ahead() {
         let mut p = Postings::with_capacities(&[1, 3]);
+        let lens = [[1, 0, 0, 0]; 7];
         for slot in [2, 4, 6] {
-            p.add(1, slot, &[1, 0, 0, 0], &[1, 0, 0, 0], &[]);
+            p.add(1, slot, &[1, 0, 0, 0], &lens);
         }
-        p.add(0, 5, &[1, 0, 0, 0], &[1, 0, 0, 0], &[]);
+        p.add(0, 5, &[1, 0, 0, 0], &lens);
         assert_eq!(slots(&p, 1), [2, 4, 6]);
         assert_eq!(slots(&p, 0), [5]);
         assert_eq!(p.spare(), 0);

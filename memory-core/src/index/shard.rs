@@ -365,13 +365,9 @@ impl Shard {
         shard.tags = Interner::from_counted(&image.tags, tag_counts);
         for (slot, d) in image.docs.iter().enumerate() {
             for (sym, tf) in &d.terms {
-                shard.inverted.add(
-                    *sym,
-                    slot as Slot,
-                    &narrow_tf(tf),
-                    &d.field_len,
-                    &shard.lens,
-                );
+                shard
+                    .inverted
+                    .add(*sym, slot as Slot, &narrow_tf(tf), &shard.lens);
             }
         }
         // Each list was sized to its count above: nothing to shrink.
@@ -389,20 +385,19 @@ impl Shard {
             .map(|(text, tf)| (self.terms.acquire(text), *tf))
             .collect();
         terms.sort_unstable_by_key(|(s, _)| *s);
+        while self.lens.len() <= slot as usize {
+            footprint::reserve_one(&mut self.lens);
+            self.lens.push([0; FIELD_COUNT]);
+        }
+        self.lens[slot as usize] = draft.field_len;
         for (sym, tf) in &terms {
-            self.inverted
-                .add(*sym, slot, tf, &draft.field_len, &self.lens);
+            self.inverted.add(*sym, slot, tf, &self.lens);
         }
         let mut tags: Vec<Sym> = draft.tags.iter().map(|t| self.tags.acquire(t)).collect();
         tags.sort_unstable();
         for f in 0..FIELD_COUNT {
             self.field_len_total[f] += u64::from(draft.field_len[f]);
         }
-        while self.lens.len() <= slot as usize {
-            footprint::reserve_one(&mut self.lens);
-            self.lens.push([0; FIELD_COUNT]);
-        }
-        self.lens[slot as usize] = draft.field_len;
         self.postings += terms.len() as u64;
         if draft.embedding.is_some() {
             self.embeddings += 1;

@@ -51,6 +51,21 @@ impl EpisodeId {
     }
 }
 
+/// The ids in `(after, through]`, in id order: one page of an id-ordered paged read (see
+/// `store::Page`). `None` leaves that end open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdRange {
+    pub(crate) after: Option<EpisodeId>,
+    pub(crate) through: Option<EpisodeId>,
+}
+
+impl IdRange {
+    /// Whether `id` lies in the range.
+    pub(crate) fn holds(&self, id: EpisodeId) -> bool {
+        self.after.is_none_or(|a| id > a) && self.through.is_none_or(|t| id <= t)
+    }
+}
+
 impl Default for EpisodeId {
     fn default() -> Self {
         Self::new()

@@ -188,16 +188,10 @@ impl Inner {
             }
         }
         report.recorded_repaired = self.repair_recorded().await?;
-        let index = self.retriever.index();
-        let (stored, cached, indexed) =
-            reconcile::observe(self.durable.as_ref(), self.cache.as_ref(), index).await?;
-        report.durable_episodes = stored.len() as u64;
-        let repairs = reconcile::plan(&stored, &cached, &indexed);
-        reconcile::apply(
-            &repairs,
+        reconcile::pass(
             self.durable.as_ref(),
             self.cache.as_ref(),
-            index,
+            self.retriever.index(),
             &self.fence,
             &mut report,
         )

@@ -8,14 +8,14 @@
 //! longer has the episode. A divergence created by a write racing the pass is left for the
 //! next pass, which is why a pass is idempotent and safe to run at any time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::engine::fence::CacheFence;
 use crate::episode::Episode;
 use crate::error::Result;
-use crate::id::EpisodeId;
+use crate::id::{EpisodeId, IdRange};
 use crate::index::SpatiotemporalIndex;
-use crate::store::{CacheStore, CachedVersion, DurableStore, all_pages, scan_all_versions};
+use crate::store::{CacheStore, CachedVersion, DurableStore};
 
 /// What one reconciliation pass found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub(crate) enum Repair {
 }
 
 /// Decide the repairs from one observation of the three stores.
-pub(crate) fn plan(
+fn plan(
     durable: &HashMap<EpisodeId, u64>,
     cache: &[CachedVersion],
     index: &[(EpisodeId, u64)],
@@ -142,26 +142,112 @@ pub(crate) fn plan(
     repairs
 }
 
-/// Observe the three stores.
-pub(crate) async fn observe(
+/// Ids of the durable store compared per step of a pass.
+const RANGE: usize = 50_000;
+/// Cache entries read per cache scan.
+const CACHE_PAGE: usize = 10_000;
+
+/// One comparison of the three stores, with its repairs, a range of ids at a time: each page
+/// of the durable store's id-ordered versions fixes a range, and only that range's index and
+/// cache entries are read against it. So a pass holds one range of each store's ids, however
+/// many episodes there are (reading them all at once cost about 150 bytes an episode, outside
+/// the memory budget).
+///
+/// Each range's index entries are read after its durable page: an episode written in between
+/// can look like an index orphan, and `apply` finds it on re-reading (`raced`).
+pub(crate) async fn pass(
     durable: &dyn DurableStore,
     cache: &dyn CacheStore,
     index: &SpatiotemporalIndex,
-) -> Result<(
-    HashMap<EpisodeId, u64>,
-    Vec<CachedVersion>,
-    Vec<(EpisodeId, u64)>,
-)> {
-    // The index is read first: an entry it gained after this read cannot look like an
-    // orphan, and one gained before has its durable write already committed.
-    let indexed = index.versions();
-    let stored: HashMap<EpisodeId, u64> = scan_all_versions(durable).await?.into_iter().collect();
-    let cached = all_pages(|after| cache.scan(after, 10_000)).await?;
-    Ok((stored, cached, indexed))
+    fence: &CacheFence,
+    report: &mut ReconcileReport,
+) -> Result<()> {
+    let stores = Stores {
+        durable,
+        cache,
+        index,
+        fence,
+    };
+    pass_in(&stores, RANGE, CACHE_PAGE, report).await.map(drop)
+}
+
+/// The three stores a pass compares, and the cache fence its refills respect.
+struct Stores<'a> {
+    durable: &'a dyn DurableStore,
+    cache: &'a dyn CacheStore,
+    index: &'a SpatiotemporalIndex,
+    fence: &'a CacheFence,
+}
+
+/// [`pass`] with `range` durable ids per step and `cache_page` cache entries per scan; returns
+/// the most ids (of the three stores together) one step held.
+async fn pass_in(
+    s: &Stores<'_>,
+    range: usize,
+    cache_page: usize,
+    report: &mut ReconcileReport,
+) -> Result<usize> {
+    let mut cached = CacheCursor::new(s.cache, cache_page);
+    let (mut after, mut held) = (None, 0);
+    loop {
+        let page = s.durable.scan_versions(after, range).await?;
+        let ids = IdRange {
+            after,
+            through: page.next_after,
+        };
+        let indexed = s.index.versions_in(ids);
+        let stored: HashMap<EpisodeId, u64> = page.items.into_iter().collect();
+        let in_cache = cached.take(ids).await?;
+        held = held.max(stored.len() + indexed.len() + in_cache.len() + cached.ahead.len());
+        report.durable_episodes += stored.len() as u64;
+        let repairs = plan(&stored, &in_cache, &indexed);
+        apply(&repairs, s.durable, s.cache, s.index, s.fence, report).await?;
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return Ok(held),
+        }
+    }
+}
+
+/// The cache's entries in id order, read a page at a time and handed out a range at a time.
+struct CacheCursor<'a> {
+    cache: &'a dyn CacheStore,
+    page: usize,
+    /// Read but not yet handed out, ascending.
+    ahead: VecDeque<CachedVersion>,
+    /// Where the next cache page starts.
+    after: Option<EpisodeId>,
+    /// Whether the cache has no entries after `ahead`.
+    done: bool,
+}
+
+impl<'a> CacheCursor<'a> {
+    fn new(cache: &'a dyn CacheStore, page: usize) -> Self {
+        Self {
+            cache,
+            page,
+            ahead: VecDeque::new(),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The entries up to the end of `range`; ranges must be asked in ascending order.
+    async fn take(&mut self, range: IdRange) -> Result<Vec<CachedVersion>> {
+        let past = |c: &CachedVersion| range.through.is_some_and(|t| c.id > t);
+        while !self.done && !self.ahead.back().is_some_and(past) {
+            let page = self.cache.scan(self.after, self.page).await?;
+            self.ahead.extend(page.items);
+            self.after = page.next_after;
+            self.done = page.next_after.is_none();
+        }
+        let n = self.ahead.iter().take_while(|c| !past(c)).count();
+        Ok(self.ahead.drain(..n).collect())
+    }
 }
 
 /// Perform `repairs`, each after re-reading the episode from the durable store.
-pub(crate) async fn apply(
+async fn apply(
     repairs: &[Repair],
     durable: &dyn DurableStore,
     cache: &dyn CacheStore,
@@ -354,6 +440,66 @@ mod tests {
         assert!(
             plan(&durable, &[], &[(e.id, e.version)]).is_empty(),
             "a cache miss is fine"
+        );
+    }
+
+    /// Divergences at the first and last ids, and at the edges of the ranges a pass steps
+    /// through, are all repaired, with nothing counted as raced, and no step holds more than
+    /// its range's ids plus one cache page.
+    #[tokio::test]
+    async fn a_pass_repairs_range_by_range_and_holds_one_range_at_a_time() {
+        use crate::store::{InMemoryCache, InMemoryStore};
+        let durable = InMemoryStore::new();
+        let cache = InMemoryCache::new();
+        let index = SpatiotemporalIndex::new(crate::index::IndexConfig::default()).unwrap();
+        let fence = CacheFence::default();
+        let mut all: Vec<Episode> = (0..30)
+            .map(|_| crate::conformance::sample_episode("ns"))
+            .collect();
+        all.sort_by_key(|e| e.id);
+        // Ranges of 3 durable ids: the durable store lacks 0, 13 and 29 (index and cache
+        // orphans before, inside and after its ids); the index lacks 6 and 12 (each the last
+        // id of its range) and 27; the cache holds every fourth episode, range edges among them.
+        let (index_only, missing) = ([0, 13, 29], [6, 12, 27]);
+        for (i, e) in all.iter().enumerate() {
+            if !index_only.contains(&i) {
+                durable.create_episode(e).await.unwrap();
+            }
+            if !missing.contains(&i) {
+                index.insert(&e.summary()).unwrap();
+            }
+            if i % 4 == 0 || index_only.contains(&i) {
+                cache.put(e).await.unwrap();
+            }
+        }
+        let stores = Stores {
+            durable: &durable,
+            cache: &cache,
+            index: &index,
+            fence: &fence,
+        };
+        let mut report = ReconcileReport::default();
+        let held = pass_in(&stores, 3, 2, &mut report).await.unwrap();
+        assert_eq!(report.durable_episodes, 27);
+        assert_eq!(report.index_orphans, 3, "{report:?}");
+        assert_eq!(report.index_missing, 3, "{report:?}");
+        assert_eq!(report.cache_orphans, 3, "{report:?}");
+        assert_eq!(report.raced, 0, "{report:?}");
+        assert_eq!(report.repairs(), 9, "{report:?}");
+        // A range of 3 durable ids, up to 3 + 1 indexed (an orphan after the last), up to 3
+        // cached plus a page of 2 read ahead.
+        assert!(held <= 12, "one step held {held} ids");
+
+        let mut indexed = index.versions();
+        indexed.sort();
+        let stored = crate::store::scan_all_versions(&durable).await.unwrap();
+        assert_eq!(indexed, stored, "the index agrees with the durable store");
+        let mut again = ReconcileReport::default();
+        let all_at_once = pass_in(&stores, 1_000, 1_000, &mut again).await;
+        assert_eq!(again.repairs(), 0, "{again:?}");
+        assert!(
+            all_at_once.unwrap() >= 27 + 27,
+            "in one range a step holds every id"
         );
     }
 }

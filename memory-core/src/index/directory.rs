@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::mem::size_of;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::id::EpisodeId;
+use crate::id::{EpisodeId, IdRange};
 
 use super::cell::ShardCell;
 use super::footprint;
@@ -78,6 +78,16 @@ impl Directory {
         self.lock()
             .entries
             .iter()
+            .map(|(id, l)| (*id, l.version))
+            .collect()
+    }
+
+    /// The indexed ids in `range` with their versions, in no order (one pass over the map).
+    pub(crate) fn versions_in(&self, range: IdRange) -> Vec<(EpisodeId, u64)> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(id, _)| range.holds(**id))
             .map(|(id, l)| (*id, l.version))
             .collect()
     }

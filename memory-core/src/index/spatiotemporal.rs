@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::episode::EpisodeSummary;
 use crate::error::{Error, Result};
-use crate::id::EpisodeId;
+use crate::id::{EpisodeId, IdRange};
 
 use super::cell::{LockWaitStats, LockWaits, Residence, ShardCell};
 use super::config::IndexConfig;
@@ -358,6 +358,12 @@ impl SpatiotemporalIndex {
     /// reconciliation compares with the durable store.
     pub fn versions(&self) -> Vec<(EpisodeId, u64)> {
         self.directory.versions()
+    }
+
+    /// The indexed ids in `range` with their versions, in no order: what reconciliation
+    /// compares a page of the durable store with.
+    pub(crate) fn versions_in(&self, range: IdRange) -> Vec<(EpisodeId, u64)> {
+        self.directory.versions_in(range)
     }
 
     /// How many episodes are indexed.

@@ -161,7 +161,7 @@ pub async fn scan_all_versions(store: &dyn DurableStore) -> Result<Vec<(EpisodeI
 
 /// Every item of an id-ordered paged read: `page(after)` is called with `None`, then with each
 /// page's `next_after`, until a page has none.
-pub(crate) async fn all_pages<T, F, Fut>(page: F) -> Result<Vec<T>>
+async fn all_pages<T, F, Fut>(page: F) -> Result<Vec<T>>
 where
     F: FnMut(Option<EpisodeId>) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>>>,

@@ -3,7 +3,8 @@
 //!
 //! Opens the embedded default in a fresh directory with index snapshots and
 //! `memory_budget_bytes = --budget-mib`, imports `--episodes N` synthetic episodes (64
-//! concurrent tasks), sampling the process's peak RSS (`VmHWM`) and the engine's budget
+//! concurrent tasks), sampling the process's peak RSS (`VmHWM`), its RSS, the live Rust heap
+//! (now, and the highest since the last line: [`crate::heap`]) and the engine's budget
 //! metrics, then answers `--queries Q` distinct queries. It then shuts down, reopens the same
 //! files without a budget (the whole index in memory) and checks that every query returns the
 //! same episodes with the same lexical scores. The peak RSS reported is the one reached
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use memory_core::retrieval::RetrievalQuery;
 use memory_core::{EpisodeId, Error, MemoryConfig, Result, SelfLearningMemory};
 
-use crate::index_cmd::peak_rss_bytes;
+use crate::heap::{PeakSampler, live_bytes};
+use crate::index_cmd::{peak_rss_bytes, rss_bytes};
 use crate::open_cmd::{fill, open_with};
 use crate::synthetic::{Generator, Shape};
 
@@ -83,17 +85,24 @@ pub async fn run(args: &[String]) -> Result<()> {
     let mut g = Generator::new(42, Shape::default());
     let started = Instant::now();
     let mut done = 0;
-    println!("| episodes | elapsed s | peak RSS MiB | index budgeted MiB | spilled shards |");
-    println!("|---|---|---|---|---|");
+    let heap = PeakSampler::start();
+    println!(
+        "| episodes | elapsed s | peak RSS MiB | RSS now MiB | live heap now / highest MiB | \
+         index budgeted MiB | spilled shards |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     while done < episodes {
         let n = (episodes - done).min(250_000);
         fill(&m, &mut g, n).await?;
         done += n;
         let s = m.metrics();
         println!(
-            "| {done} | {:.0} | {} | {:.1} | {} |",
+            "| {done} | {:.0} | {} | {} | {} / {} | {:.1} | {} |",
             started.elapsed().as_secs_f64(),
             peak_rss_bytes().unwrap_or(0) >> 20,
+            rss_bytes().unwrap_or(0) >> 20,
+            live_bytes() >> 20,
+            heap.take() >> 20,
             s.index_budgeted_bytes as f64 / f64::from(1 << 20),
             s.index_spilled_shards
         );
@@ -115,12 +124,16 @@ pub async fn run(args: &[String]) -> Result<()> {
     let peak = peak_rss_bytes().unwrap_or(0);
     println!(
         "\nbudget {budget_mib} MiB (hot cache {} MiB); {episodes} episodes indexed: {}; \
-         peak RSS {} MiB; index budgeted {:.1} MiB, index estimate {:.1} MiB, spilled shards \
+         peak RSS {} MiB (now {} MiB); live heap {} MiB, highest during the queries {} MiB; \
+         index budgeted {:.1} MiB, index estimate {:.1} MiB, spilled shards \
          {}, in-progress {} bytes; {queries} queries in {:.2} s ({:.1} ms each, shards loaded \
          on demand)",
         hot >> 20,
         s.indexed_episodes,
         peak >> 20,
+        rss_bytes().unwrap_or(0) >> 20,
+        live_bytes() >> 20,
+        heap.take() >> 20,
         s.index_budgeted_bytes as f64 / f64::from(1 << 20),
         s.index_memory_bytes as f64 / f64::from(1 << 20),
         s.index_spilled_shards,

@@ -7,6 +7,7 @@ pub mod budget_cmd;
 pub mod dataset;
 pub mod demo;
 pub mod embedded;
+pub mod heap;
 pub mod index_cmd;
 pub mod load;
 pub mod open_cmd;

@@ -126,6 +126,9 @@ pub(crate) struct ShardCell {
     saved: AtomicBool,
     last_used: AtomicU64,
     bytes: AtomicUsize,
+    /// The estimated heap bytes of the content when it was last spilled (0 when not known, as
+    /// after a snapshot open): the room loading it again needs.
+    spilled_bytes: AtomicUsize,
 }
 
 impl ShardCell {
@@ -141,6 +144,7 @@ impl ShardCell {
             saved: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
             bytes: AtomicUsize::new(0),
+            spilled_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -208,6 +212,16 @@ impl ShardCell {
     /// Set the estimated heap bytes; returns the previous estimate.
     pub(crate) fn set_bytes(&self, bytes: usize) -> usize {
         self.bytes.swap(bytes, Ordering::AcqRel)
+    }
+
+    /// The estimated heap bytes of the content when it was last spilled; 0 if not known.
+    pub(crate) fn spilled_bytes(&self) -> usize {
+        self.spilled_bytes.load(Ordering::Acquire)
+    }
+
+    /// Record the estimated heap bytes of the content being spilled.
+    pub(crate) fn set_spilled_bytes(&self, bytes: usize) {
+        self.spilled_bytes.store(bytes, Ordering::Release);
     }
 
     /// Which shard this is.

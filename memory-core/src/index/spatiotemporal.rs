@@ -608,16 +608,18 @@ impl SpatiotemporalIndex {
         Ok(())
     }
 
-    /// Read-lock `cell` with its content loaded. Under a budget, loading it first spills the
-    /// least recently used other shards the load pushed over the budget (by the running
-    /// estimate), so queries cannot grow the index past its share between budget checks.
+    /// Read-lock `cell` with its content loaded. Under a budget, loading it spills the least
+    /// recently used other shards, so queries cannot grow the index past its share between
+    /// budget checks: first to make room for the content's size when it was spilled (so the
+    /// index does not hold both while the load runs), then for what the load actually took.
     pub(crate) fn read_loaded<'a>(
         &self,
         cell: &'a Arc<ShardCell>,
     ) -> Result<std::sync::RwLockReadGuard<'a, Shard>> {
         if cell.is_spilled() {
+            self.relieve(cell, cell.spilled_bytes())?;
             self.ensure_loaded(cell)?;
-            self.relieve(cell)?;
+            self.relieve(cell, 0)?;
         }
         loop {
             self.ensure_loaded(cell)?;
@@ -664,14 +666,14 @@ impl SpatiotemporalIndex {
     /// without a write. Returns whether the cell was spilled.
     fn spill_cell(&self, cell: &Arc<ShardCell>, spill: &SpillIo) -> Result<bool> {
         let _moving = cell.moving();
-        let (image, stats) = {
+        let (image, stats, resident) = {
             let shard = cell.write(&self.waits);
             if cell.is_spilled() || cell.is_retired() || shard.is_empty() {
                 return Ok(false);
             }
             // A shard loaded from its file and unchanged since needs no image and no write.
             let image = (!cell.is_saved()).then(|| shard.image(cell.key()));
-            let taken = (image, shard.stats());
+            let taken = (image, shard.stats(), shard.approx_bytes());
             // Writers queue from here on; nothing else changes the shard.
             cell.set_residence(Residence::Spilling, None);
             taken
@@ -688,6 +690,7 @@ impl SpatiotemporalIndex {
                     .last()
                     .unwrap_or(0);
                 *shard = emptied;
+                cell.set_spilled_bytes(resident);
                 cell.set_residence(Residence::Spilled, Some(stats));
                 drop(shard);
                 self.account(cell, bytes);
@@ -707,11 +710,13 @@ impl SpatiotemporalIndex {
         }
     }
 
-    /// Spill least recently used loaded shards other than `keep` while over the budget (no-op
-    /// without one). Blocking I/O, except for shards whose file already holds their content.
-    fn relieve(&self, keep: &Arc<ShardCell>) -> Result<()> {
+    /// Spill least recently used loaded shards other than `keep` until `room` more bytes fit
+    /// the budget (no-op without one). Blocking I/O, except for shards whose file already
+    /// holds their content.
+    fn relieve(&self, keep: &Arc<ShardCell>, room: usize) -> Result<()> {
         let budget = self.budget.load(Ordering::Acquire);
-        if budget == 0 || self.budgeted_bytes() <= budget {
+        let fits = || self.budgeted_bytes().saturating_add(room) <= budget;
+        if budget == 0 || fits() {
             return Ok(());
         }
         let spill = self.spill()?;
@@ -721,7 +726,7 @@ impl SpatiotemporalIndex {
             .filter(|c| !Arc::ptr_eq(c, keep) && !c.is_spilled() && !c.is_retired())
             .collect();
         for cell in coldest_first(cells) {
-            if self.budgeted_bytes() <= budget {
+            if fits() {
                 break;
             }
             self.spill_cell(&cell, spill)?;
@@ -963,12 +968,15 @@ mod tests {
         });
     }
 
-    /// Spilled images kept in memory, counting loads.
+    /// Spilled images kept in memory, counting loads; with `watched` set, each load records
+    /// that index's budgeted bytes as the load starts.
     #[derive(Debug, Default)]
     struct MemorySpill {
         images: std::sync::Mutex<HashMap<(String, String), ShardImage>>,
         loads: std::sync::atomic::AtomicUsize,
         saves: std::sync::atomic::AtomicUsize,
+        watched: std::sync::OnceLock<std::sync::Weak<SpatiotemporalIndex>>,
+        budgeted_at_load: std::sync::Mutex<Vec<usize>>,
     }
 
     impl ShardSpill for MemorySpill {
@@ -989,6 +997,10 @@ mod tests {
         }
         fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
             self.loads.fetch_add(1, Ordering::SeqCst);
+            if let Some(index) = self.watched.get().and_then(std::sync::Weak::upgrade) {
+                let bytes = index.budgeted_bytes();
+                self.budgeted_at_load.lock().unwrap().push(bytes);
+            }
             self.images
                 .lock()
                 .unwrap()
@@ -1182,5 +1194,42 @@ mod tests {
         assert_eq!(index.stats(), IndexStats::default());
         assert!(index.shards_of("ns", None).is_empty());
         assert_eq!(index.lock_waits().contended, 0);
+    }
+
+    #[test]
+    fn a_load_makes_room_for_the_shard_before_it_runs() {
+        let index = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
+        let spill = Arc::new(MemorySpill::default());
+        spill.watched.set(Arc::downgrade(&index)).unwrap();
+        index.set_spill(spill.clone()).unwrap();
+        for i in 0..200 {
+            let mut s = summary(EpisodeId::new(), "ns", &format!("d{}", i % 4));
+            s.description = format!("refund lamp {} order {i}", i % 7);
+            index.insert(&s).unwrap();
+        }
+        index.set_budget(1);
+        assert_eq!(index.enforce_budget().unwrap(), 4);
+        let cell = |d: &str| index.shards_of("ns", Some(d)).pop().unwrap();
+        let largest = (0..4)
+            .map(|d| cell(&format!("d{d}")).spilled_bytes())
+            .max()
+            .unwrap();
+        assert!(largest > 0, "a spill records the content's size");
+        // Room for two shards, not three.
+        let budget = index.budgeted_bytes() + 2 * largest + largest / 2;
+        index.set_budget(budget);
+        for d in ["d0", "d1", "d2", "d3", "d0"] {
+            drop(index.read_loaded(&cell(d)).unwrap());
+            assert!(index.budgeted_bytes() <= budget, "after loading {d}");
+        }
+        let seen = spill.budgeted_at_load.lock().unwrap().clone();
+        assert_eq!(seen.len(), 5);
+        for (k, bytes) in seen.iter().enumerate() {
+            assert!(
+                bytes + largest <= budget,
+                "load {k} began with {bytes} bytes budgeted: no room for the shard ({largest}) \
+                 within {budget}"
+            );
+        }
     }
 }

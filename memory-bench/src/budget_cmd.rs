@@ -117,6 +117,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             if k % 4 == 0 { q } else { q.domain(domain) }
         })
         .collect();
+    let before = m.metrics();
     let t = Instant::now();
     let under_budget = answers(&m, &qs).await?;
     let query_time = t.elapsed();
@@ -127,7 +128,7 @@ pub async fn run(args: &[String]) -> Result<()> {
          peak RSS {} MiB (now {} MiB); live heap {} MiB, highest during the queries {} MiB; \
          index budgeted {:.1} MiB, index estimate {:.1} MiB, spilled shards \
          {}, in-progress {} bytes; {queries} queries in {:.2} s ({:.1} ms each, shards loaded \
-         on demand)",
+         on demand: {} loads, {} spills during the queries)",
         hot >> 20,
         s.indexed_episodes,
         peak >> 20,
@@ -140,6 +141,8 @@ pub async fn run(args: &[String]) -> Result<()> {
         s.in_progress_bytes,
         query_time.as_secs_f64(),
         query_time.as_secs_f64() * 1e3 / queries.max(1) as f64,
+        s.index_shard_loads - before.index_shard_loads,
+        s.index_shard_spills - before.index_shard_spills,
     );
     m.shutdown().await?;
     drop(m);

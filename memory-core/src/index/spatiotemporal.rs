@@ -92,9 +92,18 @@ pub struct SpatiotemporalIndex {
     loaded: AtomicUsize,
     /// Logical clock of shard uses (least recently used shards are spilled first).
     clock: AtomicU64,
+    /// Shards loaded from, and spilled to, the spill target since the index was made.
+    moves: ShardMoves,
     /// Unit tests of the engine's compensation paths: inserts to fail before touching anything.
     #[cfg(test)]
     fail_inserts: std::sync::atomic::AtomicU32,
+}
+
+/// Counts of shard moves between memory and the spill target.
+#[derive(Debug, Default)]
+struct ShardMoves {
+    loads: AtomicU64,
+    spills: AtomicU64,
 }
 
 impl SpatiotemporalIndex {
@@ -114,6 +123,7 @@ impl SpatiotemporalIndex {
             budget: AtomicUsize::new(0),
             loaded: AtomicUsize::new(0),
             clock: AtomicU64::new(0),
+            moves: ShardMoves::default(),
             #[cfg(test)]
             fail_inserts: std::sync::atomic::AtomicU32::new(0),
         })
@@ -549,6 +559,14 @@ impl SpatiotemporalIndex {
         self.loaded.load(Ordering::Acquire) + self.directory.heap_bytes()
     }
 
+    /// Shards loaded from the spill target and shards spilled to it, since the index was made.
+    pub(crate) fn shard_moves(&self) -> (u64, u64) {
+        (
+            self.moves.loads.load(Ordering::Relaxed),
+            self.moves.spills.load(Ordering::Relaxed),
+        )
+    }
+
     /// How many shards are spilled.
     pub(crate) fn spilled_shards(&self) -> usize {
         // Asked before every search: counted under the map lock, nothing allocated.
@@ -589,6 +607,7 @@ impl SpatiotemporalIndex {
             return Ok(());
         }
         let mut loaded = self.restore(cell)?;
+        self.moves.loads.fetch_add(1, Ordering::Relaxed);
         let mut guard = cell.write(&self.waits);
         let queued = guard.take_pending();
         cell.set_saved(queued.is_empty());
@@ -690,6 +709,7 @@ impl SpatiotemporalIndex {
                     .last()
                     .unwrap_or(0);
                 *shard = emptied;
+                self.moves.spills.fetch_add(1, Ordering::Relaxed);
                 cell.set_spilled_bytes(resident);
                 cell.set_residence(Residence::Spilled, Some(stats));
                 drop(shard);
@@ -1136,6 +1156,11 @@ mod tests {
         assert_eq!(spill.saves.load(Ordering::SeqCst), 5, "d1 changed: written");
         assert_eq!(index.len(), 41);
         assert_eq!(index.stats().episodes, 41);
+        assert_eq!(
+            index.shard_moves(),
+            (spill.loads.load(Ordering::SeqCst) as u64, 4 + 2),
+            "every load counted; 4 spills by the check, d0 and d1 by the loads"
+        );
     }
 
     #[test]

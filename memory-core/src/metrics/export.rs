@@ -59,6 +59,8 @@ pub(crate) fn publish(s: &MetricsSnapshot) {
     gauge!("memory_index_budgeted_bytes").set(s.index_budgeted_bytes as f64);
     gauge!("memory_index_spilled_shards").set(s.index_spilled_shards as f64);
     counter!("memory_index_rebuilds_total").absolute(s.index_rebuilds);
+    counter!("memory_index_shard_loads_total").absolute(s.index_shard_loads);
+    counter!("memory_index_shard_spills_total").absolute(s.index_shard_spills);
     gauge!("memory_completions_in_flight").set(s.completions.in_flight as f64);
     gauge!("memory_completions_waiting").set(s.completions.waiting as f64);
     counter!("memory_completions_rejected_total").absolute(s.completions.rejected);

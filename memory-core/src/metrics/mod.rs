@@ -122,6 +122,13 @@ pub struct MetricsSnapshot {
     /// Shards whose content is on file, not in memory (loaded again when used): spilled by
     /// the memory budget, or not yet loaded after opening a snapshot.
     pub index_spilled_shards: u64,
+    /// Shards loaded back from their spill (or snapshot) file since open: by queries, by
+    /// writes and budget checks folding queued changes, and by the background load after a
+    /// snapshot open. Climbing with queries means the budget's share is too small for the
+    /// shards they search.
+    pub index_shard_loads: u64,
+    /// Shards spilled (written out, or dropped when their file already held them) since open.
+    pub index_shard_spills: u64,
     /// Times the index was rebuilt from the durable store since open because a shard file
     /// (snapshot or spill) was found damaged when loaded.
     pub index_rebuilds: u64,

@@ -1257,4 +1257,40 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn passes_over_spilled_shards_alternate_so_each_starts_with_those_still_loaded() {
+        let index = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
+        let reference = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
+        let spill = Arc::new(MemorySpill::default());
+        index.set_spill(spill.clone()).unwrap();
+        for i in 0..200 {
+            let mut s = summary(EpisodeId::new(), "ns", &format!("d{}", i % 4));
+            s.description = format!("refund lamp {} order {i}", i % 7);
+            index.insert(&s).unwrap();
+            reference.insert(&s).unwrap();
+        }
+        index.set_budget(1);
+        assert_eq!(index.enforce_budget().unwrap(), 4);
+        let cells = index.shards_of("ns", None);
+        let largest = cells.iter().map(|c| c.spilled_bytes()).max().unwrap();
+        // Room for two of the four shards.
+        index.set_budget(index.budgeted_bytes() + 2 * largest + largest / 2);
+        // Without feedback a query makes two passes: corpus statistics, then the walk.
+        let config = crate::retrieval::RetrievalConfig {
+            feedback_episodes: 0,
+            ..Default::default()
+        };
+        let search = |index: &Arc<SpatiotemporalIndex>| {
+            let q = crate::retrieval::RetrievalQuery::new("ns", "refund lamp 3").limit(3);
+            crate::retrieval::Retriever::new(index.clone(), config.clone(), Arc::default())
+                .unwrap()
+                .search_at(&q, time::from_micros(0))
+                .unwrap()
+        };
+        assert_eq!(search(&index), search(&reference));
+        // The first pass loads all four; the second starts with the two it left loaded and
+        // loads only the other two (the same order both times would load all four again).
+        assert_eq!(index.shard_moves().0, 4 + 2);
+    }
 }

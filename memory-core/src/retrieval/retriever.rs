@@ -143,9 +143,20 @@ impl Retriever {
 
         let query_terms = QueryTerms::of_text(query.text());
         let m = self.config.feedback_episodes;
+        // Passes over the shards alternate direction (`Sweep`): each starts with the shards
+        // the previous one read last, which under a memory budget are the ones still loaded.
         let query_terms = if m > 0 && self.config.feedback_weight > 0.0 && query_terms.len() > 0 {
             let scorer = self.scorer(&cells, &query_terms, query, now)?;
-            let best = self.collect(&cells, query, &query_terms, &scorer, m, path, false)?;
+            let best = self.collect(
+                &cells,
+                Sweep::Backward,
+                query,
+                &query_terms,
+                &scorer,
+                m,
+                path,
+                false,
+            )?;
             let expansion = feedback::label_terms(&cells, &self.index, &best.top.into_sorted())?;
             query_terms.with_feedback(&expansion)
         } else {
@@ -159,9 +170,10 @@ impl Retriever {
         } else {
             limit
         };
-        let collect = |path: Path| {
+        let collect = |sweep: Sweep, path: Path| {
             self.collect(
                 &cells,
+                sweep,
                 query,
                 &query_terms,
                 &scorer,
@@ -171,17 +183,17 @@ impl Retriever {
             )
         };
         let collected = if flags.hierarchical_index {
-            let c = collect(path)?;
+            let c = collect(Sweep::Backward, path)?;
             if c.top.len() < limit {
                 self.counters.record(PathTaken::Fallback);
-                collect(Path::Flat)?
+                collect(Sweep::Forward, Path::Flat)?
             } else {
                 self.counters.record(PathTaken::Hierarchical);
                 c
             }
         } else {
             self.counters.record(PathTaken::Flat);
-            collect(Path::Flat)?
+            collect(Sweep::Backward, Path::Flat)?
         };
 
         let walk = collected.walk;
@@ -204,7 +216,7 @@ impl Retriever {
         Ok((hits, walk))
     }
 
-    /// Corpus statistics for `terms` over `cells`, and the scorer they give.
+    /// Corpus statistics for `terms` over `cells` (read forward), and the scorer they give.
     fn scorer(
         &self,
         cells: &[Arc<ShardCell>],
@@ -225,13 +237,15 @@ impl Retriever {
         ))
     }
 
-    /// One pass over `cells` along `path`, keeping the best `pool`; with `diversity`, the
-    /// MMR features of every candidate still kept after each shard are taken under that
-    /// shard's lock.
+    /// One pass over `cells` in the `sweep`'s direction along `path`, keeping the best
+    /// `pool` (the order changes nothing but which shards are loaded when: the ranking is
+    /// total); with `diversity`, the MMR features of every candidate still kept after each
+    /// shard are taken under that shard's lock.
     #[allow(clippy::too_many_arguments)]
     fn collect(
         &self,
         cells: &[Arc<ShardCell>],
+        sweep: Sweep,
         query: &RetrievalQuery,
         query_terms: &QueryTerms,
         scorer: &Scorer,
@@ -243,7 +257,8 @@ impl Retriever {
         let mut features = HashMap::new();
         let mut walk = Walk::default();
         let mut bits = Vec::new();
-        for (shard_no, cell) in cells.iter().enumerate() {
+        for shard_no in sweep.positions(cells.len()) {
+            let cell = &cells[shard_no];
             debug_assert_eq!(&*cell.key().namespace, query.namespace());
             let shard = self.index.read_loaded(cell)?;
             let filter = ShardFilter::compile(query, &shard);
@@ -282,6 +297,23 @@ impl Retriever {
             top,
             features,
             walk,
+        })
+    }
+}
+
+/// The direction of one pass over a query's shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Forward,
+    Backward,
+}
+
+impl Sweep {
+    /// The shard positions `0..n` in this direction.
+    fn positions(self, n: usize) -> impl Iterator<Item = usize> {
+        (0..n).map(move |i| match self {
+            Sweep::Forward => i,
+            Sweep::Backward => n - 1 - i,
         })
     }
 }
@@ -395,7 +427,16 @@ mod tests {
         for pool in [1, 7, 50, n] {
             let ranked = |path| {
                 let c = r
-                    .collect(&cells, &q, &terms, &scorer, pool, path, false)
+                    .collect(
+                        &cells,
+                        Sweep::Forward,
+                        &q,
+                        &terms,
+                        &scorer,
+                        pool,
+                        path,
+                        false,
+                    )
                     .unwrap();
                 c.top
                     .into_sorted()

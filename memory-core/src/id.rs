@@ -52,8 +52,8 @@ impl EpisodeId {
 }
 
 /// The ids in `(after, through]`, in id order: one page of an id-ordered paged read (see
-/// `store::Page`). `None` leaves that end open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `store::Page`). `None` leaves that end open; the default holds every id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct IdRange {
     pub(crate) after: Option<EpisodeId>,
     pub(crate) through: Option<EpisodeId>,

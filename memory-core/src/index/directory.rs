@@ -73,15 +73,6 @@ impl Directory {
         self.lock().entries.get(&id).map(|l| l.version)
     }
 
-    /// Every indexed id with its version.
-    pub(crate) fn versions(&self) -> Vec<(EpisodeId, u64)> {
-        self.lock()
-            .entries
-            .iter()
-            .map(|(id, l)| (*id, l.version))
-            .collect()
-    }
-
     /// The indexed ids in `range` with their versions, in no order (one pass over the map).
     pub(crate) fn versions_in(&self, range: IdRange) -> Vec<(EpisodeId, u64)> {
         self.lock()

@@ -364,10 +364,10 @@ impl SpatiotemporalIndex {
             .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Every indexed id with its version (a snapshot, in no particular order): what
-    /// reconciliation compares with the durable store.
+    /// Every indexed id with its version (a snapshot, in no particular order): what an index
+    /// opened from a snapshot is compared with the durable store by.
     pub fn versions(&self) -> Vec<(EpisodeId, u64)> {
-        self.directory.versions()
+        self.directory.versions_in(IdRange::default())
     }
 
     /// The indexed ids in `range` with their versions, in no order: what reconciliation

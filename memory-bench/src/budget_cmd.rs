@@ -128,7 +128,8 @@ pub async fn run(args: &[String]) -> Result<()> {
          peak RSS {} MiB (now {} MiB); live heap {} MiB, highest during the queries {} MiB; \
          index budgeted {:.1} MiB, index estimate {:.1} MiB, spilled shards \
          {}, in-progress {} bytes; {queries} queries in {:.2} s ({:.1} ms each, shards loaded \
-         on demand: {} loads, {} spills during the queries)",
+         on demand: {} loads, {} spills during the queries; freed memory handed back to \
+         the system {} times during ingest, {} during the queries)",
         hot >> 20,
         s.indexed_episodes,
         peak >> 20,
@@ -143,6 +144,8 @@ pub async fn run(args: &[String]) -> Result<()> {
         query_time.as_secs_f64() * 1e3 / queries.max(1) as f64,
         s.index_shard_loads - before.index_shard_loads,
         s.index_shard_spills - before.index_shard_spills,
+        before.index_memory_releases,
+        s.index_memory_releases - before.index_memory_releases,
     );
     m.shutdown().await?;
     drop(m);

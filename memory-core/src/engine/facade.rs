@@ -479,6 +479,7 @@ impl SelfLearningMemory {
         let inner = &self.inner;
         let m = &inner.metrics;
         let index = inner.retriever.index();
+        let moves = index.shard_moves();
         let (reconciliation, reconcile_passes) = m.reconciliation();
         MetricsSnapshot {
             completion: m.completion.summary(),
@@ -489,8 +490,9 @@ impl SelfLearningMemory {
             index_memory_bytes: index.memory_bytes() as u64,
             index_budgeted_bytes: index.budgeted_bytes() as u64,
             index_spilled_shards: index.spilled_shards() as u64,
-            index_shard_loads: index.shard_moves().0,
-            index_shard_spills: index.shard_moves().1,
+            index_shard_loads: moves.loads,
+            index_shard_spills: moves.spills,
+            index_memory_releases: moves.releases,
             index_rebuilds: inner.rebuilt.load(Ordering::Acquire),
             in_progress_bytes: self.inner.live.approx_bytes() as u64,
             indexed_episodes: index.len() as u64,

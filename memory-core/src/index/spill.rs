@@ -6,10 +6,13 @@
 //! buffers of loads and saves, and the content of every shard loaded from a file, come from
 //! one allocator arena: with glibc's per-thread arenas, loads spread over query threads left
 //! freed shard memory stranded in many arenas (measured in `docs/benchmarks.md`, "Memory
-//! budget"). Callers block until their job is done; jobs run one at a time. This module must
-//! never take an index lock: the thread only runs the target's I/O and the decoding.
+//! budget"). Callers block until their job is done; jobs run one at a time. The thread also
+//! asks the allocator to return the memory of spilled shards to the system
+//! ([`SpillIo::freed`]). This module must never take an index lock: the thread only runs the
+//! target's I/O and the decoding.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,6 +39,12 @@ type Job = Box<dyn FnOnce() + Send>;
 pub(crate) struct SpillIo {
     target: Arc<dyn ShardSpill>,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Bytes of shards spilled since the last release was queued.
+    freed: AtomicUsize,
+    /// A release is queued and has not started.
+    release_queued: Arc<AtomicBool>,
+    /// Releases run since this was made.
+    releases: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SpillIo {
@@ -63,7 +72,51 @@ impl SpillIo {
         Ok(Self {
             target,
             jobs: Mutex::new(tx),
+            freed: AtomicUsize::new(0),
+            release_queued: Arc::new(AtomicBool::new(false)),
+            releases: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Count `bytes` of a spilled shard as freed, and once `every` bytes or more were freed
+    /// since the last release, queue a release of freed memory to the system on the spill
+    /// thread, not waited for (one queued at a time; a load queued after it waits for it).
+    /// Where the allocator returns memory by itself, nothing is queued.
+    pub(crate) fn freed(&self, bytes: usize, every: usize) {
+        if !RELEASES_MEMORY {
+            return;
+        }
+        let total = self.freed.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if total < every || self.release_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.freed.fetch_sub(total, Ordering::AcqRel);
+        let (queued, releases) = (self.release_queued.clone(), self.releases.clone());
+        let job: Job = Box::new(move || {
+            queued.store(false, Ordering::Release);
+            release_freed_memory();
+            releases.fetch_add(1, Ordering::Relaxed);
+        });
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job);
+        if sent.is_err() {
+            // No thread: nothing will run it, so let the next spill try again.
+            self.release_queued.store(false, Ordering::Release);
+        }
+    }
+
+    /// Wait for every job queued so far.
+    #[cfg(test)]
+    pub(crate) fn settle(&self) {
+        self.run(|| Ok(())).unwrap();
+    }
+
+    /// Releases of freed memory run since this was made.
+    pub(crate) fn releases(&self) -> u64 {
+        self.releases.load(Ordering::Relaxed)
     }
 
     /// Run `work` on the spill thread and wait for its result.
@@ -113,6 +166,30 @@ impl SpillIo {
         self.run(move || target.save(&image))
     }
 }
+
+/// Whether [`release_freed_memory`] does anything here: with glibc's allocator only.
+const RELEASES_MEMORY: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
+
+/// Ask glibc's allocator to return the free pages of every arena to the system. glibc gives
+/// back freed memory only from the top of an arena's heap, so the pages of a spilled shard,
+/// freed among live allocations, stay resident until the arena reuses them; across the
+/// arenas of many threads that kept the RSS 0.8 to 1.2 GiB above the live heap at 2M episodes
+/// with a 512 MiB budget (`docs/benchmarks.md`, "Memory budget"). `malloc_trim(0)` walks each
+/// arena's free chunks under that arena's lock and advises the kernel to drop their pages.
+/// The only `unsafe` in the workspace.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    // SAFETY: `malloc_trim` takes no pointer and only changes the allocator's own free
+    // chunks, under the allocator's locks; any thread may call it at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators return freed memory themselves, or offer no such call.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 #[cfg(test)]
 mod tests {

@@ -129,6 +129,10 @@ pub struct MetricsSnapshot {
     pub index_shard_loads: u64,
     /// Shards spilled (written out, or dropped when their file already held them) since open.
     pub index_shard_spills: u64,
+    /// Times the index asked the allocator to return the memory of spilled shards to the
+    /// system since open (glibc's `malloc_trim`, once per sixteenth of the budget spilled;
+    /// always 0 elsewhere, where allocators return freed memory themselves).
+    pub index_memory_releases: u64,
     /// Times the index was rebuilt from the durable store since open because a shard file
     /// (snapshot or spill) was found damaged when loaded.
     pub index_rebuilds: u64,

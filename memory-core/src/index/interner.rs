@@ -174,10 +174,10 @@ impl Interner {
             .map(|(i, e)| (i as Sym, text_in(&self.arena, *e)))
     }
 
-    /// An interner holding `texts` (distinct, each at most [`MAX_STRING_BYTES`]) under ids
+    /// An interner holding `texts` (each at most [`MAX_STRING_BYTES`]) under ids
     /// `0..texts.len()`, each held by the number of documents `counts` gives (same length;
-    /// every count at least 1).
-    pub(crate) fn from_counted(texts: &[String], counts: Vec<u32>) -> Self {
+    /// every count at least 1); `None` if a string appears twice.
+    pub(crate) fn from_counted(texts: &[String], counts: Vec<u32>) -> Option<Self> {
         debug_assert_eq!(texts.len(), counts.len());
         let hasher = DefaultHashBuilder::default();
         let mut arena = String::with_capacity(texts.iter().map(|t| t.len()).sum());
@@ -196,18 +196,27 @@ impl Interner {
             .collect();
         let mut ids = HashTable::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            ids.insert_unique(hasher.hash_one(text_in(&arena, *e)), i as Sym, |&id| {
-                hasher.hash_one(text_in(&arena, entries[id as usize]))
-            });
+            let text = text_in(&arena, *e);
+            let slot = ids.entry(
+                hasher.hash_one(text),
+                |&id| text_in(&arena, entries[id as usize]) == text,
+                |&id| hasher.hash_one(text_in(&arena, entries[id as usize])),
+            );
+            match slot {
+                hashbrown::hash_table::Entry::Occupied(_) => return None,
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(i as Sym);
+                }
+            }
         }
-        Self {
+        Some(Self {
             ids,
             hasher,
             entries,
             free: Vec::new(),
             arena,
             dead: 0,
-        }
+        })
     }
 
     /// One more than the largest id ever handed out and not yet forgotten with the whole
@@ -283,8 +292,10 @@ mod tests {
         let fresh = i.acquire("fresh");
         assert!(ids.contains(&fresh));
         assert_eq!(i.text(fresh), Some("fresh"));
-        let rebuilt = Interner::from_counted(&words[..3], vec![1, 2, 3]);
+        let rebuilt = Interner::from_counted(&words[..3], vec![1, 2, 3]).unwrap();
         assert_eq!(rebuilt.get("word2"), Some(2));
         assert_eq!(rebuilt.count(1), 2);
+        let twice = [words[0].clone(), words[1].clone(), words[0].clone()];
+        assert!(Interner::from_counted(&twice, vec![1, 1, 1]).is_none());
     }
 }

@@ -344,12 +344,9 @@ impl Shard {
         if term_counts.contains(&0) || tag_counts.contains(&0) {
             return Err(bad("a term or tag no document holds"));
         }
-        let distinct = |texts: &[String]| {
-            let mut sorted: Vec<&String> = texts.iter().collect();
-            sorted.sort_unstable();
-            sorted.windows(2).all(|w| w[0] != w[1])
-        };
-        if !distinct(&image.terms) || !distinct(&image.tags) || !distinct(&image.task_types) {
+        let mut sorted: Vec<&String> = image.task_types.iter().collect();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(bad("a string appears twice"));
         }
         if image
@@ -361,8 +358,11 @@ impl Shard {
             return Err(bad("a term or tag is longer than 4 GiB"));
         }
         shard.inverted = Postings::with_capacities(&term_counts);
-        shard.terms = Interner::from_counted(&image.terms, term_counts);
-        shard.tags = Interner::from_counted(&image.tags, tag_counts);
+        // Each interner finds a string that appears twice as it hashes them.
+        shard.terms = Interner::from_counted(&image.terms, term_counts)
+            .ok_or_else(|| bad("a string appears twice"))?;
+        shard.tags = Interner::from_counted(&image.tags, tag_counts)
+            .ok_or_else(|| bad("a string appears twice"))?;
         for (slot, d) in image.docs.iter().enumerate() {
             for (sym, tf) in &d.terms {
                 shard
@@ -964,6 +964,10 @@ mod tests {
         let mut damaged = image.clone();
         damaged.docs[0].reward = f64::NAN;
         assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        let mut damaged = image.clone();
+        damaged.terms[1] = damaged.terms[0].clone();
+        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
         let mut damaged = image;
         damaged.terms.push("unused".into());
         let e = Shard::from_image(damaged, WEEK, None).unwrap_err();

@@ -106,16 +106,19 @@ fn shard_hash(namespace: &str, domain: &str) -> u64 {
     h
 }
 
+/// The whole file for `value`. The payload is encoded in place after the header, whose
+/// length field is filled in afterwards: no second copy of the payload.
 fn encode<T: Serialize>(magic: &[u8; 8], fp: Fingerprint, value: &T) -> Result<Vec<u8>> {
-    let payload = postcard::to_allocvec(value)
-        .map_err(|e| Error::storage("encoding an index snapshot").with_source(e))?;
-    let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
+    let mut out = Vec::with_capacity(HEADER + 4);
     out.extend_from_slice(magic);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&fp.bucket_width.to_le_bytes());
     out.extend_from_slice(&fp.embedding_dimension.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let mut out = postcard::to_extend(value, out)
+        .map_err(|e| Error::storage("encoding an index snapshot").with_source(e))?;
+    let len = (out.len() - HEADER) as u64;
+    out[HEADER - 8..HEADER].copy_from_slice(&len.to_le_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)

@@ -6,10 +6,10 @@
 //! buffers of loads and saves, and the content of every shard loaded from a file, come from
 //! one allocator arena: with glibc's per-thread arenas, loads spread over query threads left
 //! freed shard memory stranded in many arenas (measured in `docs/benchmarks.md`, "Memory
-//! budget"). Callers block until their job is done; jobs run one at a time. The thread also
+//! budget"). Callers block until their job is done; jobs run one at a time. A second thread
 //! asks the allocator to return the memory of spilled shards to the system
-//! ([`SpillIo::freed`]). This module must never take an index lock: the thread only runs the
-//! target's I/O and the decoding.
+//! ([`SpillIo::freed`]). This module must never take an index lock: the threads only run the
+//! target's I/O, the decoding and the releases.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -35,10 +35,13 @@ pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A spill target and the thread its I/O runs on (ends when this is dropped).
+/// A spill target and the thread its I/O runs on, and where glibc is the allocator, the thread
+/// that hands freed memory back to the system (both end when this is dropped).
 pub(crate) struct SpillIo {
     target: Arc<dyn ShardSpill>,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// The release thread's jobs; `None` where [`release_freed_memory`] does nothing.
+    releaser: Option<Mutex<mpsc::Sender<Job>>>,
     /// Bytes of shards spilled since the last release was queued.
     freed: AtomicUsize,
     /// A release is queued and has not started.
@@ -55,23 +58,34 @@ impl std::fmt::Debug for SpillIo {
     }
 }
 
+/// A thread named `name` running the jobs sent to it one at a time, until the sender is
+/// dropped. A panicking job drops its reply sender: its caller gets an error, and the thread
+/// keeps serving the others.
+fn worker(name: &str) -> Result<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            for job in rx {
+                let _ = catch_unwind(AssertUnwindSafe(job));
+            }
+        })
+        .map_err(|e| Error::storage(format!("cannot start the thread {name}")).with_source(e))?;
+    Ok(tx)
+}
+
 impl SpillIo {
-    /// Start the spill thread for `target`.
+    /// Start the spill thread for `target` (and the release thread, where it does anything).
     pub(crate) fn new(target: Arc<dyn ShardSpill>) -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("memory-index-spill".into())
-            .spawn(move || {
-                for job in rx {
-                    // A panicking job drops its reply sender: its caller gets an error, and
-                    // the thread keeps serving the others.
-                    let _ = catch_unwind(AssertUnwindSafe(job));
-                }
-            })
-            .map_err(|e| Error::storage("cannot start the index spill thread").with_source(e))?;
+        let releaser = if RELEASES_MEMORY {
+            Some(Mutex::new(worker("memory-index-release")?))
+        } else {
+            None
+        };
         Ok(Self {
             target,
-            jobs: Mutex::new(tx),
+            jobs: Mutex::new(worker("memory-index-spill")?),
+            releaser,
             freed: AtomicUsize::new(0),
             release_queued: Arc::new(AtomicBool::new(false)),
             releases: Arc::new(AtomicU64::new(0)),
@@ -79,13 +93,13 @@ impl SpillIo {
     }
 
     /// Count `bytes` of a spilled shard as freed, and once `every` bytes or more were freed
-    /// since the last release, queue a release of freed memory to the system on the spill
-    /// thread, not waited for (one queued at a time; a load queued after it waits for it).
-    /// Where the allocator returns memory by itself, nothing is queued.
+    /// since the last release, have the release thread hand freed memory back to the system,
+    /// not waited for (one queued at a time). Its own thread, so that loads do not queue
+    /// behind it (`docs/benchmarks.md`, "Freed memory handed back to the system").
     pub(crate) fn freed(&self, bytes: usize, every: usize) {
-        if !RELEASES_MEMORY {
+        let Some(releaser) = &self.releaser else {
             return;
-        }
+        };
         let total = self.freed.fetch_add(bytes, Ordering::AcqRel) + bytes;
         if total < every || self.release_queued.swap(true, Ordering::AcqRel) {
             return;
@@ -97,8 +111,7 @@ impl SpillIo {
             release_freed_memory();
             releases.fetch_add(1, Ordering::Relaxed);
         });
-        let sent = self
-            .jobs
+        let sent = releaser
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .send(job);
@@ -108,10 +121,17 @@ impl SpillIo {
         }
     }
 
-    /// Wait for every job queued so far.
+    /// Wait for every release queued so far.
     #[cfg(test)]
     pub(crate) fn settle(&self) {
-        self.run(|| Ok(())).unwrap();
+        if let Some(releaser) = &self.releaser {
+            let (done, wait) = mpsc::sync_channel(1);
+            let job: Job = Box::new(move || {
+                let _ = done.send(());
+            });
+            releaser.lock().unwrap().send(job).unwrap();
+            wait.recv().unwrap();
+        }
     }
 
     /// Releases of freed memory run since this was made.

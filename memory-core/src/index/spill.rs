@@ -74,6 +74,24 @@ fn worker(name: &str) -> Result<mpsc::Sender<Job>> {
     Ok(tx)
 }
 
+/// Run `work` on the [`worker`] thread `jobs` feeds and wait for its result.
+fn run_on<T: Send + 'static>(
+    jobs: &Mutex<mpsc::Sender<Job>>,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (reply, answer) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    jobs.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .send(job)
+        .map_err(|_| Error::storage("an index worker thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| Error::storage("an index worker thread's job panicked"))?
+}
+
 impl SpillIo {
     /// Start the spill thread for `target` (and the release thread, where it does anything).
     pub(crate) fn new(target: Arc<dyn ShardSpill>) -> Result<Self> {
@@ -125,12 +143,7 @@ impl SpillIo {
     #[cfg(test)]
     pub(crate) fn settle(&self) {
         if let Some(releaser) = &self.releaser {
-            let (done, wait) = mpsc::sync_channel(1);
-            let job: Job = Box::new(move || {
-                let _ = done.send(());
-            });
-            releaser.lock().unwrap().send(job).unwrap();
-            wait.recv().unwrap();
+            run_on(releaser, || Ok(())).unwrap();
         }
     }
 
@@ -144,18 +157,7 @@ impl SpillIo {
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let _ = reply.send(work());
-        });
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job)
-            .map_err(|_| Error::storage("the index spill thread is gone"))?;
-        answer
-            .recv()
-            .map_err(|_| Error::storage("an index spill job panicked"))?
+        run_on(&self.jobs, work)
     }
 
     /// The shard last saved for `key`, read, decoded and rebuilt on the spill thread.

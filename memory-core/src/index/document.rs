@@ -30,6 +30,58 @@ pub(crate) fn narrow_tf(wide: &[u16; FIELD_COUNT]) -> FieldTf {
     wide.map(|t| u8::try_from(t).unwrap_or(u8::MAX))
 }
 
+/// A document's non-lexical scoring inputs rounded up into 4 bytes, kept per slot beside the
+/// field lengths, so the lexical path can bound what recency, reward and the cosine add to a
+/// document's score without reading the document: the recency instant in whole days since
+/// the Unix epoch (24 bits: instants after the year 47,000 saturate), the reward clamped to
+/// `[0, 1]` in 127ths (7 bits) and whether it carries an embedding (1 bit). Every rounding is
+/// upward, so a bound from the key is never below the document's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RestKey(u32);
+
+impl RestKey {
+    /// Microseconds in the key's unit of time.
+    pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
+    /// The largest day a key holds: a later instant is held as this day.
+    pub(crate) const MAX_DAY: i64 = (1 << 24) - 1;
+    /// Steps of the reward between 0 and 1.
+    pub(crate) const REWARD_STEPS: u32 = 127;
+
+    /// The key of `doc`.
+    pub(crate) fn of(doc: &IndexedEpisode) -> Self {
+        // Instants before 1970 round up to 1970.
+        let micros = u64::try_from(doc.recency_at()).unwrap_or(0);
+        let day = micros
+            .div_ceil(Self::DAY_MICROS as u64)
+            .min(Self::MAX_DAY as u64) as u32;
+        let reward = doc.reward.clamp(0.0, 1.0);
+        let steps = f64::from(Self::REWARD_STEPS);
+        let mut reward_steps = (reward * steps).ceil() as u32;
+        if f64::from(reward_steps) / steps < reward {
+            reward_steps += 1;
+        }
+        let reward_steps = reward_steps.min(Self::REWARD_STEPS);
+        Self(day << 8 | reward_steps << 1 | u32::from(doc.embedding().is_some()))
+    }
+
+    /// The recency instant in days since the Unix epoch, at least the document's (unless it
+    /// saturated at [`RestKey::MAX_DAY`]).
+    pub(crate) fn day(self) -> i64 {
+        i64::from(self.0 >> 8)
+    }
+
+    /// The reward in [`RestKey::REWARD_STEPS`]ths of 1, at least the document's clamped
+    /// reward.
+    pub(crate) fn reward_steps(self) -> u32 {
+        (self.0 >> 1) & 0x7f
+    }
+
+    /// 1 when the document carries an embedding, else 0.
+    pub(crate) fn embedding(self) -> u32 {
+        self.0 & 1
+    }
+}
+
 /// An analyzed summary, not yet attached to a shard.
 #[derive(Debug, Clone)]
 pub(crate) struct Draft {
@@ -352,6 +404,66 @@ mod tests {
             started_at: time::now(),
             completed_at: None,
         }
+    }
+
+    fn doc_at(recency_at: i64, reward: f64, embedding: bool) -> IndexedEpisode {
+        IndexedEpisode::new(
+            EpisodeId::new(),
+            1,
+            Arc::from("t"),
+            [],
+            [],
+            None,
+            reward,
+            recency_at,
+            None,
+            embedding.then(|| vec![1.0f32, 0.0].into_boxed_slice()),
+        )
+    }
+
+    #[test]
+    fn a_rest_key_rounds_every_input_up_by_less_than_a_step() {
+        let day = RestKey::DAY_MICROS;
+        for at in [
+            -5 * day,
+            -1,
+            0,
+            1,
+            day - 1,
+            day,
+            day + 1,
+            20_000 * day + 12_345,
+            RestKey::MAX_DAY * day - 1,
+        ] {
+            let key = RestKey::of(&doc_at(at, 0.0, false));
+            let held = key.day() * day;
+            assert!(held >= at, "{at}: {held}");
+            assert!(held - at.max(0) < day, "{at}: {held}");
+        }
+        // Later instants saturate, never wrap.
+        let key = RestKey::of(&doc_at(i64::MAX, 0.0, false));
+        assert_eq!(key.day(), RestKey::MAX_DAY);
+        let steps = f64::from(RestKey::REWARD_STEPS);
+        for reward in [
+            -3.0,
+            -0.0,
+            0.0,
+            1e-12,
+            0.3,
+            1.0 / 127.0,
+            0.5,
+            0.999_999,
+            1.0,
+            7.5,
+        ] {
+            let key = RestKey::of(&doc_at(0, reward, false));
+            let held = f64::from(key.reward_steps()) / steps;
+            let clamped: f64 = reward.clamp(0.0, 1.0);
+            assert!(held >= clamped, "{reward}: {held}");
+            assert!(held - clamped <= 1.0 / steps, "{reward}: {held}");
+        }
+        assert_eq!(RestKey::of(&doc_at(0, 1.0, true)).embedding(), 1);
+        assert_eq!(RestKey::of(&doc_at(0, 1.0, false)).embedding(), 0);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use stats::IndexStats;
 
 pub(crate) use cell::ShardCell;
 pub(crate) use cluster::{ClusterSummary, bucket_span};
-pub(crate) use document::{FieldTf, IndexedEpisode, check_vector, norm};
+pub(crate) use document::{FieldTf, IndexedEpisode, RestKey, check_vector, norm};
 pub(crate) use image::ShardImage;
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Partition, Slot, TimeRewardBox};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 
-use super::document::{Draft, FieldTf, IndexedEpisode, check_vector, narrow_tf};
+use super::document::{Draft, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_tf};
 use super::fields::FIELD_COUNT;
 use super::footprint;
 use super::image::{DocImage, ShardImage};
@@ -38,6 +38,9 @@ pub(crate) struct Shard {
     /// Per slot of `docs`: the document's field lengths (stale for a free slot). Kept apart
     /// from the documents so the lexical path reads them densely, in slot order.
     lens: Vec<[u32; FIELD_COUNT]>,
+    /// Per slot of `docs`: the document's [`RestKey`] (stale for a free slot), for the same
+    /// reason.
+    rests: Vec<RestKey>,
     free: Vec<Slot>,
     by_id: SlotTable,
     terms: Interner,
@@ -108,6 +111,7 @@ fn doc_cost(doc: &IndexedEpisode) -> usize {
     std::mem::size_of::<Option<IndexedEpisode>>()
         + doc.heap_bytes()
         + std::mem::size_of::<[u32; FIELD_COUNT]>()
+        + std::mem::size_of::<RestKey>()
         + doc.term_count() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
         + ID_MAP_ENTRY
         + TREE_POINT
@@ -120,6 +124,7 @@ impl Shard {
             bucket_width,
             docs: Vec::new(),
             lens: Vec::new(),
+            rests: Vec::new(),
             free: Vec::new(),
             by_id: SlotTable::default(),
             terms: Interner::default(),
@@ -283,6 +288,7 @@ impl Shard {
         let mut shard = Self::new(bucket_width);
         shard.docs.reserve_exact(image.docs.len());
         shard.lens.reserve_exact(image.docs.len());
+        shard.rests.reserve_exact(image.docs.len());
         shard.by_id.reserve(image.docs.len(), &shard.docs);
         for d in &image.docs {
             if !d.terms.windows(2).all(|w| w[0].0 < w[1].0) || !d.tags.is_sorted_by(|a, b| a < b) {
@@ -324,8 +330,7 @@ impl Shard {
             if shard.by_id.get(d.id, &shard.docs).is_some() {
                 return Err(bad("an episode appears twice"));
             }
-            shard.lens.push(d.field_len);
-            shard.docs.push(Some(IndexedEpisode::new(
+            let doc = IndexedEpisode::new(
                 d.id,
                 d.version,
                 task_type,
@@ -336,7 +341,10 @@ impl Shard {
                 d.started_at,
                 d.completed_at,
                 d.embedding.clone().map(Vec::into_boxed_slice),
-            )));
+            );
+            shard.lens.push(d.field_len);
+            shard.rests.push(RestKey::of(&doc));
+            shard.docs.push(Some(doc));
             shard
                 .by_id
                 .insert((shard.docs.len() - 1) as Slot, &shard.docs);
@@ -406,7 +414,7 @@ impl Shard {
             Some((key, _)) => key.clone(),
             None => Arc::from(draft.task_type.as_str()),
         };
-        IndexedEpisode::new(
+        let doc = IndexedEpisode::new(
             draft.id,
             draft.version,
             task_type,
@@ -417,7 +425,13 @@ impl Shard {
             draft.started_at,
             draft.completed_at,
             draft.embedding,
-        )
+        );
+        while self.rests.len() <= slot as usize {
+            footprint::reserve_one(&mut self.rests);
+            self.rests.push(RestKey::default());
+        }
+        self.rests[slot as usize] = RestKey::of(&doc);
+        doc
     }
 
     /// Undo [`Shard::attach`] for `doc` at `slot`.
@@ -497,6 +511,7 @@ impl Shard {
             // Forget the table's shape too: an emptied shard is a new shard.
             self.docs = Vec::new();
             self.lens = Vec::new();
+            self.rests = Vec::new();
             self.free = Vec::new();
             self.by_id = SlotTable::default();
             self.inverted = Postings::default();
@@ -549,6 +564,12 @@ impl Shard {
     /// The field lengths of the document at `slot` (meaningless for a free slot).
     pub(crate) fn field_len(&self, slot: Slot) -> &[u32; FIELD_COUNT] {
         &self.lens[slot as usize]
+    }
+
+    /// The [`RestKey`] of the document at `slot` (meaningless for a free slot).
+    #[inline]
+    pub(crate) fn rest_key(&self, slot: Slot) -> RestKey {
+        self.rests[slot as usize]
     }
 
     /// The document of `id` with its slot, looked up at `slot` first (where it was when last
@@ -652,6 +673,7 @@ impl Shard {
             .sum();
         footprint::vec::<Option<IndexedEpisode>>(self.docs.capacity())
             + footprint::vec::<[u32; FIELD_COUNT]>(self.lens.capacity())
+            + footprint::vec::<RestKey>(self.rests.capacity())
             + docs
             + footprint::vec::<Slot>(self.free.capacity())
             + self.by_id.heap_bytes()
@@ -755,6 +777,7 @@ impl ShardBuilder {
         shard.build_partitions();
         shard.docs.shrink_to_fit();
         shard.lens.shrink_to_fit();
+        shard.rests.shrink_to_fit();
         shard.inverted.shrink();
         shard.approx_bytes = shard.heap_bytes();
         shard

@@ -11,8 +11,10 @@
 //! documents (from the frequencies in the list and the shard's length column) into a small
 //! array per slot of the window: a sequential read of each list, with no search for the
 //! smallest slot among the lists. A document met whose sum, plus the bounds of the
-//! non-essential lists holding any document of the window and of the non-lexical terms,
-//! reaches the k-th score is a candidate; the non-essential lists, largest bound first, are
+//! non-essential lists holding any document of the window and of its own non-lexical terms
+//! (`Scorer::rest_of` on its `RestKey`, the shard's column beside the lengths: its recency,
+//! reward and embedding rounded up, so an old or failed episode is not carried by the bound of
+//! the shard's newest or best), reaches the k-th score is a candidate; the non-essential lists, largest bound first, are
 //! then searched for the candidates (forward only, since slots ascend), each putting what it
 //! adds to the candidate in place of its bound, and a candidate is dropped as soon as its sum
 //! falls below the k-th score. The survivors are filtered and scored, the best bounds first (so
@@ -146,8 +148,9 @@ impl Window {
     }
 
     /// The slots met (the window beginning at `first`), ascending, each with what `keep`
-    /// makes of its sum when it keeps it; leaves the window empty.
-    fn drain(&mut self, first: Slot, keep: impl Fn(f64) -> Option<f64>) -> Vec<(Slot, f64)> {
+    /// makes of it and its sum when it keeps it; leaves the window empty.
+    #[inline]
+    fn drain(&mut self, first: Slot, keep: impl Fn(Slot, f64) -> Option<f64>) -> Vec<(Slot, f64)> {
         let mut kept = Vec::new();
         for (w, word) in self.met.iter_mut().enumerate() {
             let mut bits = std::mem::take(word);
@@ -155,9 +158,10 @@ impl Window {
                 let i = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let sum = std::mem::take(&mut self.sums[i]);
-                if let Some(bound) = keep(sum) {
-                    // `i` < WINDOW, a `Slot`.
-                    kept.push((first + i as Slot, bound));
+                // `i` < WINDOW, a `Slot`.
+                let slot = first + i as Slot;
+                if let Some(bound) = keep(slot, sum) {
+                    kept.push((slot, bound));
                 }
             }
         }
@@ -255,8 +259,9 @@ impl<'v, 's> Merge<'v, 's> {
 
     /// What the term of `c` adds to the score of the document at `slot`, which holds it `tf`
     /// times.
+    #[inline]
     fn adds(&self, c: &Cursor<'_>, slot: Slot, tf: &FieldTf) -> f64 {
-        c.adds.bound(tf, self.visit.shard.field_len(slot))
+        c.adds.one(tf, self.visit.shard.field_len(slot))
     }
 
     /// The walk, window after window, until no essential list has a posting left.
@@ -304,8 +309,14 @@ impl<'v, 's> Merge<'v, 's> {
                 .filter(|c| c.current().is_some_and(|s| s < end))
                 .map(|c| c.bound)
                 .sum();
-            let mut candidates = window.drain(first, |sum| {
-                let bound = self.rest + present + sum;
+            // The shard's non-lexical bound first, then the document's own, from its key.
+            let (shard, scorer, rest) = (self.visit.shard, self.visit.scorer, self.rest);
+            let mut candidates = window.drain(first, |slot, sum| {
+                if !ranks(rest + present + sum) {
+                    return None;
+                }
+                let own = scorer.rest_of(shard.rest_key(slot));
+                let bound = own.min(rest) + present + sum;
                 ranks(bound).then_some(bound)
             });
             for j in (0..essential).rev() {

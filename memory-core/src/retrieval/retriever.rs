@@ -380,11 +380,13 @@ mod tests {
         }
         let now = time::from_micros(200 * DAY);
         // The 4 matching episodes come from the posting lists; the 196 others hold no query
-        // term, so they cannot beat them and are never visited.
+        // term, so they cannot beat them and are never visited. Of the 4, the two newest are
+        // scored first (best bound first) and the two older, the same text less recent, are
+        // then bounded out by their own recency without being scored.
         let q = RetrievalQuery::new("ns", "broken lamp refund").limit(2);
         let (hits, walk) = r.run(&q, now).unwrap();
         assert_eq!(hits.len(), 2);
-        assert_eq!((walk.by_postings, walk.candidates), (1, 4), "{walk:?}");
+        assert_eq!((walk.by_postings, walk.candidates), (1, 2), "{walk:?}");
         assert_eq!(walk.visited + walk.pruned, 0, "{walk:?}");
         // No episode holds "zebra": only recency and reward rank them, through the clusters,
         // best bound first; clusters that cannot place an episode are skipped.
@@ -395,6 +397,35 @@ mod tests {
         assert!(walk.pruned > 100, "{walk:?}");
         assert_eq!(walk.visited + walk.pruned, 200);
         assert_eq!(r.counts().hierarchical, 2);
+    }
+
+    #[test]
+    fn documents_whose_own_recency_and_reward_cannot_rank_are_not_scored() {
+        // 1,000 episodes of the same text, a year old and failed, then one of the same text
+        // from today that succeeded: the shard's bound of recency and reward is this one's,
+        // while the others' own keys hold almost nothing. Once the top-1 holds it, an old one
+        // reaches it only with the shard's bound: with its own, it is not even scored.
+        let r = retriever(FlagValues {
+            diversity: false,
+            ..FlagValues::default()
+        });
+        let fresh = episode("ns", "t", "refund the broken lamp", 400);
+        r.index().insert(&fresh).unwrap();
+        for _ in 0..1_000 {
+            let old = EpisodeSummary {
+                outcome: Some(OutcomeKind::Failure),
+                reward: 0.0,
+                ..episode("ns", "t", "refund the broken lamp", 30)
+            };
+            r.index().insert(&old).unwrap();
+        }
+        let now = time::from_micros(400 * DAY + 1);
+        let q = RetrievalQuery::new("ns", "broken lamp").limit(1);
+        let (hits, walk) = r.run(&q, now).unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [fresh.id]);
+        assert_eq!(walk.by_postings, 1, "{walk:?}");
+        // Only the first window's documents (read before the top-1 held anything) are scored.
+        assert!(walk.candidates <= 256, "{walk:?}");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! member. This module must never touch locks or decide which documents are visited.
 
 use crate::index::{
-    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, PostingList, Shard,
-    Slot, Sym,
+    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, PostingList,
+    RestKey, Shard, Slot, Sym,
 };
 use crate::time::{self, Timestamp};
 
@@ -183,6 +183,21 @@ pub(crate) struct TermBound<'s> {
 }
 
 impl TermBound<'_> {
+    /// What the term adds to the score of one document holding it `tf` times, of lengths
+    /// `len`: [`TermBound::bound`] of that document, the same value, read from a table when
+    /// the term occurs once in one field only (most postings).
+    #[inline]
+    pub(crate) fn one(&self, tf: &FieldTf, len: &[u32; FIELD_COUNT]) -> f64 {
+        let bits = u32::from_le_bytes(*tf);
+        if bits.is_power_of_two() && bits.trailing_zeros().is_multiple_of(8) {
+            let f = (bits.trailing_zeros() / 8) as usize;
+            if let Some(saturated) = self.scorer.once[f].get(len[f] as usize) {
+                return self.scale[FIELD_CHANNEL[f]] * saturated;
+            }
+        }
+        self.bound(tf, len)
+    }
+
     /// [`Scorer::term_bound`] of this term.
     #[inline]
     pub(crate) fn bound(&self, max_tf: &FieldTf, min_len: &[u32; FIELD_COUNT]) -> f64 {
@@ -293,7 +308,24 @@ pub(crate) struct Scorer {
     /// Per field, per length below [`LENGTH_TABLE`]: the field's weight over its length
     /// normalization, so a bound costs a look-up instead of a division per field.
     per_length: [Vec<f64>; FIELD_COUNT],
+    /// Per field, per length below [`LENGTH_TABLE`]: the saturated frequency of a term found
+    /// once in that field and in no other, computed as [`TermBound::bound`] computes it, so
+    /// [`TermBound::one`] costs a look-up instead of the sums and a division.
+    once: [Vec<f64>; FIELD_COUNT],
+    /// Per whole day of age below [`RECENCY_DAYS`]: at least what recency adds to a document
+    /// that old (the last entry also bounds every older one).
+    recency_by_day: Box<[f64; RECENCY_DAYS]>,
+    /// `now` in whole [`RestKey`] days since the Unix epoch, rounded down (at most
+    /// [`RestKey::MAX_DAY`], so a saturated key is never older than `now`).
+    today: i64,
+    /// What one [`RestKey`] reward step adds.
+    reward_per_step: f64,
+    /// What the cosine can add to a document carrying an embedding.
+    cosine_bound: f64,
 }
+
+/// Days of age [`Scorer::rest_of`] tells apart; older documents share the last day's bound.
+const RECENCY_DAYS: usize = 366;
 
 /// Field lengths below this have their weighted normalization in `Scorer::per_length`.
 const LENGTH_TABLE: usize = 256;
@@ -357,16 +389,43 @@ impl Scorer {
         let norm_base = avg_len.map(|avg| if avg > 0.0 { 1.0 - b } else { 1.0 });
         let norm_per_len = avg_len.map(|avg| if avg > 0.0 { b / avg } else { 0.0 });
         let field_weight = config.field_weights.as_array();
-        let per_length = std::array::from_fn(|f| {
+        let per_length: [Vec<f64>; FIELD_COUNT] = std::array::from_fn(|f| {
             (0..LENGTH_TABLE)
                 .map(|len| field_weight[f] / (norm_base[f] + norm_per_len[f] * len as f64))
                 .collect()
         });
+        let once = std::array::from_fn(|f| {
+            per_length[f]
+                .iter()
+                .map(|weight| 1.0 - k1 / (weight + k1))
+                .collect()
+        });
+        let half_life_micros = config.recency_half_life.as_micros() as f64;
+        // Each day's bound is the previous one's times a day's decay, rounded up a little more
+        // than the products' rounding errors could lower it.
+        let decay =
+            (-(RestKey::DAY_MICROS as f64 / half_life_micros)).exp2() * (1.0 + 4.0 * f64::EPSILON);
+        let mut recency_by_day = Box::new([0.0; RECENCY_DAYS]);
+        let mut recency = config.recency_weight;
+        for day in recency_by_day.iter_mut() {
+            *day = recency;
+            recency *= decay;
+        }
+        let now = time::to_micros(now);
         Self {
+            recency_by_day,
+            today: now.div_euclid(RestKey::DAY_MICROS).min(RestKey::MAX_DAY),
+            reward_per_step: config.reward_weight / f64::from(RestKey::REWARD_STEPS),
+            cosine_bound: if embedding.is_some() {
+                config.cosine_weight
+            } else {
+                0.0
+            },
             term_scale,
             norm_base,
             norm_per_len,
             per_length,
+            once,
             lexical_weight: config.lexical_weight,
             feedback_weight: config.feedback_weight,
             cosine_weight: config.cosine_weight,
@@ -383,8 +442,8 @@ impl Scorer {
             lexical_max,
             feedback_max,
             query_vector: embedding.map(|e| (e.to_vec(), crate::index::norm(e))),
-            now: time::to_micros(now),
-            half_life_micros: config.recency_half_life.as_micros() as f64,
+            now,
+            half_life_micros,
         }
     }
 
@@ -528,6 +587,17 @@ impl Scorer {
         rest.cosine + rest.recency + rest.reward
     }
 
+    /// At least what the non-lexical terms (cosine, recency, reward) add to the score of a
+    /// document of key `key`, up to rounding; costs no `exp2`. Looser than the document's own
+    /// by at most two days of recency and a reward step.
+    #[inline]
+    pub(crate) fn rest_of(&self, key: RestKey) -> f64 {
+        let age = (self.today - key.day()).clamp(0, RECENCY_DAYS as i64 - 1);
+        self.cosine_bound * f64::from(key.embedding())
+            + self.recency_by_day[age as usize]
+            + self.reward_per_step * f64::from(key.reward_steps())
+    }
+
     /// A bound of the score of a document with `terms` whose non-lexical terms add at most
     /// `rest`, up to rounding (a relative error far below the pruning margin): `rest` plus the
     /// bounds of its query terms.
@@ -626,6 +696,102 @@ impl Scorer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_term_found_once_in_one_field_adds_what_its_bound_says() {
+        let terms = QueryTerms::of_text("lamp");
+        let mut stats = CorpusStats::new(terms.len());
+        stats.docs = 100;
+        stats.field_len_total = [1_700, 300, 250, 100];
+        stats.df = vec![7];
+        let scorer = Scorer::new(
+            &RetrievalConfig::default(),
+            &terms,
+            &stats,
+            None,
+            time::from_micros(0),
+        );
+        let term = scorer.term(0);
+        for f in 0..FIELD_COUNT {
+            for len in [1, 2, 17, 255, 256, 300, 70_000] {
+                let mut lens = [3; FIELD_COUNT];
+                lens[f] = len;
+                for tf in [[1, 0, 0, 0], [2, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1]] {
+                    let mut tf: FieldTf = tf;
+                    tf.rotate_right(f);
+                    let (one, bound) = (term.one(&tf, &lens), term.bound(&tf, &lens));
+                    assert_eq!(
+                        one.to_bits(),
+                        bound.to_bits(),
+                        "field {f}, length {len}, {tf:?}"
+                    );
+                    assert!(one > 0.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rest_key_bounds_the_documents_own_non_lexical_terms() {
+        const DAY: i64 = RestKey::DAY_MICROS;
+        let now = 20_000 * DAY + 7 * 3_600_000_000;
+        for half_life_days in [1.0 / 24.0, 30.0, 365.0 * 3.0] {
+            let config = RetrievalConfig {
+                recency_half_life: std::time::Duration::from_secs_f64(half_life_days * 86_400.0),
+                ..RetrievalConfig::default()
+            };
+            for query_vector in [None, Some(&[1.0f32, 0.0][..])] {
+                let scorer = Scorer::new(
+                    &config,
+                    &QueryTerms::of_text(""),
+                    &CorpusStats::new(0),
+                    query_vector,
+                    time::from_micros(now),
+                );
+                for age in [
+                    -DAY,
+                    0,
+                    1,
+                    DAY - 1,
+                    DAY,
+                    3 * DAY + 17,
+                    365 * DAY,
+                    400 * DAY,
+                    9_000 * DAY,
+                ] {
+                    for reward in [-1.0, 0.0, 0.25, 0.5, 1.0, 3.0] {
+                        for embedding in [false, true] {
+                            let at = now - age;
+                            let doc = IndexedEpisode::new(
+                                crate::id::EpisodeId::new(),
+                                1,
+                                std::sync::Arc::from("t"),
+                                [],
+                                [],
+                                None,
+                                reward,
+                                at,
+                                None,
+                                embedding.then(|| vec![0.5f32, 0.5].into_boxed_slice()),
+                            );
+                            let own = scorer.rest_bound(embedding, at, reward);
+                            let bound = scorer.rest_of(RestKey::of(&doc));
+                            let case = format!(
+                                "half-life {half_life_days} d, age {age}, reward {reward}, {embedding}"
+                            );
+                            assert!(bound >= own * (1.0 - 1e-12), "{case}: {bound} < {own}");
+                            if half_life_days == 30.0 {
+                                // At most two days of recency and a reward step looser.
+                                let slack = config.recency_weight * ((2.0f64 / 30.0).exp2() - 1.0)
+                                    + config.reward_weight / 127.0;
+                                assert!(bound - own <= slack + 1e-12, "{case}: {bound} - {own}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn idf_is_positive_and_falls_with_df() {

@@ -1,30 +1,30 @@
 //! The lexical access path of a shard: its posting lists, a window of slots at a time
 //! (MaxScore).
 //!
-//! Owns the walk over the posting lists of the query terms a shard holds. Each list carries a
-//! bound of what its term can add to a score (`Resolved::bounds`: `Scorer::term_bound` on the
-//! largest frequencies and shortest lengths of the list's documents). The lists are ordered by
-//! bound, smallest first; once the top-k is full, the longest prefix of them whose bounds sum,
-//! plus the bound of the non-lexical terms, stays below the k-th score is *non-essential*: a
-//! document found only there cannot rank. The walk reads the essential lists a window of
-//! [`WINDOW`] slots at a time, list after list, adding what each term adds to each of its
-//! documents (from the frequencies in the list and the shard's length column) into a small
-//! array per slot of the window: a sequential read of each list, with no search for the
-//! smallest slot among the lists. A document met whose sum, plus the bounds of the
-//! non-essential lists holding any document of the window and of its own non-lexical terms
-//! (`Scorer::rest_of` on its `RestKey`, the shard's column beside the lengths: its recency,
-//! reward and embedding rounded up, so an old or failed episode is not carried by the bound of
-//! the shard's newest or best), reaches the k-th score is a candidate; the non-essential lists, largest bound first, are
-//! then searched for the candidates (forward only, since slots ascend), each putting what it
-//! adds to the candidate in place of its bound, and a candidate is dropped as soon as its sum
-//! falls below the k-th score. The survivors are filtered and scored, the best bounds first (so
-//! the first offers raise the k-th score for the rest), exactly as on every other path
-//! (`ShardVisit::offer`), with the frequencies the lists carry: the path changes which
-//! documents are looked at, never a score. As the k-th score rises, more lists become
-//! non-essential; when none is left, the walk ends. A document holding no query term is never
-//! met here: the caller walks the partitions' clusters for those when
-//! [`Outcome::rest_may_rank`] says they still could. This module must never skip a document
-//! whose bound reaches the threshold.
+//! Owns the walk over the posting lists of the query terms a shard holds. Each list carries a bound
+//! of what its term can add to a score (`Resolved::bounds`: `Scorer::term_bound` on the largest
+//! frequencies and shortest lengths of the list's documents). Once the top-k is full, lists whose
+//! bounds sum, plus the bound of the non-lexical terms, below the k-th score are *non-essential*: a
+//! document found only there cannot rank. Which ones is chosen again each time the k-th score rises
+//! ([`non_essential`]): the most postings left to read for the least bound, so the long lists of
+//! common words are the ones left out. The walk reads the essential lists a window of [`WINDOW`]
+//! slots at a time, list after list, adding what each term adds to each of its documents (from the
+//! frequencies in the list and the shard's length column) into a small array per slot of the
+//! window: a sequential read of each list, with no search for the smallest slot among the lists. A
+//! document met whose sum, plus the bounds of the non-essential lists holding any document of the
+//! window and of its own non-lexical terms (`Scorer::rest_of` on its `RestKey`, the shard's column
+//! beside the lengths: its recency, reward and embedding rounded up, so an old or failed episode is
+//! not carried by the bound of the shard's newest or best), reaches the k-th score is a candidate;
+//! the non-essential lists, largest bound first, are then searched for the candidates (forward
+//! only, since slots ascend), each putting what it adds to the candidate in place of its bound, and
+//! a candidate is dropped as soon as its sum falls below the k-th score. The survivors are filtered
+//! and scored, the best bounds first (so the first offers raise the k-th score for the rest),
+//! exactly as on every other path (`ShardVisit::offer`), with the frequencies the lists carry: the
+//! path changes which documents are looked at, never a score. Every list's cursor is at the
+//! window's end when the next window begins, so the choice may change between windows; when no
+//! essential list has a posting left, the walk ends. A document holding no query term is never met
+//! here: the caller walks the partitions' clusters for those when [`Outcome::rest_may_rank`] says
+//! they still could. This module must never skip a document whose bound reaches the threshold.
 
 use crate::index::{FieldTf, Partition, Posting, Slot, TimeRewardBox};
 
@@ -220,20 +220,55 @@ pub(crate) fn collect(
         .map(|(_, c)| visit.scorer.cluster_rest(c))
         .fold(0.0, f64::max);
     let mut lists = cursors(visit);
-    // Smallest bound first; ties by term, so the walk does not depend on the query's order.
-    lists.sort_unstable_by(|a, b| a.bound.total_cmp(&b.bound).then(a.term.cmp(&b.term)));
     let mut outcome = Outcome::default();
     Merge::new(visit, &mut lists, rest).run(top, &mut outcome);
     outcome.rest_may_rank = top.threshold().is_none_or(|t| !below(rest, t));
     outcome
 }
 
-/// The lists of one shard, smallest bound first, and what the walk over them keeps.
+/// Choose the non-essential lists of `lists` for threshold `t`, the non-lexical terms adding
+/// at most `rest`, and put them first, smallest bound first; returns how many. `key` gives a
+/// list's bound, postings left to read and term. Any lists whose bounds sum, with `rest`,
+/// below `t` can be non-essential; the choice takes the most postings left for the least
+/// bound first (a list of common words costs the most to sum and, its bound low, the least to
+/// leave out), not merely the smallest bounds.
+fn non_essential<T>(
+    lists: &mut [T],
+    rest: f64,
+    t: f64,
+    key: impl Fn(&T) -> (f64, usize, u32),
+) -> usize {
+    let per_bound = |c: &T| {
+        let (bound, left, _) = key(c);
+        left as f64 / bound
+    };
+    let term = |c: &T| key(c).2;
+    lists.sort_unstable_by(|a, b| {
+        per_bound(b)
+            .total_cmp(&per_bound(a))
+            .then(term(a).cmp(&term(b)))
+    });
+    let mut sum = rest;
+    let mut chosen = 0;
+    for i in 0..lists.len() {
+        let bound = key(&lists[i]).0;
+        if below(sum + bound, t) {
+            sum += bound;
+            lists.swap(chosen, i);
+            chosen += 1;
+        }
+    }
+    // A candidate searches them largest bound first: one that cannot rank is dropped after
+    // the fewest searches.
+    lists[..chosen]
+        .sort_unstable_by(|a, b| key(a).0.total_cmp(&key(b).0).then(term(a).cmp(&term(b))));
+    chosen
+}
+
+/// The lists of one shard, the non-essential ones first, and what the walk over them keeps.
 struct Merge<'v, 's> {
     visit: &'v ShardVisit<'s>,
     lists: &'v mut [Cursor<'s>],
-    /// `below_bound[j]`: what the lists before `j` can add together.
-    below_bound: Vec<f64>,
     /// What the non-lexical terms can add.
     rest: f64,
     hits: Vec<Hit>,
@@ -241,18 +276,10 @@ struct Merge<'v, 's> {
 
 impl<'v, 's> Merge<'v, 's> {
     fn new(visit: &'v ShardVisit<'s>, lists: &'v mut [Cursor<'s>], rest: f64) -> Self {
-        let mut below_bound = Vec::with_capacity(lists.len() + 1);
-        let mut sum = 0.0;
-        below_bound.push(sum);
-        for c in lists.iter() {
-            sum += c.bound;
-            below_bound.push(sum);
-        }
         Self {
             visit,
             hits: Vec::with_capacity(lists.len()),
             lists,
-            below_bound,
             rest,
         }
     }
@@ -269,14 +296,18 @@ impl<'v, 's> Merge<'v, 's> {
         let n = self.lists.len();
         let mut window = Window::default();
         let mut essential = 0;
+        let mut split_at = None;
         // Where each list's postings of the current window begin.
         let mut starts = vec![0; n];
         loop {
             let threshold = top.threshold();
-            if let Some(t) = threshold {
-                while essential < n && below(self.rest + self.below_bound[essential + 1], t) {
-                    essential += 1;
-                }
+            if threshold != split_at
+                && let Some(t) = threshold
+            {
+                essential = non_essential(self.lists, self.rest, t, |c| {
+                    (c.bound, c.entries.len() - c.at, c.term)
+                });
+                split_at = threshold;
             }
             let cut = threshold.map(Cut::new);
             let ranks = |bound: f64| cut.is_none_or(|c| !c.above(bound));
@@ -397,6 +428,24 @@ impl<'v, 's> Merge<'v, 's> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lists_left_out_are_those_with_the_most_postings_per_bound() {
+        // (bound, postings left, term). By bound alone, 1 and 2 would be left out (20
+        // postings) and 0 summed (1,000); per bound, 0 and 1 are left out and only 2 summed.
+        let mut lists = vec![(0.5, 1_000, 0), (0.3, 10, 1), (0.4, 10, 2)];
+        let key = |l: &(f64, usize, u32)| *l;
+        assert_eq!(non_essential(&mut lists, 0.0, 1.0, key), 2);
+        assert_eq!(lists, [(0.3, 10, 1), (0.5, 1_000, 0), (0.4, 10, 2)]);
+        // The non-lexical bound takes its share of the threshold.
+        let mut lists = vec![(0.5, 1_000, 0), (0.3, 10, 1), (0.4, 10, 2)];
+        assert_eq!(non_essential(&mut lists, 0.6, 1.0, key), 1);
+        assert_eq!(lists[0], (0.3, 10, 1));
+        // A sum reaching the threshold is never left out.
+        let mut lists = vec![(0.5, 1_000, 0), (0.5, 1_000, 1)];
+        assert_eq!(non_essential(&mut lists, 0.0, 1.0, key), 1);
+        assert_eq!(non_essential(&mut lists, 0.0, 0.5, key), 0);
+    }
 
     #[test]
     fn seek_finds_each_slot_and_stops_at_the_next() {

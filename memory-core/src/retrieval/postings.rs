@@ -342,8 +342,9 @@ impl<'v, 's> Merge<'v, 's> {
                 .sum();
             // The shard's non-lexical bound first, then the document's own, from its key.
             let (shard, scorer, rest) = (self.visit.shard, self.visit.scorer, self.rest);
+            let need = cut.map_or(f64::NEG_INFINITY, |c| c.least(rest + present));
             let mut candidates = window.drain(first, |slot, sum| {
-                if !ranks(rest + present + sum) {
+                if sum < need {
                     return None;
                 }
                 let own = scorer.rest_of(shard.rest_key(slot));

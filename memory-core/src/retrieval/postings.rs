@@ -310,7 +310,6 @@ impl<'v, 's> Merge<'v, 's> {
                 split_at = threshold;
             }
             let cut = threshold.map(Cut::new);
-            let ranks = |bound: f64| cut.is_none_or(|c| !c.above(bound));
             let Some(first) = self.lists[essential..]
                 .iter()
                 .filter_map(Cursor::current)
@@ -343,13 +342,15 @@ impl<'v, 's> Merge<'v, 's> {
             // The shard's non-lexical bound first, then the document's own, from its key.
             let (shard, scorer, rest) = (self.visit.shard, self.visit.scorer, self.rest);
             let need = cut.map_or(f64::NEG_INFINITY, |c| c.least(rest + present));
+            // A bound under this cannot rank.
+            let floor = cut.map_or(f64::NEG_INFINITY, |c| c.least(0.0));
             let mut candidates = window.drain(first, |slot, sum| {
                 if sum < need {
                     return None;
                 }
                 let own = scorer.rest_of(shard.rest_key(slot));
                 let bound = own.min(rest) + present + sum;
-                ranks(bound).then_some(bound)
+                (bound >= floor).then_some(bound)
             });
             for j in (0..essential).rev() {
                 if candidates.is_empty() {
@@ -379,7 +380,7 @@ impl<'v, 's> Merge<'v, 's> {
                     if let Some(tf) = tf {
                         *bound += self.adds(c, *slot, &tf);
                     }
-                    ranks(*bound)
+                    *bound >= floor
                 });
                 if marked {
                     window.unmark(first, postings);

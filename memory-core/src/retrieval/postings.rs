@@ -1,32 +1,33 @@
 //! The lexical access path of a shard: its posting lists, a window of slots at a time
 //! (MaxScore).
 //!
-//! Owns the walk over the posting lists of the query terms a shard holds. Each list carries a bound
-//! of what its term can add to a score (`Resolved::bounds`: `Scorer::term_bound` on the largest
-//! frequencies and shortest lengths of the list's documents). Once the top-k is full, lists whose
-//! bounds sum, plus the bound of the non-lexical terms, below the k-th score are *non-essential*: a
-//! document found only there cannot rank. Which ones is chosen again each time the k-th score rises
-//! ([`non_essential`]): the most postings left to read for the least bound, so the long lists of
-//! common words are the ones left out, up to a share of the room below the k-th score
-//! EFT_OUT_SHARE`]), so a document still needs part of its score from the lists read to be a idate.
-//! The walk reads the essential lists a window of [`WINDOW`] slots at a time, list after list,
-//! adding what each term adds to each of its documents (from the frequencies in the list and the
-//! shard's length column) into a small array per slot of the window: a sequential read of each
-//! list, with no search for the smallest slot among the lists. A document met whose sum, plus the
-//! bounds of the non-essential lists holding any document of the window and of its own non-lexical
-//! terms (`Scorer::rest_of` on its `RestKey`, the shard's column beside the lengths: its recency,
-//! reward and embedding rounded up, so an old or failed episode is not carried by the bound of the
-//! shard's newest or best), reaches the k-th score is a candidate; the non-essential lists, largest
-//! bound first, are then searched for the candidates (forward only, since slots ascend), each
-//! putting what it adds to the candidate in place of its bound, and a candidate is dropped as soon
-//! as its sum falls below the k-th score. The survivors are filtered and scored, the best bounds
-//! first (so the first offers raise the k-th score for the rest), exactly as on every other path
-//! (`ShardVisit::offer`), with the frequencies the lists carry: the path changes which documents
-//! are looked at, never a score. Every list's cursor is at the window's end when the next window
-//! begins, so the choice may change between windows; when no essential list has a posting left, the
-//! walk ends. A document holding no query term is never met here: the caller walks the partitions'
-//! clusters for those when [`Outcome::rest_may_rank`] says they still could. This module must never
-//! skip a document whose bound reaches the threshold.
+//! Owns the walk over the posting lists of the query terms a shard holds. Each list carries a
+//! bound of what its term can add to a score (`Resolved::bounds`: `Scorer::term_bound` on the
+//! largest frequencies and shortest lengths of the list's documents). Once the top-k is full,
+//! lists whose bounds sum, plus the bound of the non-lexical terms, below the k-th score are
+//! *non-essential*: a document found only there cannot rank. Which ones is chosen again each
+//! time the k-th score rises ([`non_essential`]): the most postings left to read for the least
+//! bound, so the long lists of common words are the ones left out, up to a share of the room
+//! below the k-th score ([`LEFT_OUT_SHARE`]), so a document still needs part of its score from
+//! the lists read to be a candidate. The walk reads the essential lists a window of [`WINDOW`]
+//! slots at a time, list after list, adding what each term adds to each of its documents (from
+//! the frequencies in the list and the shard's length column) into a small array per slot of
+//! the window: a sequential read of each list, with no search for the smallest slot among the
+//! lists. A document met whose sum, plus the bounds of the non-essential lists holding any
+//! document of the window and of its own non-lexical terms (`Scorer::rest_of` on its `RestKey`,
+//! the shard's column beside the lengths: its recency, reward and embedding rounded up, so an
+//! old or failed episode is not carried by the bound of the shard's newest or best), reaches
+//! the k-th score is a candidate; the non-essential lists, largest bound first, are then
+//! searched for the candidates (forward only, since slots ascend), each putting what it adds to
+//! the candidate in place of its bound, and a candidate is dropped as soon as its sum falls
+//! below the k-th score. The survivors are filtered and scored, the best bounds first (so the
+//! first offers raise the k-th score for the rest), exactly as on every other path
+//! (`ShardVisit::offer`), with the frequencies the lists carry: the path changes which
+//! documents are looked at, never a score. Every list's cursor is at the window's end when the
+//! next window begins, so the choice may change between windows; when no essential list has a
+//! posting left, the walk ends. A document holding no query term is never met here: the caller
+//! walks the partitions' clusters for those when [`Outcome::rest_may_rank`] says they still
+//! could. This module must never skip a document whose bound reaches the threshold.
 
 use crate::index::{FieldTf, Partition, Posting, Slot, TimeRewardBox};
 

@@ -393,9 +393,12 @@ impl Shard {
             .map(|(text, tf)| (self.terms.acquire(text), *tf))
             .collect();
         terms.sort_unstable_by_key(|(s, _)| *s);
+        // The two per-slot columns grow together.
         while self.lens.len() <= slot as usize {
             footprint::reserve_one(&mut self.lens);
+            footprint::reserve_one(&mut self.rests);
             self.lens.push([0; FIELD_COUNT]);
+            self.rests.push(RestKey::default());
         }
         self.lens[slot as usize] = draft.field_len;
         for (sym, tf) in &terms {
@@ -426,10 +429,6 @@ impl Shard {
             draft.completed_at,
             draft.embedding,
         );
-        while self.rests.len() <= slot as usize {
-            footprint::reserve_one(&mut self.rests);
-            self.rests.push(RestKey::default());
-        }
         self.rests[slot as usize] = RestKey::of(&doc);
         doc
     }

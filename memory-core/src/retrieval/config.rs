@@ -73,8 +73,9 @@ impl FieldWeights {
 ///   its largest possible value `Σ_t idf(t) × (k1 + 1) × Σ_c w_c`. Statistics (`idf`,
 ///   `avglen`) are over the shards searched.
 /// - `lex(q', d)` is the same function of the *feedback query* `q'`: the label terms (tools,
-///   task type, tags) of the `feedback_episodes` best episodes for `q`, each weighted by the
-///   share of those episodes holding it. "Episodes that did what the best match did" is how an
+///   task type, tags) of the `feedback_episodes` episodes most similar to `q` (ranked by the
+///   lexical and cosine terms alone: recency and reward say which episodes to prefer, not
+///   what the query is about), each weighted by the share of those episodes holding it. "Episodes that did what the best match did" is how an
 ///   agent's memory generalizes from one similar past task to its kind; 0 when disabled.
 /// - `cos` is the cosine of the query and episode embeddings, floored at 0 (0 when either is
 ///   missing).
@@ -86,8 +87,8 @@ pub struct RetrievalConfig {
     pub lexical_weight: f64,
     /// Weight of the feedback term (see the type docs). Default 0.5.
     pub feedback_weight: f64,
-    /// How many best first-pass episodes the feedback query is drawn from; 0 disables
-    /// feedback (and its extra pass). Default 1.
+    /// How many of the episodes most similar to the query (lexical and cosine terms) the
+    /// feedback query is drawn from; 0 disables feedback (and its extra pass). Default 1.
     pub feedback_episodes: usize,
     /// Weight of the embedding cosine term (used only when the query and the episode both
     /// carry an embedding). Default 1.0.

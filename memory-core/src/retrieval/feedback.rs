@@ -1,9 +1,10 @@
-//! Label feedback: the feedback query built from the best first-pass episodes.
+//! Label feedback: the feedback query built from the episodes most similar to the text.
 //!
 //! Owns how the feedback query `q'` is formed (see `RetrievalConfig`): the terms of the label
-//! channel (tags, tools, task type) of the best episodes for the query text, each weighted by
-//! the share of those episodes holding it. Only episodes that matched the text lexically count,
-//! so an unmatched query never drifts towards whatever is merely recent. The terms are read
+//! channel (tags, tools, task type) of the episodes most similar to the query text (a first
+//! pass scored by the lexical and cosine terms alone), each weighted by the share of those
+//! episodes holding it. Only episodes that matched the text lexically count, so an unmatched
+//! query never drifts towards whatever is merely recent. The terms are read
 //! under each shard's read lock, one shard at a time. This module must never score or rank.
 
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //!
 //! Owns the order of work of one query: validate; analyze the text; pick the namespace's
 //! shards (one domain's, when given); gather corpus statistics over them; when feedback is on,
-//! a first pass for the best `feedback_episodes` episodes, whose label terms form the feedback
-//! query; collect the best candidates through the hierarchical path (or the flat path when the
+//! a first pass for the `feedback_episodes` episodes most similar to the text (scored without
+//! recency and reward), whose label terms form the feedback query; collect the best candidates through the hierarchical path (or the flat path when the
 //! flag is off, or as a counted fallback when the hierarchy yields fewer hits than the limit);
 //! then MMR re-ranking when diversity is on. Both passes take the same path, and each path is
 //! exact, so the flags never change the answer. Shards are read-locked one at a time, each only for in-memory work.
@@ -148,7 +148,12 @@ impl Retriever {
         // The walks go forward (in this order they prune better: namespace-wide p50 15 %
         // lower at 100K than backward), the statistics passes before them backward.
         let query_terms = if m > 0 && self.config.feedback_weight > 0.0 && query_terms.len() > 0 {
-            let scorer = self.scorer(&cells, &query_terms, query, now)?;
+            let similarity = RetrievalConfig {
+                recency_weight: 0.0,
+                reward_weight: 0.0,
+                ..self.config.clone()
+            };
+            let scorer = self.scorer_with(&similarity, &cells, &query_terms, query, now)?;
             let best = self.collect(
                 &cells,
                 Sweep::Forward,
@@ -227,12 +232,23 @@ impl Retriever {
         query: &RetrievalQuery,
         now: Timestamp,
     ) -> Result<Scorer> {
+        self.scorer_with(&self.config, cells, terms, query, now)
+    }
+
+    fn scorer_with(
+        &self,
+        config: &RetrievalConfig,
+        cells: &[Arc<ShardCell>],
+        terms: &QueryTerms,
+        query: &RetrievalQuery,
+        now: Timestamp,
+    ) -> Result<Scorer> {
         let mut stats = CorpusStats::new(terms.len());
         for shard_no in Sweep::Backward.positions(cells.len()) {
             stats.add(&*self.index.read_loaded(&cells[shard_no])?, terms);
         }
         Ok(Scorer::new(
-            &self.config,
+            config,
             terms,
             &stats,
             query.query_embedding(),
@@ -426,6 +442,43 @@ mod tests {
         assert_eq!(walk.by_postings, 1, "{walk:?}");
         // Only the first window's documents (read before the top-1 held anything) are scored.
         assert!(walk.candidates <= 256, "{walk:?}");
+    }
+
+    #[test]
+    fn feedback_comes_from_the_most_similar_episode_not_the_most_recent_or_rewarded() {
+        // A matches the query best (a short description of exactly its words) but is a year
+        // old and failed; B holds the same words in a longer description, from today, and
+        // succeeded: B's recency and reward (0.07) outweigh A's lexical lead (about 0.06), so
+        // B scores higher overall. The feedback query must still be A's labels (exchange,
+        // swap), so the unmatched C (A's kind) gets a feedback term and D (B's kind) none.
+        let r = retriever(FlagValues {
+            diversity: false,
+            ..FlagValues::default()
+        });
+        let kind = |task: &str, tool: &str, text: &str, day: i64| EpisodeSummary {
+            tools: vec![tool.into()],
+            ..episode("ns", task, text, day)
+        };
+        let a = EpisodeSummary {
+            outcome: Some(OutcomeKind::Failure),
+            reward: 0.0,
+            ..kind("exchange", "swap", "broken lamp", 30)
+        };
+        let b = kind("refund", "repay", "broken lamp cord frayed wire", 400);
+        let c = kind("exchange", "swap", "kitchen tap", 400);
+        let d = kind("refund", "repay", "kitchen tap", 400);
+        for e in [&a, &b, &c, &d] {
+            r.index().insert(e).unwrap();
+        }
+        let now = time::from_micros(400 * DAY + 1);
+        let hits = r
+            .search_at(&RetrievalQuery::new("ns", "broken lamp").limit(4), now)
+            .unwrap();
+        let hit = |e: &EpisodeSummary| hits.iter().find(|h| h.id == e.id).unwrap().breakdown;
+        let without_feedback = |e: &EpisodeSummary| hit(e).total() - hit(e).feedback;
+        assert!(without_feedback(&b) > without_feedback(&a), "{hits:?}");
+        assert!(hit(&c).feedback > 0.0, "{hits:?}");
+        assert_eq!(hit(&d).feedback, 0.0, "{hits:?}");
     }
 
     #[test]

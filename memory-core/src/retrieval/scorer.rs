@@ -25,7 +25,7 @@ pub struct ScoreBreakdown {
     /// weighting.
     pub lexical: f64,
     /// `feedback_weight × lex(q', d)`: the same for the feedback query (the label terms of the
-    /// best first-pass episodes).
+    /// first-pass episodes most similar to the query).
     pub feedback: f64,
     /// `cosine_weight × max(0, cos)` of the embeddings (0 when either is missing).
     pub cosine: f64,

@@ -1,15 +1,22 @@
 //! The inverted index of one shard: per term id, the documents holding the term.
 //!
 //! Owns [`Postings`]: one [`PostingList`] per term id of the shard's term interner (the same
-//! ids, so a list is found without a lookup), each with the slots of the documents holding the
-//! term, ascending, the document's per-field frequencies of the term beside each slot (the
-//! only place they are kept: scoring reads them here), and bounds of the term's frequencies
-//! and of its documents' lengths that let a query bound what the term can add to any score.
-//! Most terms of a shard occur in one document, so a list of one posting is 16 bytes with no
+//! ids, so a list is found without a lookup), each with the documents holding the term by
+//! slot, ascending, and bounds of the term's frequencies and of its documents' lengths that
+//! let a query bound what the term can add to any score. A posting is 4 bytes: the slot in
+//! the high 24 bits (a shard holds at most [`MAX_SLOTS`] documents) and a code of the
+//! document's per-field frequencies of the term in the low 8 ([`encode`]: up to 7
+//! occurrences in the description, 3 in the tags, 3 in the tools and 1 in the task type,
+//! which covers nearly every posting); frequencies beyond it are kept exactly in a map of
+//! the shard beside the lists, and the posting's code says to look there. The lists are the
+//! only place the frequencies are kept: scoring reads them here ([`TermPostings::tf`]). Most
+//! terms of a shard occur in one document, so a list of one posting is 16 bytes with no
 //! heap block: the posting inline, its bounds those of its document. A longer list keeps its
 //! postings and bounds in one heap block. A list emptied by removals is reset, so a term id
 //! reused by the interner starts with fresh bounds. This module must never score and never
 //! hold a document.
+
+use std::collections::HashMap;
 
 use super::document::FieldTf;
 use super::fields::FIELD_COUNT;
@@ -17,12 +24,63 @@ use super::footprint;
 use super::interner::Sym;
 use super::partition::Slot;
 
-/// One document holding a term.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Posting {
-    pub(crate) slot: Slot,
-    /// The document's frequencies of the term.
-    pub(crate) tf: FieldTf,
+/// The most documents one shard holds: a slot takes 24 bits of a posting.
+pub(crate) const MAX_SLOTS: usize = 1 << 24;
+
+/// The code of frequencies that do not fit one: they are in the shard's map of exact ones.
+const ESCAPE: u8 = u8::MAX;
+
+/// The largest frequency each field's bits in a code hold, and where the bits begin.
+const CODE_FIELDS: [(u8, u32); FIELD_COUNT] = [(7, 0), (3, 3), (3, 5), (1, 7)];
+
+/// The code of `tf`, or [`ESCAPE`] when a field's frequency exceeds what its bits hold (or
+/// every field is at its largest, which is the escape itself).
+fn encode(tf: &FieldTf) -> u8 {
+    let mut code = 0;
+    for (t, (max, shift)) in tf.iter().zip(CODE_FIELDS) {
+        if *t > max {
+            return ESCAPE;
+        }
+        code |= t << shift;
+    }
+    code
+}
+
+/// The frequencies of every code but [`ESCAPE`].
+static DECODE: [FieldTf; 256] = {
+    let mut table = [[0; FIELD_COUNT]; 256];
+    let mut code = 0;
+    while code < 256 {
+        let mut f = 0;
+        while f < FIELD_COUNT {
+            let (max, shift) = CODE_FIELDS[f];
+            table[code][f] = (code as u8 >> shift) & max;
+            f += 1;
+        }
+        code += 1;
+    }
+    table
+};
+
+/// One document holding a term: its slot and the code of its frequencies of the term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Posting(u32);
+
+impl Posting {
+    pub(crate) fn new(slot: Slot, code: u8) -> Self {
+        debug_assert!((slot as usize) < MAX_SLOTS, "slot {slot}");
+        Self(slot << 8 | u32::from(code))
+    }
+
+    /// The document's slot.
+    #[inline]
+    pub(crate) fn slot(self) -> Slot {
+        self.0 >> 8
+    }
+
+    fn code(self) -> u8 {
+        self.0 as u8
+    }
 }
 
 /// The documents holding one term.
@@ -70,7 +128,7 @@ impl Many {
 
 impl PostingList {
     /// The postings, by slot, strictly ascending.
-    pub(crate) fn entries(&self) -> &[Posting] {
+    fn entries(&self) -> &[Posting] {
         match self {
             Self::Empty => &[],
             Self::One(p) => std::slice::from_ref(p),
@@ -79,69 +137,8 @@ impl PostingList {
     }
 
     /// Whether the list holds no posting.
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.entries().is_empty()
-    }
-
-    /// Per field, at least the largest frequency of the term over the documents, and at most
-    /// their shortest length; `field_len` gives a document's lengths by slot.
-    pub(crate) fn bounds(
-        &self,
-        field_len: impl Fn(Slot) -> [u32; FIELD_COUNT],
-    ) -> (FieldTf, [u32; FIELD_COUNT]) {
-        match self {
-            Self::Empty => ([0; FIELD_COUNT], [u32::MAX; FIELD_COUNT]),
-            Self::One(p) => (p.tf, field_len(p.slot)),
-            Self::Many(m) => (m.max_tf, m.min_len.map(u32::from)),
-        }
-    }
-
-    /// Record that the document at `slot` holds the term `tf` times; `lens` holds every
-    /// document's field lengths by slot, this one's included.
-    fn add(&mut self, slot: Slot, tf: &FieldTf, lens: &[[u32; FIELD_COUNT]]) {
-        let posting = Posting { slot, tf: *tf };
-        let len_of = |s: Slot| lens.get(s as usize).copied().unwrap_or_default();
-        // Bulk loads and fresh slots append.
-        let at = match self.entries().last() {
-            Some(last) if last.slot >= slot => self.find(slot),
-            _ => Err(self.entries().len()),
-        };
-        match (&mut *self, at) {
-            (Self::Empty, _) => *self = Self::One(posting),
-            (Self::One(p), Ok(_)) => *p = posting,
-            (Self::One(p), Err(i)) => {
-                let first = *p;
-                let mut m = Many::with_capacity(2);
-                m.cover(&first.tf, &len_of(first.slot));
-                m.entries.push(first);
-                m.entries.insert(i, posting);
-                m.cover(tf, &len_of(slot));
-                *self = Self::Many(m);
-            }
-            (Self::Many(m), at) => {
-                match at {
-                    Ok(i) => m.entries[i] = posting,
-                    Err(i) => {
-                        footprint::reserve_one(&mut m.entries);
-                        m.entries.insert(i, posting);
-                    }
-                }
-                m.cover(tf, &len_of(slot));
-            }
-        }
-    }
-
-    /// Forget the document at `slot`.
-    fn remove(&mut self, slot: Slot) {
-        let Ok(i) = self.find(slot) else {
-            return;
-        };
-        match self {
-            Self::Many(m) if m.entries.len() > 1 => {
-                m.entries.remove(i);
-            }
-            _ => *self = Self::Empty,
-        }
     }
 
     /// Heap bytes of the postings.
@@ -154,15 +151,68 @@ impl PostingList {
         }
     }
 
-    /// The frequencies of the term in the document at `slot`, if it holds the term.
-    pub(crate) fn tf_of(&self, slot: Slot) -> Option<&FieldTf> {
-        let i = self.find(slot).ok()?;
-        Some(&self.entries()[i].tf)
+    /// Where `slot` is (`Ok`) or would go (`Err`).
+    fn find(&self, slot: Slot) -> Result<usize, usize> {
+        self.entries().binary_search_by_key(&slot, |p| p.slot())
+    }
+}
+
+/// Frequencies too large for a posting's code, by (term id, slot).
+type Escaped = HashMap<(Sym, Slot), FieldTf>;
+
+/// The frequencies of posting `p` of term `sym`.
+#[inline]
+fn tf_in(escaped: &Escaped, sym: Sym, p: Posting) -> FieldTf {
+    if p.code() != ESCAPE {
+        return DECODE[usize::from(p.code())];
+    }
+    let tf = escaped.get(&(sym, p.slot())).copied();
+    debug_assert!(tf.is_some(), "escaped frequencies of ({sym}, {})", p.slot());
+    tf.unwrap_or_default()
+}
+
+/// One term's posting list with what reading its frequencies takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TermPostings<'a> {
+    sym: Sym,
+    list: &'a PostingList,
+    escaped: &'a Escaped,
+}
+
+impl<'a> TermPostings<'a> {
+    /// The term id.
+    pub(crate) fn sym(&self) -> Sym {
+        self.sym
     }
 
-    /// Where `slot` is (`Ok`) or would go (`Err`).
-    pub(crate) fn find(&self, slot: Slot) -> Result<usize, usize> {
-        self.entries().binary_search_by_key(&slot, |p| p.slot)
+    /// The postings, by slot, strictly ascending.
+    pub(crate) fn entries(&self) -> &'a [Posting] {
+        self.list.entries()
+    }
+
+    /// The frequencies of the term in the document of `p`, one of [`TermPostings::entries`].
+    #[inline]
+    pub(crate) fn tf(&self, p: Posting) -> FieldTf {
+        tf_in(self.escaped, self.sym, p)
+    }
+
+    /// The frequencies of the term in the document at `slot`, if it holds the term.
+    pub(crate) fn tf_of(&self, slot: Slot) -> Option<FieldTf> {
+        let i = self.list.find(slot).ok()?;
+        Some(self.tf(self.entries()[i]))
+    }
+
+    /// Per field, at least the largest frequency of the term over the documents, and at most
+    /// their shortest length; `field_len` gives a document's lengths by slot.
+    pub(crate) fn bounds(
+        &self,
+        field_len: impl Fn(Slot) -> [u32; FIELD_COUNT],
+    ) -> (FieldTf, [u32; FIELD_COUNT]) {
+        match self.list {
+            PostingList::Empty => ([0; FIELD_COUNT], [u32::MAX; FIELD_COUNT]),
+            PostingList::One(p) => (self.tf(*p), field_len(p.slot())),
+            PostingList::Many(m) => (m.max_tf, m.min_len.map(u32::from)),
+        }
     }
 }
 
@@ -170,6 +220,7 @@ impl PostingList {
 #[derive(Debug, Default)]
 pub(crate) struct Postings {
     lists: Vec<PostingList>,
+    escaped: Escaped,
 }
 
 impl Postings {
@@ -187,39 +238,102 @@ impl Postings {
                     }
                 })
                 .collect(),
+            escaped: Escaped::new(),
         }
     }
 
-    /// Record that the document at `slot` holds term `sym` with `tf`; `lens` holds every
-    /// document's field lengths by slot, this one's included.
+    /// Record that the document at `slot` (below [`MAX_SLOTS`]) holds term `sym` with `tf`;
+    /// `lens` holds every document's field lengths by slot, this one's included.
     pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, lens: &[[u32; FIELD_COUNT]]) {
         let at = sym as usize;
         while self.lists.len() <= at {
             footprint::reserve_one(&mut self.lists);
             self.lists.push(PostingList::Empty);
         }
-        self.lists[at].add(slot, tf, lens);
+        let code = encode(tf);
+        let posting = Posting::new(slot, code);
+        let len_of = |s: Slot| lens.get(s as usize).copied().unwrap_or_default();
+        let list = &mut self.lists[at];
+        // Bulk loads and fresh slots append.
+        let found = match list.entries().last() {
+            Some(last) if last.slot() >= slot => list.find(slot),
+            _ => Err(list.entries().len()),
+        };
+        if let Ok(i) = found
+            && list.entries()[i].code() == ESCAPE
+        {
+            self.escaped.remove(&(sym, slot));
+        }
+        match (&mut *list, found) {
+            (PostingList::Empty, _) => *list = PostingList::One(posting),
+            (PostingList::One(p), Ok(_)) => *p = posting,
+            (PostingList::One(p), Err(i)) => {
+                let first = *p;
+                let mut m = Many::with_capacity(2);
+                m.cover(&tf_in(&self.escaped, sym, first), &len_of(first.slot()));
+                m.entries.push(first);
+                m.entries.insert(i, posting);
+                m.cover(tf, &len_of(slot));
+                *list = PostingList::Many(m);
+            }
+            (PostingList::Many(m), found) => {
+                match found {
+                    Ok(i) => m.entries[i] = posting,
+                    Err(i) => {
+                        footprint::reserve_one(&mut m.entries);
+                        m.entries.insert(i, posting);
+                    }
+                }
+                m.cover(tf, &len_of(slot));
+            }
+        }
+        if code == ESCAPE {
+            self.escaped.insert((sym, slot), *tf);
+        }
     }
 
     /// Forget that the document at `slot` holds term `sym`.
     pub(crate) fn remove(&mut self, sym: Sym, slot: Slot) {
-        if let Some(list) = self.lists.get_mut(sym as usize) {
-            list.remove(slot);
+        let Some(list) = self.lists.get_mut(sym as usize) else {
+            return;
+        };
+        let Ok(i) = list.find(slot) else {
+            return;
+        };
+        if list.entries()[i].code() == ESCAPE {
+            self.escaped.remove(&(sym, slot));
+        }
+        match list {
+            PostingList::Many(m) if m.entries.len() > 1 => {
+                m.entries.remove(i);
+            }
+            _ => *list = PostingList::Empty,
         }
     }
 
     /// Every live list with its term id, by term id.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Sym, &PostingList)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = TermPostings<'_>> {
         self.lists
             .iter()
             .enumerate()
             .filter(|(_, l)| !l.is_empty())
-            .map(|(sym, l)| (sym as Sym, l))
+            .map(|(sym, list)| TermPostings {
+                sym: sym as Sym,
+                list,
+                escaped: &self.escaped,
+            })
     }
 
     /// The documents holding `sym`, if any.
-    pub(crate) fn get(&self, sym: Sym) -> Option<&PostingList> {
-        self.lists.get(sym as usize).filter(|l| !l.is_empty())
+    pub(crate) fn get(&self, sym: Sym) -> Option<TermPostings<'_>> {
+        self.lists
+            .get(sym as usize)
+            .filter(|l| !l.is_empty())
+            .map(|list| TermPostings {
+                sym,
+                list,
+                escaped: &self.escaped,
+            })
     }
 
     /// Release spare capacity (after a bulk load).
@@ -230,6 +344,7 @@ impl Postings {
             }
         }
         self.lists.shrink_to_fit();
+        self.escaped.shrink_to_fit();
     }
 
     /// Postings room allocated but unused, over all lists.
@@ -253,6 +368,7 @@ impl Postings {
     /// Estimated heap bytes.
     pub(crate) fn heap_bytes(&self) -> usize {
         footprint::vec::<PostingList>(self.lists.capacity())
+            + footprint::hash_map::<(Sym, Slot), FieldTf>(self.escaped.capacity())
             + self
                 .lists
                 .iter()
@@ -267,7 +383,7 @@ mod tests {
 
     fn slots(p: &Postings, sym: Sym) -> Vec<Slot> {
         p.get(sym)
-            .map(|l| l.entries().iter().map(|e| e.slot).collect())
+            .map(|l| l.entries().iter().map(|e| e.slot()).collect())
             .unwrap_or_default()
     }
 
@@ -282,7 +398,7 @@ mod tests {
         assert_eq!(p.heap_bytes(), footprint::vec::<PostingList>(4));
         assert!(std::mem::size_of::<PostingList>() <= 16);
         p.add(0, 7, &[2, 0, 0, 0], &lens);
-        assert_eq!(p.get(0).unwrap().tf_of(7), Some(&[2, 0, 0, 0]));
+        assert_eq!(p.get(0).unwrap().tf_of(7), Some([2, 0, 0, 0]));
         p.add(0, 3, &[1, 0, 0, 0], &lens);
         p.add(0, 9, &[1, 0, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [3, 7, 9]);
@@ -300,6 +416,52 @@ mod tests {
             ([0, 1, 0, 0], lens[1])
         );
         assert_eq!(p.spare(), 0);
+    }
+
+    #[test]
+    fn every_frequency_pattern_reads_back_exactly() {
+        // Every pattern a code holds, the largest of each field and one past it, and the
+        // saturated byte: each comes back as it went in, whatever its code.
+        let values = |max: u8| [0, 1, max, max.saturating_add(1), 255];
+        let mut patterns = Vec::new();
+        for a in values(7) {
+            for b in values(3) {
+                for c in values(3) {
+                    for d in values(1) {
+                        patterns.push([a, b, c, d]);
+                    }
+                }
+            }
+        }
+        for code in 0..=255u8 {
+            patterns.push(DECODE[usize::from(code)]);
+        }
+        let lens = vec![[1; FIELD_COUNT]; patterns.len()];
+        let mut p = Postings::default();
+        for (slot, tf) in patterns.iter().enumerate() {
+            p.add(0, slot as Slot, tf, &lens);
+            p.add(1, 0, tf, &lens);
+            assert_eq!(p.get(1).unwrap().tf_of(0), Some(*tf));
+        }
+        let list = p.get(0).unwrap();
+        for (slot, tf) in patterns.iter().enumerate() {
+            assert_eq!(list.tf_of(slot as Slot), Some(*tf), "{tf:?}");
+        }
+        // Only what no code holds is in the map: one past a field's largest, 255, or all
+        // fields at their largest (the escape). The term 1 keeps only its last pattern's.
+        let escaped = patterns.iter().filter(|tf| encode(tf) == ESCAPE).count();
+        assert!(escaped > 0 && escaped < patterns.len());
+        assert_eq!(encode(&[7, 3, 3, 1]), ESCAPE);
+        assert_eq!(encode(&[1, 0, 0, 0]), 1);
+        let last = usize::from(encode(patterns.last().unwrap()) == ESCAPE);
+        assert_eq!(p.escaped.len(), escaped + last);
+        // Removals and replacements leave no stale exact frequencies behind.
+        for slot in 0..patterns.len() {
+            p.remove(0, slot as Slot);
+        }
+        p.add(1, 0, &[1, 0, 0, 0], &lens);
+        assert!(p.escaped.is_empty());
+        assert_eq!(p.get(1).unwrap().tf_of(0), Some([1, 0, 0, 0]));
     }
 
     #[test]

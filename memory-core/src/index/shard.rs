@@ -19,7 +19,7 @@ use super::footprint;
 use super::image::{DocImage, ShardImage};
 use super::interner::{Interner, MAX_STRING_BYTES, Sym};
 use super::partition::{Partition, Slot};
-use super::postings::{PostingList, Postings};
+use super::postings::{MAX_SLOTS, Postings, TermPostings};
 use super::slots::SlotTable;
 use super::stats::IndexStats;
 
@@ -219,10 +219,10 @@ impl Shard {
             .iter()
             .map(|d| Vec::with_capacity(d.as_ref().map_or(0, IndexedEpisode::term_count)))
             .collect();
-        for (sym, list) in self.inverted.iter() {
-            let term = term_map[sym as usize];
+        for list in self.inverted.iter() {
+            let term = term_map[list.sym() as usize];
             for p in list.entries() {
-                doc_terms[p.slot as usize].push((term, p.tf.map(u16::from)));
+                doc_terms[p.slot() as usize].push((term, list.tf(*p).map(u16::from)));
             }
         }
         let docs = self
@@ -285,6 +285,9 @@ impl Shard {
             .iter()
             .map(|t| Arc::from(t.as_str()))
             .collect();
+        if image.docs.len() > MAX_SLOTS {
+            return Err(bad("more documents than a shard holds"));
+        }
         let mut shard = Self::new(bucket_width);
         shard.docs.reserve_exact(image.docs.len());
         shard.lens.reserve_exact(image.docs.len());
@@ -468,6 +471,12 @@ impl Shard {
         previous
     }
 
+    /// Whether the document `id` can be placed in a shard of at most `limit` slots: it is here
+    /// (it keeps its slot), a slot is free, or the table is shorter than `limit`.
+    pub(crate) fn has_room(&self, id: EpisodeId, limit: usize) -> bool {
+        self.by_id.get(id, &self.docs).is_some() || !self.free.is_empty() || self.docs.len() < limit
+    }
+
     /// Put `draft` in place of the document with its id, or in a free slot: interned, posted,
     /// counted and in the table, but in no partition's tree (the caller adds it, or builds the
     /// trees later). Returns its slot and the replaced document's version.
@@ -602,12 +611,12 @@ impl Shard {
     }
 
     /// The documents holding term `sym`.
-    pub(crate) fn postings(&self, sym: Sym) -> Option<&PostingList> {
+    pub(crate) fn postings(&self, sym: Sym) -> Option<TermPostings<'_>> {
         self.inverted.get(sym)
     }
 
     /// The frequencies of term `sym` in the document at `slot`, if it holds the term.
-    pub(crate) fn term_tf(&self, sym: Sym, slot: Slot) -> Option<&FieldTf> {
+    pub(crate) fn term_tf(&self, sym: Sym, slot: Slot) -> Option<FieldTf> {
         self.inverted.get(sym)?.tf_of(slot)
     }
 
@@ -690,11 +699,11 @@ impl Shard {
         let mut out = Vec::new();
         for (sym, text) in self.terms.live() {
             let list = self.inverted.get(sym).expect("a live term has postings");
-            assert!(list.entries().windows(2).all(|w| w[0].slot < w[1].slot));
+            assert!(list.entries().windows(2).all(|w| w[0].slot() < w[1].slot()));
             let mut ids: Vec<EpisodeId> = list
                 .entries()
                 .iter()
-                .map(|p| self.doc(p.slot).map(|d| d.id).unwrap_or_default())
+                .map(|p| self.doc(p.slot()).map(|d| d.id).unwrap_or_default())
                 .collect();
             ids.sort_unstable();
             out.push((text.to_owned(), ids));
@@ -762,6 +771,11 @@ impl ShardBuilder {
                 self.task_types.insert(doc.task_type.clone());
             }
         }
+    }
+
+    /// [`Shard::has_room`] of the shard being built.
+    pub(crate) fn has_room(&self, id: EpisodeId, limit: usize) -> bool {
+        self.shard.has_room(id, limit)
     }
 
     /// Remove the document `id` if it was added.

@@ -23,6 +23,7 @@ use super::directory::{Directory, Located};
 use super::document::Draft;
 use super::footprint;
 use super::image::ShardImage;
+use super::postings::MAX_SLOTS;
 use super::shard::{Pending, Shard, ShardBuilder, ShardKey};
 use super::spill::{ShardSpill, SpillIo};
 use super::stats::IndexStats;
@@ -97,6 +98,9 @@ pub struct SpatiotemporalIndex {
     /// Unit tests of the engine's compensation paths: inserts to fail before touching anything.
     #[cfg(test)]
     fail_inserts: std::sync::atomic::AtomicU32,
+    /// Unit tests of the shard size limit: the most documents a shard may hold.
+    #[cfg(test)]
+    slot_limit: AtomicUsize,
 }
 
 /// Counts of shard moves between memory and the spill target.
@@ -135,6 +139,8 @@ impl SpatiotemporalIndex {
             moves: ShardMoves::default(),
             #[cfg(test)]
             fail_inserts: std::sync::atomic::AtomicU32::new(0),
+            #[cfg(test)]
+            slot_limit: AtomicUsize::new(MAX_SLOTS),
         })
     }
 
@@ -148,7 +154,10 @@ impl SpatiotemporalIndex {
     /// never goes back to an older version, so a slow writer or a repair cannot undo a newer
     /// write. Returns the version of the entry held before (unchanged if it was newer). Fails with
     /// `InvalidInput`, changing nothing, on a non-finite reward or a bad embedding (see
-    /// [`IndexConfig::embedding_dimension`]). The text is analyzed before any lock is taken.
+    /// [`IndexConfig::embedding_dimension`]), or when the episode is new to its (namespace,
+    /// domain) and that shard already holds 16,777,216 episodes, the most one holds (a
+    /// posting keeps a document's position in 24 bits; while the shard is spilled, changes
+    /// queued for it count as new episodes). The text is analyzed before any lock is taken.
     #[tracing::instrument(level = "debug", skip_all, fields(id = %summary.id))]
     pub fn insert(&self, summary: &EpisodeSummary) -> Result<Option<u64>> {
         #[cfg(test)]
@@ -186,12 +195,24 @@ impl SpatiotemporalIndex {
                 .current()
                 .filter(|old| Arc::ptr_eq(&old.cell, &cell))
                 .map(|old| old.version);
+            let limit = self.slot_limit();
             let replaced = if cell.is_spilled() {
+                let queued = shard
+                    .pending()
+                    .iter()
+                    .filter(|op| matches!(op, Pending::Upsert(_)))
+                    .count();
+                if same_cell.is_none() && cell.spilled_stats().episodes + queued >= limit {
+                    return Err(shard_full(cell.key(), limit));
+                }
                 // The content is on file: queue the change for when it is loaded.
                 let bytes = shard.queue(Pending::Upsert(d));
                 self.account(&cell, bytes);
                 same_cell
             } else {
+                if !shard.has_room(d.id, limit) {
+                    return Err(shard_full(cell.key(), limit));
+                }
                 cell.set_saved(false);
                 let replaced = shard.upsert(d);
                 self.account(&cell, shard.approx_bytes());
@@ -482,6 +503,17 @@ impl SpatiotemporalIndex {
     }
 
     /// The live cell of `(namespace, domain)`, created if missing or retired.
+    /// The most documents a shard may hold: [`MAX_SLOTS`] (lower in unit tests).
+    #[cfg(not(test))]
+    fn slot_limit(&self) -> usize {
+        MAX_SLOTS
+    }
+
+    #[cfg(test)]
+    fn slot_limit(&self) -> usize {
+        self.slot_limit.load(Ordering::Relaxed)
+    }
+
     fn cell_for(&self, namespace: &str, domain: &str) -> Arc<ShardCell> {
         {
             let map = self.waits.read(&self.shards);
@@ -877,11 +909,17 @@ pub struct BulkBuild<'i> {
 
 impl BulkBuild<'_> {
     /// Analyze `summary` and add it to its shard, replacing an earlier summary of the same id.
-    /// Fails (`InvalidInput`) on a summary the index refuses, which is then not added; the
-    /// build may go on without it (the engine's rebuilds stop and report the error instead).
+    /// Fails (`InvalidInput`) on a summary the index refuses (as
+    /// [`SpatiotemporalIndex::insert`] does), which is then not added; the build may go on
+    /// without it (the engine's rebuilds stop and report the error instead).
     pub fn add(&mut self, summary: &EpisodeSummary) -> Result<()> {
         let draft = Draft::from_summary(summary, &self.index.config)?;
         let at = self.shard_of(&draft.namespace, &draft.domain);
+        let limit = self.index.slot_limit();
+        let (key, builder) = &self.shards[at];
+        if !builder.has_room(draft.id, limit) {
+            return Err(shard_full(key, limit));
+        }
         if let Some(before) = self.home.insert(draft.id, at)
             && before != at
         {
@@ -924,6 +962,15 @@ impl BulkBuild<'_> {
             .insert(domain.to_owned(), at);
         at
     }
+}
+
+/// The error of an episode new to the shard `key` when it holds `limit` documents already.
+fn shard_full(key: &ShardKey, limit: usize) -> Error {
+    Error::invalid(
+        format!("index shard ({:?}, {:?})", key.namespace, key.domain),
+        format!("at most {limit} episodes in one (namespace, domain)"),
+        format!("{limit} held, one more"),
+    )
 }
 
 #[cfg(test)]
@@ -1044,6 +1091,59 @@ mod tests {
                 .cloned()
                 .ok_or_else(|| Error::storage("no such spilled shard"))
         }
+    }
+
+    #[test]
+    fn a_shard_full_refuses_new_episodes_only_loaded_spilled_or_bulk() {
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        index.slot_limit.store(3, Ordering::Relaxed);
+        let full = |r: Result<Option<u64>>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput, "{e}");
+            assert!(e.message().contains("at most 3 episodes"), "{e}");
+        };
+        let held: Vec<EpisodeSummary> = (0..3)
+            .map(|_| summary(EpisodeId::new(), "ns", "d"))
+            .collect();
+        for s in &held {
+            index.insert(s).unwrap();
+        }
+        full(index.insert(&summary(EpisodeId::new(), "ns", "d")));
+        assert_eq!(index.len(), 3);
+        // A new version of one held keeps its slot; another shard has its own room.
+        let mut again = held[0].clone();
+        again.version = 2;
+        assert_eq!(index.insert(&again).unwrap(), Some(1));
+        index.insert(&summary(EpisodeId::new(), "ns", "e")).unwrap();
+        // A removal frees a slot.
+        assert!(index.remove(held[1].id));
+        index.insert(&summary(EpisodeId::new(), "ns", "d")).unwrap();
+        // Spilled: the episodes on file and those queued count.
+        assert!(index.remove(held[0].id));
+        let spill = Arc::new(MemorySpill::default());
+        index.set_spill(spill.clone()).unwrap();
+        index.set_budget(1);
+        index.enforce_budget().unwrap();
+        assert!(
+            index
+                .shards_of("ns", Some("d"))
+                .iter()
+                .all(|c| c.is_spilled())
+        );
+        index.insert(&summary(EpisodeId::new(), "ns", "d")).unwrap();
+        full(index.insert(&summary(EpisodeId::new(), "ns", "d")));
+        let mut again = held[2].clone();
+        again.version = 2;
+        assert_eq!(index.insert(&again).unwrap(), Some(1));
+        assert_eq!(index.len(), 4);
+        // A bulk build refuses the fourth of a shard and goes on without it.
+        let mut build = index.bulk();
+        for s in &held {
+            build.add(s).unwrap();
+        }
+        assert!(build.add(&summary(EpisodeId::new(), "ns", "d")).is_err());
+        build.add(&summary(EpisodeId::new(), "ns", "e")).unwrap();
+        assert_eq!(build.finish().unwrap(), 4);
     }
 
     #[test]

@@ -29,7 +29,7 @@
 //! walks the partitions' clusters for those when [`Outcome::rest_may_rank`] says they still
 //! could. This module must never skip a document whose bound reaches the threshold.
 
-use crate::index::{FieldTf, Partition, Posting, Slot, TimeRewardBox};
+use crate::index::{FieldTf, Partition, Posting, Slot, TermPostings, TimeRewardBox};
 
 use super::hierarchical::{Cut, below};
 use super::scorer::{Hit, TermBound};
@@ -53,6 +53,8 @@ struct Cursor<'s> {
     bound: f64,
     /// What the term adds to a document's score.
     adds: TermBound<'s>,
+    /// The list, to read its postings' frequencies.
+    list: TermPostings<'s>,
     /// The list's postings.
     entries: &'s [Posting],
     at: usize,
@@ -60,7 +62,7 @@ struct Cursor<'s> {
 
 impl Cursor<'_> {
     fn current(&self) -> Option<Slot> {
-        self.entries.get(self.at).map(|p| p.slot)
+        self.entries.get(self.at).map(|p| p.slot())
     }
 
     /// Move to the first entry at or after `slot`.
@@ -70,19 +72,19 @@ impl Cursor<'_> {
 }
 
 /// Move `at` forward to the first entry of `entries` at or after `slot` (galloping: cheap for
-/// short moves, and logarithmic for long ones); returns its frequencies if it is `slot`'s.
-fn seek_in(entries: &[Posting], at: &mut usize, slot: Slot) -> Option<FieldTf> {
+/// short moves, and logarithmic for long ones); returns it if it is `slot`'s.
+fn seek_in(entries: &[Posting], at: &mut usize, slot: Slot) -> Option<Posting> {
     let rest = &entries[(*at).min(entries.len())..];
     let mut step = 1usize;
     let mut hi = 0;
-    while hi < rest.len() && rest[hi].slot < slot {
+    while hi < rest.len() && rest[hi].slot() < slot {
         hi += step;
         step *= 2;
     }
     let lo = hi.saturating_sub(step / 2);
     let hi = hi.min(rest.len());
-    *at += lo + rest[lo..hi].partition_point(|p| p.slot < slot);
-    entries.get(*at).filter(|p| p.slot == slot).map(|p| p.tf)
+    *at += lo + rest[lo..hi].partition_point(|p| p.slot() < slot);
+    entries.get(*at).copied().filter(|p| p.slot() == slot)
 }
 
 /// Slots per window of the merge: the window's sums (8 bytes a slot) stay in the L1 cache.
@@ -133,7 +135,7 @@ impl Window {
     fn mark(&mut self, first: Slot, postings: &[Posting]) {
         for (k, p) in postings.iter().enumerate() {
             // At most one posting per slot of the window: `k` < WINDOW < NO_POSTING.
-            self.at[(p.slot - first) as usize] = k as u16;
+            self.at[(p.slot() - first) as usize] = k as u16;
         }
     }
 
@@ -146,7 +148,7 @@ impl Window {
     /// Undo [`Window::mark`].
     fn unmark(&mut self, first: Slot, postings: &[Posting]) {
         for p in postings {
-            self.at[(p.slot - first) as usize] = NO_POSTING;
+            self.at[(p.slot() - first) as usize] = NO_POSTING;
         }
     }
 
@@ -186,6 +188,7 @@ fn cursors<'s>(visit: &ShardVisit<'s>) -> Vec<Cursor<'s>> {
                 term: u32::try_from(i).ok()?,
                 bound: *bound,
                 adds: visit.scorer.term(i),
+                list,
                 entries: list.entries(),
                 at: 0,
             })
@@ -340,8 +343,8 @@ impl<'v, 's> Merge<'v, 's> {
             }
             for j in essential..n {
                 let c = &self.lists[j];
-                for p in c.entries[c.at..].iter().take_while(|p| p.slot < end) {
-                    window.add(p.slot - first, self.adds(c, p.slot, &p.tf));
+                for p in c.entries[c.at..].iter().take_while(|p| p.slot() < end) {
+                    window.add(p.slot() - first, self.adds(c, p.slot(), &c.list.tf(*p)));
                 }
                 self.lists[j].skip_to(end);
             }
@@ -384,13 +387,13 @@ impl<'v, 's> Merge<'v, 's> {
                 let mut at = 0;
                 candidates.retain_mut(|(slot, bound)| {
                     *bound -= c.bound;
-                    let tf = if marked {
-                        window.posting(*slot - first).map(|k| postings[k].tf)
+                    let found = if marked {
+                        window.posting(*slot - first).map(|k| postings[k])
                     } else {
                         seek_in(postings, &mut at, *slot)
                     };
-                    if let Some(tf) = tf {
-                        *bound += self.adds(c, *slot, &tf);
+                    if let Some(p) = found {
+                        *bound += self.adds(c, *slot, &c.list.tf(p));
                     }
                     *bound >= floor
                 });
@@ -417,8 +420,8 @@ impl<'v, 's> Merge<'v, 's> {
                 self.hits.clear();
                 for (c, from) in self.lists.iter().zip(&starts) {
                     let postings = &c.entries[*from..c.at];
-                    if let Ok(i) = postings.binary_search_by_key(&slot, |p| p.slot) {
-                        self.hits.push((c.term, postings[i].tf));
+                    if let Ok(i) = postings.binary_search_by_key(&slot, |p| p.slot()) {
+                        self.hits.push((c.term, c.list.tf(postings[i])));
                     }
                 }
                 self.offer(slot, top, outcome);
@@ -468,12 +471,9 @@ mod tests {
     #[test]
     fn seek_finds_each_slot_and_stops_at_the_next() {
         let entries: Vec<Posting> = (0..200u8)
-            .map(|i| Posting {
-                slot: Slot::from(i) * 3,
-                tf: [i, 0, 0, 0],
-            })
+            .map(|i| Posting::new(Slot::from(i) * 3, i))
             .collect();
-        let slots: Vec<Slot> = entries.iter().map(|p| p.slot).collect();
+        let slots: Vec<Slot> = entries.iter().map(|p| p.slot()).collect();
         for start in [0usize, 1, 7, 150] {
             for target in [0u32, 1, 3, 4, 299, 450, 597, 598, 1000] {
                 let mut at = start;
@@ -483,7 +483,7 @@ mod tests {
                 let expected = slots[start..]
                     .binary_search(&target)
                     .ok()
-                    .map(|i| entries[start + i].tf);
+                    .map(|i| entries[start + i]);
                 assert_eq!(found, expected, "start {start}, target {target}");
             }
         }

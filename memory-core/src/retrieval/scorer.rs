@@ -11,8 +11,8 @@
 //! member. This module must never touch locks or decide which documents are visited.
 
 use crate::index::{
-    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, PostingList,
-    RestKey, Shard, Slot, Sym,
+    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, RestKey, Shard,
+    Slot, Sym, TermPostings,
 };
 use crate::time::{self, Timestamp};
 
@@ -105,7 +105,7 @@ pub(crate) type Hit = (u32, FieldTf);
 pub(crate) struct Resolved<'s> {
     /// Per query term: its posting list in the shard, if the shard holds the term and some
     /// searched document does (the term has an idf).
-    pub(crate) lists: Vec<Option<&'s PostingList>>,
+    pub(crate) lists: Vec<Option<TermPostings<'s>>>,
     bits: Vec<u64>,
     /// (term id, query term index + 1), by term id.
     pairs: Vec<(Sym, u32)>,
@@ -143,12 +143,12 @@ impl Resolved<'_> {
                 continue;
             };
             if n < INLINE {
-                inline[n] = (q - 1, *tf);
+                inline[n] = (q - 1, tf);
             } else {
                 if more.is_empty() {
                     more.extend_from_slice(&inline);
                 }
-                more.push((q - 1, *tf));
+                more.push((q - 1, tf));
             }
             n += 1;
         }
@@ -471,7 +471,7 @@ impl Scorer {
             }
         }
         pairs.sort_unstable();
-        let lists: Vec<Option<&PostingList>> = syms
+        let lists: Vec<Option<TermPostings>> = syms
             .iter()
             .zip(&self.idf)
             .map(|(sym, idf)| idf.and((*sym).and_then(|s| shard.postings(s))))

@@ -7,7 +7,6 @@
 //! query does not read.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::episode::{EpisodeSummary, OutcomeKind};
 use crate::error::{Error, Result};
@@ -80,6 +79,15 @@ impl RestKey {
     pub(crate) fn embedding(self) -> u32 {
         self.0 & 1
     }
+}
+
+/// Per-field lengths as a shard keeps them: a field counts at most `u16::MAX` tokens (the
+/// default input limits keep every field far below it; a longer field scores as that long).
+pub(crate) type FieldLen = [u16; FIELD_COUNT];
+
+/// `wide` lengths at [`FieldLen`]'s width.
+pub(crate) fn narrow_len(wide: &[u32; FIELD_COUNT]) -> FieldLen {
+    wide.map(|l| u16::try_from(l).unwrap_or(u16::MAX))
 }
 
 /// An analyzed summary, not yet attached to a shard.
@@ -212,21 +220,19 @@ pub(crate) fn norm(v: &[f32]) -> f64 {
 
 /// An episode inside a shard. Ids (`Sym`) refer to that shard's interners.
 ///
-/// Kept small (96 bytes, one heap block for its ids, one more only with a vector): a shard
+/// Kept small (80 bytes, one heap block for its ids, one more only with a vector): a shard
 /// holds one per episode. The ids are delta-coded (LEB128, so a few bytes each instead of
 /// four): every reader walks them in order, and none needs one at random.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexedEpisode {
     pub(crate) id: EpisodeId,
     pub(crate) version: u64,
-    /// Shared with the task-type partition's key.
-    pub(crate) task_type: Arc<str>,
-    /// Distinct tag ids, ascending, then distinct term ids, ascending, each run delta-coded
-    /// from 0 ([`Ids`]; the frequencies are in the shard's posting lists, the field lengths in
-    /// its length column).
+    /// The task type's id in the shard's task-type interner.
+    pub(crate) task_type: Sym,
+    /// How many bytes the tag ids take (LEB128), then the distinct tag ids, ascending, then
+    /// the distinct term ids, ascending, each run delta-coded from 0 ([`Ids`]; the
+    /// frequencies are in the shard's posting lists, the field lengths in its length column).
     ids: Box<[u8]>,
-    /// Where the term ids begin in `ids`.
-    terms_at: u32,
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
     /// `started_at` in microseconds since the epoch.
@@ -236,18 +242,35 @@ pub(crate) struct IndexedEpisode {
     embedding: Option<Box<Vector>>,
 }
 
+/// Append `n` to `out` in LEB128: seven bits a byte, the high bit set on every byte but the
+/// last.
+fn push_leb128(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// The number [`push_leb128`] wrote at the start of `bytes`, and the bytes after it.
+fn split_leb128(bytes: &[u8]) -> (u32, &[u8]) {
+    let mut n = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        n |= u32::from(b & 0x7f) << (7 * i);
+        if *b < 0x80 {
+            return (n, &bytes[i + 1..]);
+        }
+    }
+    (n, &[])
+}
+
 /// Append `ids` (ascending) to `out`, each as its difference from the one before (the first
-/// from 0) in LEB128: seven bits a byte, the high bit set on every byte but a number's last.
+/// from 0) in LEB128.
 fn encode(out: &mut Vec<u8>, ids: impl IntoIterator<Item = Sym>) {
     let mut prev = 0;
     for id in ids {
-        let mut delta = id - prev;
+        push_leb128(out, id - prev);
         prev = id;
-        while delta >= 0x80 {
-            out.push((delta & 0x7f) as u8 | 0x80);
-            delta >>= 7;
-        }
-        out.push(delta as u8);
     }
 }
 
@@ -306,7 +329,7 @@ impl IndexedEpisode {
     pub(crate) fn new(
         id: EpisodeId,
         version: u64,
-        task_type: Arc<str>,
+        task_type: Sym,
         terms: impl IntoIterator<Item = Sym>,
         tags: impl IntoIterator<Item = Sym>,
         outcome: Option<OutcomeKind>,
@@ -315,17 +338,19 @@ impl IndexedEpisode {
         completed_at: Option<i64>,
         embedding: Option<Box<[f32]>>,
     ) -> Self {
-        let mut ids = Vec::new();
-        encode(&mut ids, tags);
-        // A document's ids take far fewer than 4 GiB: a term or tag costs far more to analyze.
-        let terms_at = u32::try_from(ids.len()).expect("tag ids under 4 GiB");
+        let mut tag_ids = Vec::new();
+        encode(&mut tag_ids, tags);
+        // A document's ids take far fewer than 4 GiB: a tag costs far more to analyze.
+        let tag_bytes = u32::try_from(tag_ids.len()).expect("tag ids under 4 GiB");
+        let mut ids = Vec::with_capacity(tag_ids.len() + 8);
+        push_leb128(&mut ids, tag_bytes);
+        ids.extend_from_slice(&tag_ids);
         encode(&mut ids, terms);
         Self {
             id,
             version,
             task_type,
             ids: ids.into_boxed_slice(),
-            terms_at,
             outcome,
             reward,
             started_at,
@@ -339,19 +364,25 @@ impl IndexedEpisode {
         }
     }
 
+    /// The coded tag ids and the coded term ids.
+    fn runs(&self) -> (&[u8], &[u8]) {
+        let (tag_bytes, rest) = split_leb128(&self.ids);
+        rest.split_at((tag_bytes as usize).min(rest.len()))
+    }
+
     /// Distinct term ids, ascending.
     pub(crate) fn terms(&self) -> Ids<'_> {
-        Ids::new(&self.ids[self.terms_at as usize..])
+        Ids::new(self.runs().1)
     }
 
     /// How many distinct terms.
     pub(crate) fn term_count(&self) -> usize {
-        Ids::new(&self.ids[self.terms_at as usize..]).count_left()
+        self.terms().count_left()
     }
 
     /// Distinct tag ids, ascending.
     pub(crate) fn tags(&self) -> Ids<'_> {
-        Ids::new(&self.ids[..self.terms_at as usize])
+        Ids::new(self.runs().0)
     }
 
     /// `completed_at` in microseconds since the epoch, if completed.
@@ -374,7 +405,7 @@ impl IndexedEpisode {
         self.tags().take_while(|t| *t <= sym).any(|t| t == sym)
     }
 
-    /// Heap bytes owned by this document (the task-type `Arc` is charged to its partition).
+    /// Heap bytes owned by this document.
     pub(crate) fn heap_bytes(&self) -> usize {
         footprint::vec::<u8>(self.ids.len())
             + self.embedding.as_ref().map_or(0, |v| {
@@ -410,7 +441,7 @@ mod tests {
         IndexedEpisode::new(
             EpisodeId::new(),
             1,
-            Arc::from("t"),
+            0,
             [],
             [],
             None,
@@ -490,13 +521,12 @@ mod tests {
     }
 
     #[test]
-    fn a_document_keeps_its_ids_times_and_vector_in_96_bytes() {
-        let arc: Arc<str> = Arc::from("t");
+    fn a_document_keeps_its_ids_times_and_vector_in_80_bytes() {
         let doc = |completed_at, embedding| {
             IndexedEpisode::new(
                 EpisodeId::new(),
                 1,
-                arc.clone(),
+                0,
                 [1, 4, 9],
                 [2, 3],
                 None,
@@ -517,7 +547,7 @@ mod tests {
         let d = doc(Some(i64::MIN + 5), None);
         assert_eq!(d.completed_at(), Some(i64::MIN + 5));
         assert_eq!(d.embedding(), None);
-        assert!(std::mem::size_of::<Option<IndexedEpisode>>() <= 96);
+        assert!(std::mem::size_of::<Option<IndexedEpisode>>() <= 80);
     }
 
     #[test]
@@ -527,7 +557,7 @@ mod tests {
         let d = IndexedEpisode::new(
             EpisodeId::new(),
             1,
-            Arc::from("t"),
+            0,
             terms.iter().copied(),
             tags.iter().copied(),
             None,
@@ -540,11 +570,29 @@ mod tests {
         assert_eq!(d.term_count(), terms.len());
         assert_eq!(d.tags().collect::<Vec<_>>(), tags);
         assert!(d.has_tag(300) && d.has_tag(70_000) && !d.has_tag(0) && !d.has_tag(299));
-        // Seven bits a byte of each gap: one byte per gap below 128, five for the widest.
+        // Seven bits a byte of each gap: one byte per gap below 128, five for the widest,
+        // after one byte saying how many the tags take.
         assert_eq!(
             d.ids.len(),
-            (1 + 2 + 3) + (1 + 1 + 1 + 1 + 1 + 2 + 1 + 3 + 5)
+            1 + (1 + 2 + 3) + (1 + 1 + 1 + 1 + 1 + 2 + 1 + 3 + 5)
         );
+        // Tags taking more than 127 bytes: two bytes say so.
+        let tags: Vec<Sym> = (0..100).map(|i| i * 200).collect();
+        let d = IndexedEpisode::new(
+            EpisodeId::new(),
+            1,
+            0,
+            terms.iter().copied(),
+            tags.iter().copied(),
+            None,
+            0.0,
+            0,
+            None,
+            None,
+        );
+        assert_eq!(d.tags().collect::<Vec<_>>(), tags);
+        assert_eq!(d.terms().collect::<Vec<_>>(), terms);
+        assert_eq!(d.ids.len(), 2 + (1 + 99 * 2) + 16);
     }
 
     #[test]

@@ -240,7 +240,7 @@ mod tests {
         IndexedEpisode::new(
             EpisodeId::new(),
             1,
-            Arc::from("t"),
+            0,
             [],
             [],
             None,

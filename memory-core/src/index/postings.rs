@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use super::document::FieldTf;
+use super::document::{FieldLen, FieldTf};
 use super::fields::FIELD_COUNT;
 use super::footprint;
 use super::interner::Sym;
@@ -102,9 +102,9 @@ pub(crate) struct Many {
     /// Per field, at least the largest frequency of the term over the documents (it never
     /// shrinks while the list lives, so it stays a bound after removals).
     max_tf: FieldTf,
-    /// Per field, at most the shortest length over the documents, saturating at `u16::MAX`
-    /// (it never grows while the list lives).
-    min_len: [u16; FIELD_COUNT],
+    /// Per field, at most the shortest length over the documents (it never grows while the
+    /// list lives).
+    min_len: FieldLen,
 }
 
 impl Many {
@@ -117,11 +117,10 @@ impl Many {
     }
 
     /// Widen the bounds to cover a document holding the term `tf` times, of lengths `len`.
-    fn cover(&mut self, tf: &FieldTf, len: &[u32; FIELD_COUNT]) {
+    fn cover(&mut self, tf: &FieldTf, len: &FieldLen) {
         for f in 0..FIELD_COUNT {
             self.max_tf[f] = self.max_tf[f].max(tf[f]);
-            let len = u16::try_from(len[f]).unwrap_or(u16::MAX);
-            self.min_len[f] = self.min_len[f].min(len);
+            self.min_len[f] = self.min_len[f].min(len[f]);
         }
     }
 }
@@ -244,7 +243,7 @@ impl Postings {
 
     /// Record that the document at `slot` (below [`MAX_SLOTS`]) holds term `sym` with `tf`;
     /// `lens` holds every document's field lengths by slot, this one's included.
-    pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, lens: &[[u32; FIELD_COUNT]]) {
+    pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, lens: &[FieldLen]) {
         let at = sym as usize;
         while self.lists.len() <= at {
             footprint::reserve_one(&mut self.lists);
@@ -412,8 +411,8 @@ mod tests {
         p.add(0, 1, &[0, 1, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [1]);
         assert_eq!(
-            p.get(0).unwrap().bounds(|_| lens[1]),
-            ([0, 1, 0, 0], lens[1])
+            p.get(0).unwrap().bounds(|_| lens[1].map(u32::from)),
+            ([0, 1, 0, 0], lens[1].map(u32::from))
         );
         assert_eq!(p.spare(), 0);
     }
@@ -470,18 +469,24 @@ mod tests {
         let lens = [[2, 0, 0, 1], [10, 3, 0, 1]];
         p.add(0, 0, &[1, 0, 0, 0], &lens);
         assert_eq!(
-            p.get(0).unwrap().bounds(|s| lens[s as usize]),
-            ([1, 0, 0, 0], lens[0])
+            p.get(0)
+                .unwrap()
+                .bounds(|s| lens[s as usize].map(u32::from)),
+            ([1, 0, 0, 0], lens[0].map(u32::from))
         );
         p.add(0, 1, &[4, 1, 0, 0], &lens);
         assert_eq!(
-            p.get(0).unwrap().bounds(|s| lens[s as usize]),
+            p.get(0)
+                .unwrap()
+                .bounds(|s| lens[s as usize].map(u32::from)),
             ([4, 1, 0, 0], [2, 0, 0, 1])
         );
         // Removals never tighten a heap list's bounds.
         p.remove(0, 0);
         assert_eq!(
-            p.get(0).unwrap().bounds(|s| lens[s as usize]),
+            p.get(0)
+                .unwrap()
+                .bounds(|s| lens[s as usize].map(u32::from)),
             ([4, 1, 0, 0], [2, 0, 0, 1])
         );
     }

@@ -7,13 +7,15 @@
 //! behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
 //! know about other shards.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 
-use super::document::{Draft, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_tf};
+use super::document::{
+    Draft, FieldLen, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_len, narrow_tf,
+};
 use super::fields::FIELD_COUNT;
 use super::footprint;
 use super::image::{DocImage, ShardImage};
@@ -37,7 +39,7 @@ pub(crate) struct Shard {
     docs: Vec<Option<IndexedEpisode>>,
     /// Per slot of `docs`: the document's field lengths (stale for a free slot). Kept apart
     /// from the documents so the lexical path reads them densely, in slot order.
-    lens: Vec<[u32; FIELD_COUNT]>,
+    lens: Vec<FieldLen>,
     /// Per slot of `docs`: the document's [`RestKey`] (stale for a free slot), for the same
     /// reason.
     rests: Vec<RestKey>,
@@ -47,6 +49,8 @@ pub(crate) struct Shard {
     /// Per term id of `terms`: the documents holding it.
     inverted: Postings,
     tags: Interner,
+    /// The documents' task types (a document holds its id).
+    task_types: Interner,
     partitions: BTreeMap<Arc<str>, Partition>,
     field_len_total: [u64; FIELD_COUNT],
     postings: u64,
@@ -130,6 +134,7 @@ impl Shard {
             terms: Interner::default(),
             inverted: Postings::default(),
             tags: Interner::default(),
+            task_types: Interner::default(),
             partitions: BTreeMap::new(),
             field_len_total: [0; FIELD_COUNT],
             postings: 0,
@@ -179,11 +184,11 @@ impl Shard {
 
     /// Build every partition from the document table (bulk-loading the trees).
     fn build_partitions(&mut self) {
-        let mut groups: BTreeMap<Arc<str>, Vec<(Slot, &IndexedEpisode)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Sym, Vec<(Slot, &IndexedEpisode)>> = BTreeMap::new();
         for (slot, doc) in self.docs.iter().enumerate() {
             if let Some(doc) = doc {
                 groups
-                    .entry(doc.task_type.clone())
+                    .entry(doc.task_type)
                     .or_default()
                     .push((slot as Slot, doc));
             }
@@ -191,7 +196,8 @@ impl Shard {
         let bucket_width = self.bucket_width;
         self.partitions = groups
             .into_iter()
-            .map(|(task_type, members)| {
+            .map(|(sym, members)| {
+                let task_type: Arc<str> = Arc::from(self.task_types.text(sym).unwrap_or_default());
                 let p = Partition::bulk(task_type.clone(), members, bucket_width);
                 (task_type, p)
             })
@@ -211,7 +217,7 @@ impl Shard {
         };
         let (term_map, terms) = renumber(&self.terms);
         let (tag_map, tags) = renumber(&self.tags);
-        let task_types: Vec<String> = self.partitions.keys().map(|t| t.to_string()).collect();
+        let (task_type_map, task_types) = renumber(&self.task_types);
         // Each document's terms with their frequencies, gathered list by list in ascending
         // term order (new ids follow it), so each document's list comes out sorted.
         let mut doc_terms: Vec<Vec<(u32, [u16; FIELD_COUNT])>> = self
@@ -231,20 +237,16 @@ impl Shard {
             .zip(doc_terms)
             .zip(&self.lens)
             .filter_map(|((d, terms), len)| d.as_ref().map(|d| (d, terms, *len)))
-            .map(|(d, doc_terms, field_len)| {
+            .map(|(d, doc_terms, len)| {
                 let mut doc_tags: Vec<u32> = d.tags().map(|sym| tag_map[sym as usize]).collect();
                 doc_tags.sort_unstable();
                 DocImage {
                     id: d.id,
                     version: d.version,
-                    task_type: self
-                        .partitions
-                        .keys()
-                        .position(|t| *t == d.task_type)
-                        .unwrap_or(0) as u32,
+                    task_type: task_type_map[d.task_type as usize],
                     tags: doc_tags,
                     terms: doc_terms,
-                    field_len,
+                    field_len: len.map(u32::from),
                     outcome: d.outcome,
                     reward: d.reward,
                     started_at: d.started_at,
@@ -280,11 +282,7 @@ impl Shard {
         };
         let mut term_counts = vec![0u32; image.terms.len()];
         let mut tag_counts = vec![0u32; image.tags.len()];
-        let task_types: Vec<Arc<str>> = image
-            .task_types
-            .iter()
-            .map(|t| Arc::from(t.as_str()))
-            .collect();
+        let mut task_type_counts = vec![0u32; image.task_types.len()];
         if image.docs.len() > MAX_SLOTS {
             return Err(bad("more documents than a shard holds"));
         }
@@ -309,10 +307,9 @@ impl Shard {
                     .get_mut(*t as usize)
                     .ok_or_else(|| bad("a tag id is out of range"))? += 1;
             }
-            let task_type = task_types
-                .get(d.task_type as usize)
-                .ok_or_else(|| bad("a task type id is out of range"))?
-                .clone();
+            *task_type_counts
+                .get_mut(d.task_type as usize)
+                .ok_or_else(|| bad("a task type id is out of range"))? += 1;
             if !d.reward.is_finite() {
                 return Err(bad("a reward is not finite"));
             }
@@ -323,8 +320,9 @@ impl Shard {
                     None => return Err(bad("an embedding, but none is configured")),
                 }
             }
-            for f in 0..FIELD_COUNT {
-                shard.field_len_total[f] += u64::from(d.field_len[f]);
+            let len = narrow_len(&d.field_len);
+            for (total, len) in shard.field_len_total.iter_mut().zip(len) {
+                *total += u64::from(len);
             }
             shard.postings += d.terms.len() as u64;
             if d.embedding.is_some() {
@@ -336,7 +334,7 @@ impl Shard {
             let doc = IndexedEpisode::new(
                 d.id,
                 d.version,
-                task_type,
+                d.task_type,
                 d.terms.iter().map(|(t, _)| *t),
                 d.tags.iter().copied(),
                 d.outcome,
@@ -345,34 +343,32 @@ impl Shard {
                 d.completed_at,
                 d.embedding.clone().map(Vec::into_boxed_slice),
             );
-            shard.lens.push(d.field_len);
+            shard.lens.push(len);
             shard.rests.push(RestKey::of(&doc));
             shard.docs.push(Some(doc));
             shard
                 .by_id
                 .insert((shard.docs.len() - 1) as Slot, &shard.docs);
         }
-        if term_counts.contains(&0) || tag_counts.contains(&0) {
-            return Err(bad("a term or tag no document holds"));
-        }
-        let mut sorted: Vec<&String> = image.task_types.iter().collect();
-        sorted.sort_unstable();
-        if sorted.windows(2).any(|w| w[0] == w[1]) {
-            return Err(bad("a string appears twice"));
+        if term_counts.contains(&0) || tag_counts.contains(&0) || task_type_counts.contains(&0) {
+            return Err(bad("a term, tag or task type no document holds"));
         }
         if image
             .terms
             .iter()
             .chain(&image.tags)
+            .chain(&image.task_types)
             .any(|t| t.len() > MAX_STRING_BYTES)
         {
-            return Err(bad("a term or tag is longer than 4 GiB"));
+            return Err(bad("a term, tag or task type is longer than 4 GiB"));
         }
         shard.inverted = Postings::with_capacities(&term_counts);
         // Each interner finds a string that appears twice as it hashes them.
         shard.terms = Interner::from_counted(&image.terms, term_counts)
             .ok_or_else(|| bad("a string appears twice"))?;
         shard.tags = Interner::from_counted(&image.tags, tag_counts)
+            .ok_or_else(|| bad("a string appears twice"))?;
+        shard.task_types = Interner::from_counted(&image.task_types, task_type_counts)
             .ok_or_else(|| bad("a string appears twice"))?;
         for (slot, d) in image.docs.iter().enumerate() {
             for (sym, tf) in &d.terms {
@@ -403,23 +399,21 @@ impl Shard {
             self.lens.push([0; FIELD_COUNT]);
             self.rests.push(RestKey::default());
         }
-        self.lens[slot as usize] = draft.field_len;
+        let len = narrow_len(&draft.field_len);
+        self.lens[slot as usize] = len;
         for (sym, tf) in &terms {
             self.inverted.add(*sym, slot, tf, &self.lens);
         }
         let mut tags: Vec<Sym> = draft.tags.iter().map(|t| self.tags.acquire(t)).collect();
         tags.sort_unstable();
-        for f in 0..FIELD_COUNT {
-            self.field_len_total[f] += u64::from(draft.field_len[f]);
+        for (total, len) in self.field_len_total.iter_mut().zip(len) {
+            *total += u64::from(len);
         }
         self.postings += terms.len() as u64;
         if draft.embedding.is_some() {
             self.embeddings += 1;
         }
-        let task_type = match self.partitions.get_key_value(draft.task_type.as_str()) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(draft.task_type.as_str()),
-        };
+        let task_type = self.task_types.acquire(&draft.task_type);
         let doc = IndexedEpisode::new(
             draft.id,
             draft.version,
@@ -447,6 +441,7 @@ impl Shard {
         for sym in doc.tags() {
             self.tags.release(sym);
         }
+        self.task_types.release(doc.task_type);
         let len = self.lens[slot as usize];
         for (total, len) in self.field_len_total.iter_mut().zip(len) {
             *total -= u64::from(len);
@@ -463,11 +458,16 @@ impl Shard {
         let (slot, previous) = self.place(draft);
         let bucket_width = self.bucket_width;
         let doc = self.docs[slot as usize].as_ref().expect("just placed");
-        let task_type = doc.task_type.clone();
-        self.partitions
-            .entry(task_type.clone())
-            .or_insert_with(|| Partition::new(task_type))
-            .insert(slot, doc, bucket_width);
+        let name = self.task_types.text(doc.task_type).unwrap_or_default();
+        match self.partitions.get_mut(name) {
+            Some(p) => p.insert(slot, doc, bucket_width),
+            None => {
+                let task_type: Arc<str> = Arc::from(name);
+                let mut p = Partition::new(task_type.clone());
+                p.insert(slot, doc, bucket_width);
+                self.partitions.insert(task_type, p);
+            }
+        }
         previous
     }
 
@@ -502,10 +502,10 @@ impl Shard {
     pub(crate) fn remove(&mut self, id: EpisodeId) -> Option<u64> {
         let slot = self.by_id.remove(id, &self.docs)?;
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
-        self.detach(&doc, slot);
-        self.approx_bytes = self.approx_bytes.saturating_sub(doc.heap_bytes());
+        // The partition first: the task type's name goes with its last document.
         let bucket_width = self.bucket_width;
-        let emptied = match self.partitions.get_mut(&doc.task_type) {
+        let name = self.task_types.text(doc.task_type).unwrap_or_default();
+        let emptied = match self.partitions.get_mut(name) {
             Some(p) => {
                 p.remove(slot, &doc, bucket_width, &self.docs);
                 p.len() == 0
@@ -513,8 +513,10 @@ impl Shard {
             None => false,
         };
         if emptied {
-            self.partitions.remove(&doc.task_type);
+            self.partitions.remove(name);
         }
+        self.detach(&doc, slot);
+        self.approx_bytes = self.approx_bytes.saturating_sub(doc.heap_bytes());
         if self.is_empty() {
             // Forget the table's shape too: an emptied shard is a new shard.
             self.docs = Vec::new();
@@ -570,8 +572,9 @@ impl Shard {
     }
 
     /// The field lengths of the document at `slot` (meaningless for a free slot).
-    pub(crate) fn field_len(&self, slot: Slot) -> &[u32; FIELD_COUNT] {
-        &self.lens[slot as usize]
+    #[inline]
+    pub(crate) fn field_len(&self, slot: Slot) -> [u32; FIELD_COUNT] {
+        self.lens[slot as usize].map(u32::from)
     }
 
     /// The [`RestKey`] of the document at `slot` (meaningless for a free slot).
@@ -645,6 +648,11 @@ impl Shard {
         self.tags.get(text)
     }
 
+    /// The id of task type `text` in this shard.
+    pub(crate) fn task_type_sym(&self, text: &str) -> Option<Sym> {
+        self.task_types.get(text)
+    }
+
     /// Per field, the sum of the documents' lengths.
     pub(crate) fn field_len_total(&self) -> [u64; FIELD_COUNT] {
         self.field_len_total
@@ -680,7 +688,7 @@ impl Shard {
             .map(|p| p.heap_bytes() + p.task_type().len())
             .sum();
         footprint::vec::<Option<IndexedEpisode>>(self.docs.capacity())
-            + footprint::vec::<[u32; FIELD_COUNT]>(self.lens.capacity())
+            + footprint::vec::<FieldLen>(self.lens.capacity())
             + footprint::vec::<RestKey>(self.rests.capacity())
             + docs
             + footprint::vec::<Slot>(self.free.capacity())
@@ -688,6 +696,7 @@ impl Shard {
             + self.terms.heap_bytes()
             + self.inverted.heap_bytes()
             + self.tags.heap_bytes()
+            + self.task_types.heap_bytes()
             + footprint::btree_map::<Arc<str>, Partition>(self.partitions.len())
             + partitions
     }
@@ -745,9 +754,6 @@ type ClusterSummaryView = (u32, i64, u64, u32);
 pub(crate) struct ShardBuilder {
     /// Its partitions stay empty until `finish`.
     shard: Shard,
-    /// One `Arc` per task type, shared by the documents as incremental inserts share the
-    /// partition's.
-    task_types: HashSet<Arc<str>>,
 }
 
 impl ShardBuilder {
@@ -755,22 +761,12 @@ impl ShardBuilder {
     pub(crate) fn new(bucket_width: i64) -> Self {
         Self {
             shard: Shard::new(bucket_width),
-            task_types: HashSet::new(),
         }
     }
 
     /// Add `draft`, replacing the document with the same id if one was added before.
     pub(crate) fn add(&mut self, draft: Draft) {
-        let (slot, _) = self.shard.place(draft);
-        let doc = self.shard.docs[slot as usize]
-            .as_mut()
-            .expect("just placed");
-        match self.task_types.get(&*doc.task_type) {
-            Some(shared) => doc.task_type = shared.clone(),
-            None => {
-                self.task_types.insert(doc.task_type.clone());
-            }
-        }
+        self.shard.place(draft);
     }
 
     /// [`Shard::has_room`] of the shard being built.
@@ -889,6 +885,28 @@ mod tests {
     }
 
     #[test]
+    fn a_field_longer_than_its_column_counts_as_long_as_the_column_holds_everywhere() {
+        let key = ShardKey {
+            namespace: Arc::from("ns"),
+            domain: Arc::from("d"),
+        };
+        let mut s = Shard::new(WEEK);
+        let long = draft(&"lamp ".repeat(70_000), "return", 1);
+        assert_eq!(long.field_len[0], 70_000);
+        s.upsert(long.clone());
+        let (slot, _) = s.doc_of(long.id, 0).unwrap();
+        assert_eq!(s.field_len(slot)[0], u32::from(u16::MAX));
+        // The corpus totals count what the column holds, so a removal takes it all back.
+        let totals = s.field_len_total();
+        assert_eq!(totals[0], u64::from(u16::MAX));
+        let back = Shard::from_image(s.image(&key), WEEK, None).unwrap();
+        assert_eq!(back.field_len_total(), totals);
+        assert_eq!(back.field_len(0)[0], u32::from(u16::MAX));
+        s.remove(long.id);
+        assert_eq!(s.field_len_total(), [0; FIELD_COUNT]);
+    }
+
+    #[test]
     fn upsert_moves_between_task_types_and_bulk_matches_incremental() {
         let a = draft("return the lamp", "return", 1);
         let mut moved = a.clone();
@@ -935,17 +953,18 @@ mod tests {
         builder.add(draft("exchange the chair", "exchange", 6));
         let shard = builder.finish();
         assert_eq!((shard.len(), shard.version_of(again.id)), (3, Some(2)));
-        let returns: Vec<&Arc<str>> = shard
+        let returns: Vec<Sym> = shard
             .docs()
-            .map(|(_, d)| &d.task_type)
-            .filter(|t| &***t == "return")
+            .map(|(_, d)| d.task_type)
+            .filter(|t| shard.task_types.text(*t) == Some("return"))
             .collect();
         assert_eq!(returns.len(), 2);
-        assert!(Arc::ptr_eq(returns[0], returns[1]));
+        assert_eq!(returns[0], returns[1]);
+        assert_eq!(shard.task_types.count(returns[0]), 2);
+        assert_eq!(shard.task_types.len(), 2);
         let partition = shard
             .partition("return")
             .expect("a partition per task type");
-        assert!(Arc::ptr_eq(partition.task_type(), returns[0]));
         assert_eq!(partition.len(), 2);
     }
 

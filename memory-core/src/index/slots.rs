@@ -91,15 +91,13 @@ impl SlotTable {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn doc(id: EpisodeId) -> Option<IndexedEpisode> {
         Some(IndexedEpisode::new(
             id,
             1,
-            Arc::from("t"),
+            0,
             [],
             [],
             None,

@@ -15,6 +15,8 @@ use super::query::RetrievalQuery;
 #[derive(Debug)]
 pub(crate) struct ShardFilter<'q> {
     task_type: Option<&'q str>,
+    /// Its id in the shard (when it has one).
+    task_type_sym: Option<Sym>,
     /// `None`: no constraint. `Some(ids)`: at least one (ids unknown here are dropped).
     tags_any: Option<Vec<Sym>>,
     tags_all: Vec<Sym>,
@@ -67,11 +69,11 @@ impl<'q> ShardFilter<'q> {
             }
             None => None,
         };
-        if let Some(t) = query.task_type_scope() {
-            impossible |= shard.partition(t).is_none();
-        }
+        let task_type_sym = query.task_type_scope().and_then(|t| shard.task_type_sym(t));
+        impossible |= query.task_type_scope().is_some() && task_type_sym.is_none();
         Self {
             task_type: query.task_type_scope(),
+            task_type_sym,
             tags_any,
             tags_all,
             started,
@@ -108,8 +110,8 @@ impl<'q> ShardFilter<'q> {
         if self.impossible {
             return false;
         }
-        if let Some(t) = self.task_type
-            && *doc.task_type != *t
+        if let Some(t) = self.task_type_sym
+            && doc.task_type != t
         {
             return false;
         }

@@ -303,7 +303,7 @@ impl<'v, 's> Merge<'v, 's> {
     /// times.
     #[inline]
     fn adds(&self, c: &Cursor<'_>, slot: Slot, tf: &FieldTf) -> f64 {
-        c.adds.one(tf, self.visit.shard.field_len(slot))
+        c.adds.one(tf, &self.visit.shard.field_len(slot))
     }
 
     /// The walk, window after window, until no essential list has a posting left.

@@ -481,7 +481,7 @@ impl Scorer {
             .enumerate()
             .map(|(i, list)| {
                 list.map_or(0.0, |l| {
-                    let (max_tf, min_len) = l.bounds(|slot| *shard.field_len(slot));
+                    let (max_tf, min_len) = l.bounds(|slot| shard.field_len(slot));
                     self.term_bound(i, &max_tf, &min_len)
                 })
             })
@@ -765,7 +765,7 @@ mod tests {
                             let doc = IndexedEpisode::new(
                                 crate::id::EpisodeId::new(),
                                 1,
-                                std::sync::Arc::from("t"),
+                                0,
                                 [],
                                 [],
                                 None,

@@ -54,7 +54,7 @@ impl ShardVisit<'_> {
     pub(crate) fn offer(&self, slot: Slot, doc: &IndexedEpisode, hits: &[Hit], top: &mut TopK) {
         // An episode that cannot reach the current k-th score is not scored in full (its
         // exact score would be rejected by the top-k anyway).
-        let len = self.shard.field_len(slot);
+        let len = &self.shard.field_len(slot);
         let Some(breakdown) =
             self.scorer
                 .score_above(doc, len, hits, top.threshold(), super::hierarchical::below)

@@ -4,10 +4,11 @@
 //! covers) and [`ClusterSummary`], the aggregates a query needs to bound the non-lexical part
 //! of any member's score without looking at the members: the latest recency instant, the
 //! largest reward, and how many members carry a vector (the lexical part is bounded per term
-//! by the shard's posting lists). Every aggregate is a max or a count, so a summary rebuilt
-//! from the remaining members after a removal is exactly the summary those members would have
-//! produced alone. This module must never hold members themselves (the partition's R-tree
-//! does) and never score.
+//! by the shard's posting lists), and the smallest reward (the cluster's box in the
+//! partition's R-tree spans its members' rewards). Every aggregate is a max, a min or a count,
+//! so a summary rebuilt from the remaining members after a removal is exactly the summary
+//! those members would have produced alone. This module must never hold members themselves
+//! (the partition does) and never score.
 
 use super::document::IndexedEpisode;
 
@@ -32,6 +33,8 @@ pub(crate) struct ClusterSummary {
     pub(crate) max_recency_at: i64,
     /// The largest reward over the members.
     pub(crate) max_reward: f64,
+    /// The smallest reward over the members (the low edge of the cluster's box in the tree).
+    pub(crate) min_reward: f64,
     /// How many members carry an embedding.
     pub(crate) embeddings: u32,
 }
@@ -42,6 +45,7 @@ impl Default for ClusterSummary {
             members: 0,
             max_recency_at: i64::MIN,
             max_reward: f64::NEG_INFINITY,
+            min_reward: f64::INFINITY,
             embeddings: 0,
         }
     }
@@ -62,6 +66,7 @@ impl ClusterSummary {
         self.members += 1;
         self.max_recency_at = self.max_recency_at.max(doc.recency_at());
         self.max_reward = self.max_reward.max(doc.reward);
+        self.min_reward = self.min_reward.min(doc.reward);
         if doc.embedding().is_some() {
             self.embeddings += 1;
         }

@@ -37,7 +37,7 @@ pub(crate) use cluster::{ClusterSummary, bucket_span};
 pub(crate) use document::{FieldTf, IndexedEpisode, RestKey, check_vector, norm};
 pub(crate) use image::ShardImage;
 pub(crate) use interner::Sym;
-pub(crate) use partition::{Partition, Slot, TimeRewardBox};
+pub(crate) use partition::{Cluster, Partition, Slot, TimeRewardBox};
 pub(crate) use postings::{Posting, TermPostings};
 pub(crate) use shard::Shard;
 pub(crate) use tokenize::terms;

@@ -1,27 +1,27 @@
-//! A task-type partition of a shard: an R-tree over (start time, reward) and its clusters.
+//! A task-type partition of a shard: its temporal clusters and an R-tree over them.
 //!
-//! Owns the second level below a shard. Every document of one task type in one shard is a point
-//! `[started_at µs, reward]` in an [`rstar`] R-tree, tagged with the document's slot in the
-//! shard's table; time buckets over the same axis form the temporal clusters
-//! ([`ClusterSummary`]) that queries use to bound and skip whole groups.
+//! Owns the second and third levels below a shard. The documents of one task type in one
+//! shard are grouped into time buckets by `started_at` (the temporal clusters, each with its
+//! members' slots in the shard's table and the [`ClusterSummary`] queries use to bound and
+//! skip it whole), and an [`rstar`] R-tree holds each cluster as a box over (start time,
+//! reward): its bucket's time span by its members' reward range. A query's box (a time range
+//! on `started_at`, a minimum reward) finds the clusters it meets through the tree, then
+//! checks each member exactly ([`TimeRewardBox::holds`]).
 //!
 //! Why these two axes: `started_at` is the axis every hierarchical query walks (time-range
-//! filters, cluster membership: a cluster is the tree's points inside one bucket's time span),
-//! and `reward` is the numeric filter callers use most ("only attempts that scored at least
-//! 0.8"), so one box query applies both filters inside the index, before any top-k. Both are
-//! stored as `f32` (a point is 12 bytes, a tree node entry 40 instead of 56 with `f64`): the
-//! conversion rounds, but monotonically, so a box converted the same way never loses a point;
-//! it may gain points within rounding of its edges (about two minutes of time at today's
-//! instants), so [`Partition::locate`] is a superset and its callers check each document
-//! against the box exactly ([`TimeRewardBox::holds`]). `completed_at` is not an axis: it is
-//! absent while in progress and its range filter is rarer; it is checked per document.
+//! filters, cluster membership), and `reward` is the numeric filter callers use most ("only
+//! attempts that scored at least 0.8"), so one box query applies both filters before any
+//! document is read. Why clusters and not documents in the tree: a tree entry costs 40 bytes
+//! (rstar's node entry), a member 4 in its cluster's list. The boxes are `f32`, rounded
+//! monotonically, so a box converted the same way never misses a cluster it meets; it may
+//! meet a few within rounding of its edges, which the exact checks drop.
 //!
 //! This module must never score, and never hold a document itself: the shard's table does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rstar::primitives::GeomWithData;
+use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, ParentNode, RStarInsertionStrategy, RTree, RTreeNode, RTreeParams};
 
 use super::cluster::{self, ClusterSummary};
@@ -31,9 +31,8 @@ use super::footprint;
 /// Position of a document in its shard's table.
 pub(crate) type Slot = u32;
 
-/// Node sizes 8..32 (rstar's default is 3..6): a bulk-loaded tree of this shape costs ~60
-/// instead of ~76 bytes per point with `f64` points, and loads ~2.5× faster (measured on 1M
-/// points); queries here are box scans, which wide leaves serve well.
+/// Node sizes 8..32 (rstar's default is 3..6): wide nodes serve box scans well and keep the
+/// tree shallow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TreeParams;
 
@@ -44,7 +43,8 @@ impl RTreeParams for TreeParams {
     type DefaultInsertionStrategy = RStarInsertionStrategy;
 }
 
-type Entry = GeomWithData<[f32; 2], Slot>;
+/// A cluster in the tree: its box and its bucket.
+type Entry = GeomWithData<Rectangle<[f32; 2]>, i64>;
 type Tree = RTree<Entry, TreeParams>;
 
 /// `x` on the tree's axes: rounded to the nearest `f32` (monotone), and finite.
@@ -52,8 +52,14 @@ fn axis(x: f64) -> f32 {
     (x as f32).clamp(f32::MIN, f32::MAX)
 }
 
-fn entry(slot: Slot, doc: &IndexedEpisode) -> Entry {
-    GeomWithData::new([axis(doc.started_at as f64), axis(doc.reward)], slot)
+/// The tree entry of the cluster of `bucket` summarized by `summary`.
+fn entry(bucket: i64, width: i64, summary: &ClusterSummary) -> Entry {
+    let (from, to) = cluster::bucket_span(bucket, width);
+    let rect = Rectangle::from_corners(
+        [axis(from as f64), axis(summary.min_reward)],
+        [axis(to as f64), axis(summary.max_reward)],
+    );
+    GeomWithData::new(rect, bucket)
 }
 
 /// A box over both axes: `started_at` in `[started_from, started_to]` (µs, inclusive) and
@@ -67,13 +73,11 @@ pub(crate) struct TimeRewardBox {
 
 impl TimeRewardBox {
     /// The whole plane.
-    pub(crate) fn everything() -> Self {
-        Self {
-            started_from: i64::MIN,
-            started_to: i64::MAX,
-            min_reward: f64::NEG_INFINITY,
-        }
-    }
+    pub(crate) const EVERYTHING: Self = Self {
+        started_from: i64::MIN,
+        started_to: i64::MAX,
+        min_reward: f64::NEG_INFINITY,
+    };
 
     /// This box restricted to the time span `[from, to]`, or `None` if they do not meet.
     pub(crate) fn within(&self, from: i64, to: i64) -> Option<Self> {
@@ -99,12 +103,35 @@ impl TimeRewardBox {
     }
 }
 
+/// One temporal cluster: its aggregates and its members.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cluster {
+    summary: ClusterSummary,
+    /// The members' slots, in no particular order.
+    members: Vec<Slot>,
+}
+
+impl Cluster {
+    /// The aggregates over the members.
+    pub(crate) fn summary(&self) -> &ClusterSummary {
+        &self.summary
+    }
+
+    /// The members' slots.
+    pub(crate) fn members(&self) -> &[Slot] {
+        &self.members
+    }
+}
+
 /// The documents of one task type in one shard.
 #[derive(Debug)]
 pub(crate) struct Partition {
     task_type: Arc<str>,
+    /// One entry per cluster.
     tree: Tree,
-    clusters: BTreeMap<i64, ClusterSummary>,
+    clusters: BTreeMap<i64, Cluster>,
+    /// Members over all clusters.
+    len: usize,
 }
 
 impl Partition {
@@ -114,6 +141,7 @@ impl Partition {
             task_type,
             tree: Tree::new_with_params(),
             clusters: BTreeMap::new(),
+            len: 0,
         }
     }
 
@@ -123,48 +151,62 @@ impl Partition {
         members: impl IntoIterator<Item = (Slot, &'a IndexedEpisode)>,
         bucket_width: i64,
     ) -> Self {
-        let mut entries = Vec::new();
-        let mut buckets: BTreeMap<i64, Vec<&IndexedEpisode>> = BTreeMap::new();
+        let mut clusters: BTreeMap<i64, Cluster> = BTreeMap::new();
+        let mut len = 0;
         for (slot, doc) in members {
-            entries.push(entry(slot, doc));
-            buckets
+            let c = clusters
                 .entry(cluster::bucket_of(doc.started_at, bucket_width))
-                .or_default()
-                .push(doc);
+                .or_default();
+            c.summary.absorb(doc);
+            c.members.push(slot);
+            len += 1;
         }
-        let clusters = buckets
-            .into_iter()
-            .map(|(bucket, docs)| (bucket, ClusterSummary::of(docs)))
+        let entries = clusters
+            .iter_mut()
+            .map(|(bucket, c)| {
+                c.members.shrink_to_fit();
+                entry(*bucket, bucket_width, &c.summary)
+            })
             .collect();
         Self {
             task_type,
             tree: Tree::bulk_load_with_params(entries),
             clusters,
+            len,
         }
     }
 
-    /// The task type (shared with the documents).
+    /// The task type.
     pub(crate) fn task_type(&self) -> &Arc<str> {
         &self.task_type
     }
 
     /// How many documents.
     pub(crate) fn len(&self) -> usize {
-        self.tree.size()
+        self.len
     }
 
     /// Add the document at `slot`.
     pub(crate) fn insert(&mut self, slot: Slot, doc: &IndexedEpisode, bucket_width: i64) {
-        self.tree.insert(entry(slot, doc));
-        self.clusters
-            .entry(cluster::bucket_of(doc.started_at, bucket_width))
-            .or_default()
-            .absorb(doc);
+        let bucket = cluster::bucket_of(doc.started_at, bucket_width);
+        let c = self.clusters.entry(bucket).or_default();
+        let before = (c.summary.members > 0).then(|| entry(bucket, bucket_width, &c.summary));
+        c.summary.absorb(doc);
+        footprint::reserve_one(&mut c.members);
+        c.members.push(slot);
+        self.len += 1;
+        let after = entry(bucket, bucket_width, &c.summary);
+        if before.as_ref() != Some(&after) {
+            if let Some(before) = before {
+                self.tree.remove(&before);
+            }
+            self.tree.insert(after);
+        }
     }
 
     /// Remove the document at `slot` (`doc` is its current content). Its cluster is dropped if
     /// it was the last member, else re-summarized from the remaining members, looked up in
-    /// `docs`. Returns whether the point was found.
+    /// `docs`. Returns whether the document was found.
     pub(crate) fn remove(
         &mut self,
         slot: Slot,
@@ -172,36 +214,55 @@ impl Partition {
         bucket_width: i64,
         docs: &[Option<IndexedEpisode>],
     ) -> bool {
-        let found = self.tree.remove(&entry(slot, doc)).is_some();
         let bucket = cluster::bucket_of(doc.started_at, bucket_width);
-        let (from, to) = cluster::bucket_span(bucket, bucket_width);
-        let span = TimeRewardBox::everything().within(from, to);
-        let remaining: Vec<&IndexedEpisode> = span
-            .map(|b| {
-                self.locate(&b)
-                    .filter_map(|s| docs.get(s as usize).and_then(Option::as_ref))
-                    .filter(|d| b.holds(d))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if remaining.is_empty() {
+        let Some(c) = self.clusters.get_mut(&bucket) else {
+            return false;
+        };
+        let Some(at) = c.members.iter().position(|s| *s == slot) else {
+            return false;
+        };
+        c.members.swap_remove(at);
+        self.len -= 1;
+        let before = entry(bucket, bucket_width, &c.summary);
+        if c.members.is_empty() {
             self.clusters.remove(&bucket);
-        } else {
-            self.clusters
-                .insert(bucket, ClusterSummary::of(remaining.iter().copied()));
+            self.tree.remove(&before);
+            return true;
         }
-        found
+        c.summary = ClusterSummary::of(
+            c.members
+                .iter()
+                .filter_map(|s| docs.get(*s as usize).and_then(Option::as_ref)),
+        );
+        let after = entry(bucket, bucket_width, &c.summary);
+        if after != before {
+            self.tree.remove(&before);
+            self.tree.insert(after);
+        }
+        true
     }
 
-    /// Slots of the documents inside `b`, and perhaps of some within rounding of its edges
-    /// (see the module docs): check each with [`TimeRewardBox::holds`].
-    pub(crate) fn locate(&self, b: &TimeRewardBox) -> impl Iterator<Item = Slot> + '_ {
-        self.tree.locate_in_envelope(b.aabb()).map(|e| e.data)
+    /// Call `f` with each cluster whose members may be inside `b` (every cluster holding a
+    /// member inside, and perhaps some within rounding of its edges) and its bucket: check
+    /// each member with [`TimeRewardBox::holds`]. A box over the whole plane takes every
+    /// cluster without asking the tree.
+    pub(crate) fn meeting<'p>(&'p self, b: &TimeRewardBox, mut f: impl FnMut(i64, &'p Cluster)) {
+        if *b == TimeRewardBox::EVERYTHING {
+            for (bucket, c) in &self.clusters {
+                f(*bucket, c);
+            }
+            return;
+        }
+        for e in self.tree.locate_in_envelope_intersecting(b.aabb()) {
+            if let Some(c) = self.clusters.get(&e.data) {
+                f(e.data, c);
+            }
+        }
     }
 
-    /// The temporal clusters, oldest bucket first.
+    /// The temporal clusters' summaries, oldest bucket first.
     pub(crate) fn clusters(&self) -> impl Iterator<Item = (i64, &ClusterSummary)> {
-        self.clusters.iter().map(|(b, c)| (*b, c))
+        self.clusters.iter().map(|(b, c)| (*b, &c.summary))
     }
 
     /// How many clusters.
@@ -209,10 +270,15 @@ impl Partition {
         self.clusters.len()
     }
 
-    /// Estimated heap bytes: tree nodes (walked) and the cluster map.
+    /// Estimated heap bytes: tree nodes (walked), the cluster map and the member lists.
     pub(crate) fn heap_bytes(&self) -> usize {
         tree_bytes(self.tree.root())
-            + footprint::btree_map::<i64, ClusterSummary>(self.clusters.len())
+            + footprint::btree_map::<i64, Cluster>(self.clusters.len())
+            + self
+                .clusters
+                .values()
+                .map(|c| footprint::vec::<Slot>(c.members.capacity()))
+                .sum::<usize>()
     }
 }
 
@@ -252,6 +318,44 @@ mod tests {
     }
 
     #[test]
+    fn the_tree_holds_each_cluster_as_its_span_by_its_reward_range() {
+        let mut docs: Vec<Option<IndexedEpisode>> = [(0, 0.2), (1, 0.9), (8, 0.3), (9, 0.4)]
+            .into_iter()
+            .map(|(day, reward)| Some(doc(day * DAY, reward)))
+            .collect();
+        let mut p = Partition::new(Arc::from("t"));
+        for (slot, d) in docs.iter().enumerate() {
+            p.insert(slot as Slot, d.as_ref().unwrap(), 7 * DAY);
+        }
+        assert_eq!((p.len(), p.cluster_count(), p.tree.size()), (4, 2, 2));
+        let met = |p: &Partition, b: TimeRewardBox| {
+            let mut v: Vec<i64> = Vec::new();
+            p.meeting(&b, |bucket, _| v.push(bucket));
+            v.sort_unstable();
+            v
+        };
+        let rich = |min_reward| TimeRewardBox {
+            min_reward,
+            ..TimeRewardBox::EVERYTHING
+        };
+        // Only the first week holds a reward of 0.5 or more; both hold one of 0.35 or more.
+        assert_eq!(met(&p, rich(0.5)), [0]);
+        assert_eq!(met(&p, rich(0.35)), [0, 1]);
+        let second = TimeRewardBox::EVERYTHING.within(8 * DAY, 20 * DAY).unwrap();
+        assert_eq!(met(&p, second), [1]);
+        // Its best member gone, the first week's box shrinks to what is left.
+        let gone = docs[1].take().unwrap();
+        assert!(p.remove(1, &gone, 7 * DAY, &docs));
+        assert_eq!(met(&p, rich(0.5)), Vec::<i64>::new());
+        assert_eq!(met(&p, rich(0.1)), [0, 1]);
+        let gone = docs[0].take().unwrap();
+        assert!(p.remove(0, &gone, 7 * DAY, &docs));
+        assert!(!p.remove(0, &gone, 7 * DAY, &docs));
+        assert_eq!((p.len(), p.cluster_count(), p.tree.size()), (2, 1, 1));
+        assert_eq!(met(&p, rich(0.1)), [1]);
+    }
+
+    #[test]
     fn rounding_never_loses_a_point_and_clusters_stay_exact_after_removals() {
         // A microsecond apart around a day boundary: one f32 for all three.
         let boundary = 20_500 * DAY;
@@ -265,19 +369,23 @@ mod tests {
             p.insert(slot as Slot, d.as_ref().unwrap(), DAY);
         }
         let inside = |p: &Partition, docs: &[Option<IndexedEpisode>], b: TimeRewardBox| {
-            let mut v: Vec<Slot> = p
-                .locate(&b)
-                .filter(|s| b.holds(docs[*s as usize].as_ref().unwrap()))
-                .collect();
+            let mut v: Vec<Slot> = Vec::new();
+            p.meeting(&b, |_, c| {
+                v.extend(
+                    c.members()
+                        .iter()
+                        .filter(|s| b.holds(docs[**s as usize].as_ref().unwrap())),
+                )
+            });
             v.sort_unstable();
             v
         };
-        let span = |from, to| TimeRewardBox::everything().within(from, to).unwrap();
+        let span = |from, to| TimeRewardBox::EVERYTHING.within(from, to).unwrap();
         assert_eq!(inside(&p, &docs, span(boundary, boundary)), [1]);
         assert_eq!(inside(&p, &docs, span(i64::MIN, boundary - 1)), [0]);
         let rich = TimeRewardBox {
             min_reward: 0.5 + 2e-12,
-            ..TimeRewardBox::everything()
+            ..TimeRewardBox::EVERYTHING
         };
         assert_eq!(inside(&p, &docs, rich), [2]);
         // Removing the day's first member re-summarizes that day from its real members only.

@@ -21,7 +21,7 @@ use super::footprint;
 use super::image::{DocImage, ShardImage};
 use super::interner::{Interner, MAX_STRING_BYTES, Sym};
 use super::partition::{Partition, Slot};
-use super::postings::{MAX_SLOTS, Postings, TermPostings};
+use super::postings::{MAX_SLOTS, Posting, Postings, TermPostings};
 use super::slots::SlotTable;
 use super::stats::IndexStats;
 
@@ -57,8 +57,9 @@ pub(crate) struct Shard {
     embeddings: u64,
     /// Estimated heap bytes: exact ([`Shard::heap_bytes`]) when built, loaded or recounted,
     /// then raised by [`doc_cost`] per document inserted and [`TERM_COST`] per term new to the
-    /// vocabulary, and lowered per document removed by only what that frees (its own heap
-    /// block: the containers keep their room for the next inserts). So it errs high, which a
+    /// vocabulary, and per document removed lowered by only what that frees (its own heap
+    /// block: the containers keep their room for the next inserts) and raised by the free-list
+    /// entries of the ids it held last. So it errs high, which a
     /// budget can afford, and the next exact count corrects it.
     approx_bytes: usize,
     /// Changes queued while the content is spilled (or being spilled), in arrival order.
@@ -106,19 +107,18 @@ impl Pending {
 /// (16), hash table slot (about 8), posting list (16) and string (a few bytes in the arena).
 const TERM_COST: usize = 48;
 
-/// Estimated bytes one document costs a shard: its table entry and heap, its postings, its
-/// id-map entry, and its R-tree point with node overhead.
+/// Estimated bytes one document costs a shard: its table entry and heap, its columns, its
+/// postings, its id-map entry and its slot in its cluster's member list.
 fn doc_cost(doc: &IndexedEpisode) -> usize {
     // A slot and a control byte per bucket, about 1.5 buckets per entry.
     const ID_MAP_ENTRY: usize = (std::mem::size_of::<Slot>() + 1) * 3 / 2;
-    const TREE_POINT: usize = 40;
     std::mem::size_of::<Option<IndexedEpisode>>()
         + doc.heap_bytes()
-        + std::mem::size_of::<[u32; FIELD_COUNT]>()
+        + std::mem::size_of::<FieldLen>()
         + std::mem::size_of::<RestKey>()
-        + doc.term_count() * (std::mem::size_of::<Slot>() + std::mem::size_of::<FieldTf>())
+        + doc.term_count() * std::mem::size_of::<Posting>()
         + ID_MAP_ENTRY
-        + TREE_POINT
+        + std::mem::size_of::<Slot>()
 }
 
 impl Shard {
@@ -515,8 +515,12 @@ impl Shard {
         if emptied {
             self.partitions.remove(name);
         }
+        let vocabulary = self.terms.len() + self.tags.len() + self.task_types.len();
         self.detach(&doc, slot);
-        self.approx_bytes = self.approx_bytes.saturating_sub(doc.heap_bytes());
+        // Its heap block is freed; each id it held last goes on its interner's free list.
+        let freed_ids = vocabulary - self.terms.len() - self.tags.len() - self.task_types.len();
+        self.approx_bytes = self.approx_bytes.saturating_sub(doc.heap_bytes())
+            + freed_ids * std::mem::size_of::<Sym>();
         if self.is_empty() {
             // Forget the table's shape too: an emptied shard is a new shard.
             self.docs = Vec::new();

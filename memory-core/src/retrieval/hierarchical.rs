@@ -15,7 +15,7 @@
 
 use std::cmp::Ordering;
 
-use crate::index::{ClusterSummary, Partition, TimeRewardBox, bucket_span};
+use crate::index::{Cluster, Partition, Slot, TimeRewardBox, bucket_span};
 
 use super::postings;
 use super::topk::TopK;
@@ -86,14 +86,16 @@ pub(crate) fn collect(visit: &ShardVisit<'_>, top: &mut TopK, clustering: bool) 
         if clustering {
             walk.add(clusters(visit, p, &tree_box, top));
         } else {
-            scan(visit, p, &tree_box, top, None);
+            p.meeting(&tree_box, |_, c| {
+                scan(visit, c.members(), &tree_box, top, None)
+            });
         }
     }
     walk
 }
 
-/// The cluster walk over one partition: the clusters meeting the box, best bound first, until
-/// the first whose bound is below the threshold.
+/// The cluster walk over one partition: the clusters meeting the box (found through the
+/// partition's R-tree), best bound first, until the first whose bound is below the threshold.
 fn clusters(
     visit: &ShardVisit<'_>,
     p: &Partition,
@@ -101,22 +103,21 @@ fn clusters(
     top: &mut TopK,
 ) -> Walk {
     let width = visit.shard.bucket_width();
-    let mut clusters: Vec<(f64, TimeRewardBox, &ClusterSummary)> = Vec::new();
-    for (bucket, summary) in p.clusters() {
+    let mut clusters: Vec<(f64, TimeRewardBox, &Cluster)> = Vec::new();
+    p.meeting(tree_box, |bucket, c| {
+        let summary = c.summary();
         let (from, to) = bucket_span(bucket, width);
-        let Some(b) = tree_box.within(from, to) else {
-            continue;
-        };
-        if summary.max_reward < tree_box.min_reward {
-            continue;
+        if let Some(b) = tree_box.within(from, to)
+            && summary.max_reward >= tree_box.min_reward
+        {
+            clusters.push((visit.scorer.bound(summary, visit.resolved), b, c));
         }
-        clusters.push((visit.scorer.bound(summary, visit.resolved), b, summary));
-    }
+    });
     // Equal bounds may be visited in any order: the result is exact either way.
     clusters.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let total = clusters.len();
     let mut walk = Walk::default();
-    for (bound, b, summary) in clusters {
+    for (bound, b, c) in clusters {
         if let Some(threshold) = top.threshold()
             && below(bound, threshold)
         {
@@ -124,7 +125,8 @@ fn clusters(
             break;
         }
         walk.visited += 1;
-        scan(visit, p, &b, top, Some(visit.scorer.cluster_rest(summary)));
+        let rest = visit.scorer.cluster_rest(c.summary());
+        scan(visit, c.members(), &b, top, Some(rest));
     }
     walk
 }
@@ -162,14 +164,15 @@ impl Cut {
     }
 }
 
+/// Offer the members of a cluster (`members`) inside `b`.
 fn scan(
     visit: &ShardVisit<'_>,
-    p: &Partition,
+    members: &[Slot],
     b: &TimeRewardBox,
     top: &mut TopK,
     rest: Option<f64>,
 ) {
-    for slot in p.locate(b) {
+    for &slot in members {
         if let Some(doc) = visit.shard.doc(slot)
             && b.holds(doc)
         {

@@ -204,13 +204,14 @@ pub(crate) fn work(visit: &ShardVisit<'_>) -> usize {
 /// How many members of `p` the clusters meeting box `b` hold: the work a cluster walk costs
 /// at most.
 pub(crate) fn box_work(p: &Partition, b: &TimeRewardBox, bucket_width: i64) -> usize {
-    p.clusters()
-        .filter(|(bucket, c)| {
-            let (from, to) = crate::index::bucket_span(*bucket, bucket_width);
-            b.within(from, to).is_some() && c.max_reward >= b.min_reward
-        })
-        .map(|(_, c)| c.members as usize)
-        .sum()
+    let mut work = 0;
+    p.meeting(b, |bucket, c| {
+        let (from, to) = crate::index::bucket_span(bucket, bucket_width);
+        if b.within(from, to).is_some() && c.summary().max_reward >= b.min_reward {
+            work += c.members().len();
+        }
+    });
+    work
 }
 
 /// Offer to `top` every member of `partitions` (of `visit`'s shard) holding a query term that

@@ -3,7 +3,7 @@
 //! Owns the document table (slots with a free list, an id → slot map), the shard's interners
 //! (terms with document frequencies, tags), per-field length totals for BM25 length
 //! normalization, and the task-type [`Partition`]s (R-tree + temporal clusters). Every mutation
-//! keeps all of these in step, so a removal leaves no posting, statistic, tree point or cluster
+//! keeps all of these in step, so a removal leaves no posting, statistic, cluster member or cluster
 //! behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
 //! know about other shards.
 
@@ -478,8 +478,8 @@ impl Shard {
     }
 
     /// Put `draft` in place of the document with its id, or in a free slot: interned, posted,
-    /// counted and in the table, but in no partition's tree (the caller adds it, or builds the
-    /// trees later). Returns its slot and the replaced document's version.
+    /// counted and in the table, but in no partition (the caller adds it, or builds the
+    /// partitions later). Returns its slot and the replaced document's version.
     fn place(&mut self, draft: Draft) -> (Slot, Option<u64>) {
         let previous = self.remove(draft.id);
         let slot = match self.free.pop() {

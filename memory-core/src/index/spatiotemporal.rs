@@ -43,9 +43,9 @@ type ShardMap = HashMap<Arc<str>, DomainMap>;
 
 /// The in-memory retrieval index: episode summaries sharded by `(namespace, domain)`.
 ///
-/// Inside a shard, episodes are partitioned by task type; each partition keeps an R-tree over
-/// `[started_at, reward]` and temporal clusters (time buckets of
-/// [`IndexConfig::temporal_bucket_width`]), and the shard keeps what lexical scoring needs
+/// Inside a shard, episodes are partitioned by task type; each partition keeps temporal
+/// clusters (time buckets of [`IndexConfig::temporal_bucket_width`]) and an R-tree holding
+/// each cluster as a box over `[started_at, reward]`, and the shard keeps what lexical scoring needs
 /// (per-field term frequencies, document frequencies, length totals) and optional vectors.
 /// All methods are synchronous and only hold locks for in-memory work; the only I/O is loading
 /// and saving spilled shards (memory budget, snapshot open), done on the spill thread while
@@ -233,7 +233,7 @@ impl SpatiotemporalIndex {
     }
 
     /// Remove `id`. Returns whether it was indexed. Nothing of it remains: no term statistics,
-    /// tree point, cluster contribution, tag or directory entry; a shard, task type or
+    /// cluster membership or contribution, tag or directory entry; a shard, task type or
     /// cluster left empty is dropped.
     #[tracing::instrument(level = "debug", skip(self))]
     pub fn remove(&self, id: EpisodeId) -> bool {

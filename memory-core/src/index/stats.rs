@@ -19,7 +19,9 @@ pub struct IndexStats {
     pub task_types: usize,
     /// Temporal clusters, summed over partitions.
     pub clusters: usize,
-    /// R-tree points, summed over partitions (equals `episodes` when consistent).
+    /// Episodes held by the partitions' clusters, summed (equals `episodes` when consistent).
+    /// Named for the R-tree points it counted when the trees held episodes (the trees now
+    /// hold the clusters); the name stays, as snapshot manifests store these fields.
     pub tree_points: usize,
     /// Distinct terms, summed over shards (a term in two shards counts twice).
     pub terms: usize,

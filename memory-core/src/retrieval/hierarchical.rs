@@ -4,11 +4,11 @@
 //! query's task type picks one partition (else all). In each partition, the members holding a
 //! query term come first, through the posting lists (`postings`: MaxScore, exact); the members
 //! holding none can only score the non-lexical terms, so they are looked at only while that
-//! bound still reaches the k-th score. They are found through the R-tree, which returns only the
-//! points inside the query's `started_at` range and reward floor; with temporal clustering on,
-//! the clusters meeting that box are ranked by their score bound (`Scorer::bound`) and visited
-//! best first, and once the top-k is full, the first cluster whose bound is below the k-th score
-//! ends the walk. When the box holds fewer members than the posting lists, the box alone is
+//! bound still reaches the k-th score. They are found through the R-tree, which returns the
+//! clusters meeting the query's `started_at` range and reward floor (each member is then
+//! checked against the box exactly); with temporal clustering on, those clusters are ranked by
+//! their score bound (`Scorer::bound`) and visited best first, and once the top-k is full, the
+//! first cluster whose bound is below the k-th score ends the walk. When the box holds fewer members than the posting lists, the box alone is
 //! walked (both are exact; the smaller is cheaper). Because bounds never under-estimate, the
 //! result is exactly the flat path's. This module must never offer an episode the filter
 //! rejects, and never skip a cluster whose bound reaches the threshold.

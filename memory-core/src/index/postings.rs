@@ -34,7 +34,7 @@ const ESCAPE: u8 = u8::MAX;
 const CODE_FIELDS: [(u8, u32); FIELD_COUNT] = [(7, 0), (3, 3), (3, 5), (1, 7)];
 
 /// The code of `tf`, or [`ESCAPE`] when a field's frequency exceeds what its bits hold (or
-/// every field is at its largest, which is the escape itself).
+/// every field is at its largest, which is the escape itself, or none holds the term).
 fn encode(tf: &FieldTf) -> u8 {
     let mut code = 0;
     for (t, (max, shift)) in tf.iter().zip(CODE_FIELDS) {
@@ -43,7 +43,9 @@ fn encode(tf: &FieldTf) -> u8 {
         }
         code |= t << shift;
     }
-    code
+    // Code 0 (no occurrence anywhere, which no posting has) marks "no posting" in a list's
+    // head: escaped too.
+    if code == 0 { ESCAPE } else { code }
 }
 
 /// The frequencies of every code but [`ESCAPE`].
@@ -63,7 +65,8 @@ static DECODE: [FieldTf; 256] = {
 };
 
 /// One document holding a term: its slot and the code of its frequencies of the term.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `Posting(0)` (code 0) is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Posting(u32);
 
 impl Posting {
@@ -83,20 +86,19 @@ impl Posting {
     }
 }
 
-/// The documents holding one term.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) enum PostingList {
-    #[default]
-    Empty,
-    /// One document: its posting.
-    One(Posting),
-    /// Any number of documents (also none, sized ahead by a bulk load).
-    Many(Box<Many>),
+/// A term's entry in the table of lists: its one posting inline (no heap block: most terms
+/// of a shard occur in one document), or which heap list holds its postings. 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Head {
+    /// The posting of a list of one; `Posting(0)` (no frequencies code 0) otherwise.
+    one: Posting,
+    /// 0, or `k + 1` for the list at `k` of [`Postings::many`].
+    heap: u32,
 }
 
 /// A list kept on the heap.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Many {
+struct Many {
     /// By slot, strictly ascending.
     entries: Vec<Posting>,
     /// Per field, at least the largest frequency of the term over the documents (it never
@@ -108,12 +110,12 @@ pub(crate) struct Many {
 }
 
 impl Many {
-    fn with_capacity(n: usize) -> Box<Self> {
-        Box::new(Self {
+    fn with_capacity(n: usize) -> Self {
+        Self {
             entries: Vec::with_capacity(n),
             max_tf: [0; FIELD_COUNT],
             min_len: [u16::MAX; FIELD_COUNT],
-        })
+        }
     }
 
     /// Widen the bounds to cover a document holding the term `tf` times, of lengths `len`.
@@ -123,36 +125,10 @@ impl Many {
             self.min_len[f] = self.min_len[f].min(len[f]);
         }
     }
-}
-
-impl PostingList {
-    /// The postings, by slot, strictly ascending.
-    fn entries(&self) -> &[Posting] {
-        match self {
-            Self::Empty => &[],
-            Self::One(p) => std::slice::from_ref(p),
-            Self::Many(m) => &m.entries,
-        }
-    }
-
-    /// Whether the list holds no posting.
-    fn is_empty(&self) -> bool {
-        self.entries().is_empty()
-    }
-
-    /// Heap bytes of the postings.
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Self::Empty | Self::One(_) => 0,
-            Self::Many(m) => {
-                std::mem::size_of::<Many>() + footprint::vec::<Posting>(m.entries.capacity())
-            }
-        }
-    }
 
     /// Where `slot` is (`Ok`) or would go (`Err`).
     fn find(&self, slot: Slot) -> Result<usize, usize> {
-        self.entries().binary_search_by_key(&slot, |p| p.slot())
+        self.entries.binary_search_by_key(&slot, |p| p.slot())
     }
 }
 
@@ -174,7 +150,9 @@ fn tf_in(escaped: &Escaped, sym: Sym, p: Posting) -> FieldTf {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TermPostings<'a> {
     sym: Sym,
-    list: &'a PostingList,
+    /// The list of one, when not on the heap.
+    one: &'a Posting,
+    many: Option<&'a Many>,
     escaped: &'a Escaped,
 }
 
@@ -186,7 +164,10 @@ impl<'a> TermPostings<'a> {
 
     /// The postings, by slot, strictly ascending.
     pub(crate) fn entries(&self) -> &'a [Posting] {
-        self.list.entries()
+        match self.many {
+            Some(m) => &m.entries,
+            None => std::slice::from_ref(self.one),
+        }
     }
 
     /// The frequencies of the term in the document of `p`, one of [`TermPostings::entries`].
@@ -197,8 +178,9 @@ impl<'a> TermPostings<'a> {
 
     /// The frequencies of the term in the document at `slot`, if it holds the term.
     pub(crate) fn tf_of(&self, slot: Slot) -> Option<FieldTf> {
-        let i = self.list.find(slot).ok()?;
-        Some(self.tf(self.entries()[i]))
+        let entries = self.entries();
+        let i = entries.binary_search_by_key(&slot, |p| p.slot()).ok()?;
+        Some(self.tf(entries[i]))
     }
 
     /// Per field, at least the largest frequency of the term over the documents, and at most
@@ -207,10 +189,9 @@ impl<'a> TermPostings<'a> {
         &self,
         field_len: impl Fn(Slot) -> [u32; FIELD_COUNT],
     ) -> (FieldTf, [u32; FIELD_COUNT]) {
-        match self.list {
-            PostingList::Empty => ([0; FIELD_COUNT], [u32::MAX; FIELD_COUNT]),
-            PostingList::One(p) => (self.tf(*p), field_len(p.slot())),
-            PostingList::Many(m) => (m.max_tf, m.min_len.map(u32::from)),
+        match self.many {
+            Some(m) => (m.max_tf, m.min_len.map(u32::from)),
+            None => (self.tf(*self.one), field_len(self.one.slot())),
         }
     }
 }
@@ -218,7 +199,12 @@ impl<'a> TermPostings<'a> {
 /// Every posting list of a shard, indexed by term id.
 #[derive(Debug, Default)]
 pub(crate) struct Postings {
-    lists: Vec<PostingList>,
+    /// Per term id: its list of one, or where its heap list is.
+    heads: Vec<Head>,
+    /// The heap lists (a slot of a list emptied by removals is reused).
+    many: Vec<Many>,
+    /// Unused slots of `many`.
+    free: Vec<u32>,
     escaped: Escaped,
 }
 
@@ -226,65 +212,97 @@ impl Postings {
     /// Empty lists for term ids `0..counts.len()`, each with room for exactly `counts[id]`
     /// postings: a bulk load that knows its counts appends without a reallocation.
     pub(crate) fn with_capacities(counts: &[u32]) -> Self {
-        Self {
-            lists: counts
-                .iter()
-                .map(|&n| {
-                    if n > 1 {
-                        PostingList::Many(Many::with_capacity(n as usize))
-                    } else {
-                        PostingList::Empty
+        let mut p = Self::default();
+        p.heads = counts
+            .iter()
+            .map(|&n| {
+                if n > 1 {
+                    Head {
+                        one: Posting(0),
+                        heap: p.keep(Many::with_capacity(n as usize)),
                     }
-                })
-                .collect(),
-            escaped: Escaped::new(),
-        }
+                } else {
+                    Head::default()
+                }
+            })
+            .collect();
+        p
+    }
+
+    /// Keep `m` on the heap; returns its [`Head::heap`].
+    fn keep(&mut self, m: Many) -> u32 {
+        let k = match self.free.pop() {
+            Some(k) => {
+                self.many[k as usize] = m;
+                k
+            }
+            None => {
+                footprint::reserve_one(&mut self.many);
+                self.many.push(m);
+                // Fewer heap lists than term ids, which are `u32`.
+                u32::try_from(self.many.len() - 1).expect("under 2^32 lists")
+            }
+        };
+        k + 1
     }
 
     /// Record that the document at `slot` (below [`MAX_SLOTS`]) holds term `sym` with `tf`;
     /// `lens` holds every document's field lengths by slot, this one's included.
     pub(crate) fn add(&mut self, sym: Sym, slot: Slot, tf: &FieldTf, lens: &[FieldLen]) {
         let at = sym as usize;
-        while self.lists.len() <= at {
-            footprint::reserve_one(&mut self.lists);
-            self.lists.push(PostingList::Empty);
+        while self.heads.len() <= at {
+            footprint::reserve_one(&mut self.heads);
+            self.heads.push(Head::default());
         }
         let code = encode(tf);
         let posting = Posting::new(slot, code);
         let len_of = |s: Slot| lens.get(s as usize).copied().unwrap_or_default();
-        let list = &mut self.lists[at];
-        // Bulk loads and fresh slots append.
-        let found = match list.entries().last() {
-            Some(last) if last.slot() >= slot => list.find(slot),
-            _ => Err(list.entries().len()),
-        };
-        if let Ok(i) = found
-            && list.entries()[i].code() == ESCAPE
-        {
-            self.escaped.remove(&(sym, slot));
-        }
-        match (&mut *list, found) {
-            (PostingList::Empty, _) => *list = PostingList::One(posting),
-            (PostingList::One(p), Ok(_)) => *p = posting,
-            (PostingList::One(p), Err(i)) => {
-                let first = *p;
+        let head = self.heads[at];
+        let replaced = match head.heap {
+            0 if head.one == Posting(0) => {
+                self.heads[at].one = posting;
+                None
+            }
+            0 if head.one.slot() == slot => {
+                self.heads[at].one = posting;
+                Some(head.one)
+            }
+            0 => {
+                let first = head.one;
                 let mut m = Many::with_capacity(2);
                 m.cover(&tf_in(&self.escaped, sym, first), &len_of(first.slot()));
-                m.entries.push(first);
-                m.entries.insert(i, posting);
                 m.cover(tf, &len_of(slot));
-                *list = PostingList::Many(m);
+                if first.slot() < slot {
+                    m.entries.extend([first, posting]);
+                } else {
+                    m.entries.extend([posting, first]);
+                }
+                self.heads[at] = Head {
+                    one: Posting(0),
+                    heap: self.keep(m),
+                };
+                None
             }
-            (PostingList::Many(m), found) => {
+            k => {
+                let m = &mut self.many[k as usize - 1];
+                // Bulk loads and fresh slots append.
+                let found = match m.entries.last() {
+                    Some(last) if last.slot() >= slot => m.find(slot),
+                    _ => Err(m.entries.len()),
+                };
+                m.cover(tf, &len_of(slot));
                 match found {
-                    Ok(i) => m.entries[i] = posting,
+                    Ok(i) => Some(std::mem::replace(&mut m.entries[i], posting)),
                     Err(i) => {
                         footprint::reserve_one(&mut m.entries);
                         m.entries.insert(i, posting);
+                        None
                     }
                 }
-                m.cover(tf, &len_of(slot));
             }
+        };
+        if replaced.is_some_and(|p| p.code() == ESCAPE) {
+            self.escaped.remove(&(sym, slot));
         }
         if code == ESCAPE {
             self.escaped.insert((sym, slot), *tf);
@@ -293,85 +311,102 @@ impl Postings {
 
     /// Forget that the document at `slot` holds term `sym`.
     pub(crate) fn remove(&mut self, sym: Sym, slot: Slot) {
-        let Some(list) = self.lists.get_mut(sym as usize) else {
+        let Some(head) = self.heads.get(sym as usize).copied() else {
             return;
         };
-        let Ok(i) = list.find(slot) else {
-            return;
+        let removed = match head.heap {
+            0 if head.one != Posting(0) && head.one.slot() == slot => {
+                self.heads[sym as usize] = Head::default();
+                head.one
+            }
+            0 => return,
+            k => {
+                let m = &mut self.many[k as usize - 1];
+                let Ok(i) = m.find(slot) else {
+                    return;
+                };
+                let removed = m.entries[i];
+                if m.entries.len() > 1 {
+                    m.entries.remove(i);
+                } else {
+                    // Emptied: its heap block goes, its slot is reused, the term's bounds
+                    // start afresh.
+                    *m = Many::with_capacity(0);
+                    self.free.push(k - 1);
+                    self.heads[sym as usize] = Head::default();
+                }
+                removed
+            }
         };
-        if list.entries()[i].code() == ESCAPE {
+        if removed.code() == ESCAPE {
             self.escaped.remove(&(sym, slot));
         }
-        match list {
-            PostingList::Many(m) if m.entries.len() > 1 => {
-                m.entries.remove(i);
-            }
-            _ => *list = PostingList::Empty,
-        }
+    }
+
+    /// The view of `head`, the entry of `sym`, if its list holds a posting.
+    fn view<'a>(&'a self, sym: Sym, head: &'a Head) -> Option<TermPostings<'a>> {
+        let many = head.heap.checked_sub(1).map(|k| &self.many[k as usize]);
+        let live = match many {
+            Some(m) => !m.entries.is_empty(),
+            None => head.one != Posting(0),
+        };
+        live.then_some(TermPostings {
+            sym,
+            one: &head.one,
+            many,
+            escaped: &self.escaped,
+        })
     }
 
     /// Every live list with its term id, by term id.
     pub(crate) fn iter(&self) -> impl Iterator<Item = TermPostings<'_>> {
-        self.lists
+        self.heads
             .iter()
             .enumerate()
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(sym, list)| TermPostings {
-                sym: sym as Sym,
-                list,
-                escaped: &self.escaped,
-            })
+            .filter_map(|(sym, head)| self.view(sym as Sym, head))
     }
 
     /// The documents holding `sym`, if any.
     pub(crate) fn get(&self, sym: Sym) -> Option<TermPostings<'_>> {
-        self.lists
-            .get(sym as usize)
-            .filter(|l| !l.is_empty())
-            .map(|list| TermPostings {
-                sym,
-                list,
-                escaped: &self.escaped,
-            })
+        self.view(sym, self.heads.get(sym as usize)?)
     }
 
     /// Release spare capacity (after a bulk load).
     pub(crate) fn shrink(&mut self) {
-        for list in &mut self.lists {
-            if let PostingList::Many(m) = list {
-                m.entries.shrink_to_fit();
-            }
+        for m in &mut self.many {
+            m.entries.shrink_to_fit();
         }
-        self.lists.shrink_to_fit();
+        self.heads.shrink_to_fit();
+        self.many.shrink_to_fit();
+        self.free.shrink_to_fit();
         self.escaped.shrink_to_fit();
     }
 
     /// Postings room allocated but unused, over all lists.
     #[cfg(test)]
     pub(crate) fn spare(&self) -> usize {
-        self.lists
+        self.many
             .iter()
-            .map(|l| match l {
-                PostingList::Many(m) => m.entries.capacity() - m.entries.len(),
-                _ => 0,
-            })
+            .map(|m| m.entries.capacity() - m.entries.len())
             .sum()
     }
 
     /// How many (term, document) pairs are held.
     #[cfg(test)]
     pub(crate) fn pairs(&self) -> usize {
-        self.lists.iter().map(|l| l.entries().len()).sum()
+        self.iter().map(|t| t.entries().len()).sum()
     }
 
     /// Estimated heap bytes.
     pub(crate) fn heap_bytes(&self) -> usize {
-        footprint::vec::<PostingList>(self.lists.capacity())
+        footprint::vec::<Head>(self.heads.capacity())
+            + footprint::vec::<Many>(self.many.capacity())
+            + footprint::vec::<u32>(self.free.capacity())
             + footprint::hash_map::<(Sym, Slot), FieldTf>(self.escaped.capacity())
             + self
-                .lists
+                .many
                 .iter()
-                .map(PostingList::heap_bytes)
+                .map(|m| footprint::vec::<Posting>(m.entries.capacity()))
                 .sum::<usize>()
     }
 }
@@ -394,8 +429,8 @@ mod tests {
         p.add(0, 7, &[1, 0, 0, 0], &lens);
         assert_eq!(slots(&p, 0), [7]);
         // Only the vector of lists (room for 4) is on the heap.
-        assert_eq!(p.heap_bytes(), footprint::vec::<PostingList>(4));
-        assert!(std::mem::size_of::<PostingList>() <= 16);
+        assert_eq!(p.heap_bytes(), footprint::vec::<Head>(4));
+        assert!(std::mem::size_of::<Head>() <= 8);
         p.add(0, 7, &[2, 0, 0, 0], &lens);
         assert_eq!(p.get(0).unwrap().tf_of(7), Some([2, 0, 0, 0]));
         p.add(0, 3, &[1, 0, 0, 0], &lens);
@@ -461,6 +496,29 @@ mod tests {
         p.add(1, 0, &[1, 0, 0, 0], &lens);
         assert!(p.escaped.is_empty());
         assert_eq!(p.get(1).unwrap().tf_of(0), Some([1, 0, 0, 0]));
+    }
+
+    #[test]
+    fn an_emptied_heap_list_frees_its_place_for_the_next_with_fresh_bounds() {
+        let mut p = Postings::default();
+        let lens = [[5, 0, 0, 0], [1, 0, 0, 0], [9, 0, 0, 0], [7, 0, 0, 0]];
+        p.add(0, 0, &[3, 0, 0, 0], &lens);
+        p.add(0, 1, &[1, 0, 0, 0], &lens);
+        p.remove(0, 0);
+        p.remove(0, 1);
+        assert!(p.get(0).is_none());
+        assert_eq!((p.many.len(), p.free.as_slice()), (1, &[0][..]));
+        p.add(1, 2, &[1, 0, 0, 0], &lens);
+        p.add(1, 3, &[2, 0, 0, 0], &lens);
+        assert!(p.free.is_empty() && p.many.len() == 1);
+        assert_eq!(slots(&p, 1), [2, 3]);
+        assert_eq!(
+            p.get(1)
+                .unwrap()
+                .bounds(|s| lens[s as usize].map(u32::from)),
+            ([2, 0, 0, 0], [7, 0, 0, 0])
+        );
+        assert_eq!(p.pairs(), 2);
     }
 
     #[test]

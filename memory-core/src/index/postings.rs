@@ -10,10 +10,11 @@
 //! which covers nearly every posting); frequencies beyond it are kept exactly in a map of
 //! the shard beside the lists, and the posting's code says to look there. The lists are the
 //! only place the frequencies are kept: scoring reads them here ([`TermPostings::tf`]). Most
-//! terms of a shard occur in one document, so a list of one posting is 16 bytes with no
-//! heap block: the posting inline, its bounds those of its document. A longer list keeps its
-//! postings and bounds in one heap block. A list emptied by removals is reset, so a term id
-//! reused by the interner starts with fresh bounds. This module must never score and never
+//! terms of a shard occur in one document, so a term's entry in the table is 8 bytes and
+//! holds a list of one itself: the posting inline, its bounds those of its document. A longer
+//! list keeps its postings and bounds in a vector of heap lists, where the entry points. A
+//! list emptied by removals is reset (its place in that vector reused), so a term id reused
+//! by the interner starts with fresh bounds. This module must never score and never
 //! hold a document.
 
 use std::collections::HashMap;

@@ -214,6 +214,8 @@ impl Postings {
     /// postings: a bulk load that knows its counts appends without a reallocation.
     pub(crate) fn with_capacities(counts: &[u32]) -> Self {
         let mut p = Self::default();
+        p.many
+            .reserve_exact(counts.iter().filter(|n| **n > 1).count());
         p.heads = counts
             .iter()
             .map(|&n| {

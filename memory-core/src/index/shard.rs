@@ -3,8 +3,8 @@
 //! Owns the document table (slots with a free list, an id → slot map), the shard's interners
 //! (terms with document frequencies, tags), per-field length totals for BM25 length
 //! normalization, and the task-type [`Partition`]s (R-tree + temporal clusters). Every mutation
-//! keeps all of these in step, so a removal leaves no posting, statistic, cluster member or cluster
-//! behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
+//! keeps all of these in step, so a removal leaves no posting, statistic, cluster member or
+//! cluster behind. A shard is plain data: the caller holds its lock. It must never do I/O, block, or
 //! know about other shards.
 
 use std::collections::BTreeMap;
@@ -59,8 +59,8 @@ pub(crate) struct Shard {
     /// then raised by [`doc_cost`] per document inserted and [`TERM_COST`] per term new to the
     /// vocabulary, and per document removed lowered by only what that frees (its own heap
     /// block: the containers keep their room for the next inserts) and raised by the free-list
-    /// entries of the ids it held last. So it errs high, which a
-    /// budget can afford, and the next exact count corrects it.
+    /// entries of the ids it held last. So it errs high, which a budget can afford, and the
+    /// next exact count corrects it.
     approx_bytes: usize,
     /// Changes queued while the content is spilled (or being spilled), in arrival order.
     pending: Vec<Pending>,

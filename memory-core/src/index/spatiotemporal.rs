@@ -44,8 +44,8 @@ type ShardMap = HashMap<Arc<str>, DomainMap>;
 /// The in-memory retrieval index: episode summaries sharded by `(namespace, domain)`.
 ///
 /// Inside a shard, episodes are partitioned by task type; each partition keeps temporal
-/// clusters (time buckets of [`IndexConfig::temporal_bucket_width`]) and an R-tree holding
-/// each cluster as a box over `[started_at, reward]`, and the shard keeps what lexical scoring needs
+/// clusters (time buckets of [`IndexConfig::temporal_bucket_width`]) and an R-tree holding each
+/// cluster as a box over `[started_at, reward]`, and the shard keeps what lexical scoring needs
 /// (per-field term frequencies, document frequencies, length totals) and optional vectors.
 /// All methods are synchronous and only hold locks for in-memory work; the only I/O is loading
 /// and saving spilled shards (memory budget, snapshot open), done on the spill thread while
@@ -502,7 +502,6 @@ impl SpatiotemporalIndex {
         map.values().flat_map(|d| d.values().cloned()).collect()
     }
 
-    /// The live cell of `(namespace, domain)`, created if missing or retired.
     /// The most documents a shard may hold: [`MAX_SLOTS`] (lower in unit tests).
     #[cfg(not(test))]
     fn slot_limit(&self) -> usize {
@@ -514,6 +513,7 @@ impl SpatiotemporalIndex {
         self.slot_limit.load(Ordering::Relaxed)
     }
 
+    /// The live cell of `(namespace, domain)`, created if missing or retired.
     fn cell_for(&self, namespace: &str, domain: &str) -> Arc<ShardCell> {
         {
             let map = self.waits.read(&self.shards);

@@ -75,8 +75,9 @@ impl FieldWeights {
 /// - `lex(q', d)` is the same function of the *feedback query* `q'`: the label terms (tools,
 ///   task type, tags) of the `feedback_episodes` episodes most similar to `q` (ranked by the
 ///   lexical and cosine terms alone: recency and reward say which episodes to prefer, not
-///   what the query is about), each weighted by the share of those episodes holding it. "Episodes that did what the best match did" is how an
-///   agent's memory generalizes from one similar past task to its kind; 0 when disabled.
+///   what the query is about), each weighted by the share of those episodes holding it.
+///   "Episodes that did what the best match did" is how an agent's memory generalizes from
+///   one similar past task to its kind; 0 when disabled.
 /// - `cos` is the cosine of the query and episode embeddings, floored at 0 (0 when either is
 ///   missing).
 /// - `rec` is `0.5^(age / half-life)` of the completion (start, while in progress).

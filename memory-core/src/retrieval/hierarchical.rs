@@ -8,10 +8,11 @@
 //! clusters meeting the query's `started_at` range and reward floor (each member is then
 //! checked against the box exactly); with temporal clustering on, those clusters are ranked by
 //! their score bound (`Scorer::bound`) and visited best first, and once the top-k is full, the
-//! first cluster whose bound is below the k-th score ends the walk. When the box holds fewer members than the posting lists, the box alone is
-//! walked (both are exact; the smaller is cheaper). Because bounds never under-estimate, the
-//! result is exactly the flat path's. This module must never offer an episode the filter
-//! rejects, and never skip a cluster whose bound reaches the threshold.
+//! first cluster whose bound is below the k-th score ends the walk. When the box holds fewer
+//! members than the posting lists, the box alone is walked (both are exact; the smaller is
+//! cheaper). Because bounds never under-estimate, the result is exactly the flat path's. This
+//! module must never offer an episode the filter rejects, and never skip a cluster whose bound
+//! reaches the threshold.
 
 use std::cmp::Ordering;
 

@@ -1,15 +1,16 @@
 //! [`Retriever`]: answers a [`RetrievalQuery`] from a [`SpatiotemporalIndex`].
 //!
-//! Owns the order of work of one query: validate; analyze the text; pick the namespace's
-//! shards (one domain's, when given); gather corpus statistics over them; when feedback is on,
-//! a first pass for the `feedback_episodes` episodes most similar to the text (scored without
-//! recency and reward), whose label terms form the feedback query; collect the best candidates through the hierarchical path (or the flat path when the
-//! flag is off, or as a counted fallback when the hierarchy yields fewer hits than the limit);
-//! then MMR re-ranking when diversity is on. Both passes take the same path, and each path is
-//! exact, so the flags never change the answer. Shards are read-locked one at a time, each only for in-memory work.
-//! It must never return an episode of another namespace (only that namespace's shards are ever
-//! visited), never apply a filter after the top-k, and never hold a lock across an `.await`
-//! (it has none: the API is synchronous).
+//! Owns the order of work of one query: validate; analyze the text; pick the namespace's shards
+//! (one domain's, when given); gather corpus statistics over them; when feedback is on, a first
+//! pass for the `feedback_episodes` episodes most similar to the text (scored without recency
+//! and reward), whose label terms form the feedback query; collect the best candidates through
+//! the hierarchical path (or the flat path when the flag is off, or as a counted fallback when
+//! the hierarchy yields fewer hits than the limit); then MMR re-ranking when diversity is on.
+//! Both passes take the same path, and each path is exact, so the flags never change the
+//! answer. Shards are read-locked one at a time, each only for in-memory work. It must never
+//! return an episode of another namespace (only that namespace's shards are ever visited),
+//! never apply a filter after the top-k, and never hold a lock across an `.await` (it has none:
+//! the API is synchronous).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -553,19 +553,22 @@ mod tests {
     #[test]
     fn ids_round_trip_through_their_coding_at_every_width() {
         let terms: Vec<Sym> = vec![0, 1, 127, 128, 255, 16_383, 16_384, 2_097_152, u32::MAX];
+        let doc = |tags: &[Sym]| {
+            IndexedEpisode::new(
+                EpisodeId::new(),
+                1,
+                0,
+                terms.iter().copied(),
+                tags.iter().copied(),
+                None,
+                0.0,
+                0,
+                None,
+                None,
+            )
+        };
         let tags: Vec<Sym> = vec![5, 300, 70_000];
-        let d = IndexedEpisode::new(
-            EpisodeId::new(),
-            1,
-            0,
-            terms.iter().copied(),
-            tags.iter().copied(),
-            None,
-            0.0,
-            0,
-            None,
-            None,
-        );
+        let d = doc(&tags);
         assert_eq!(d.terms().collect::<Vec<_>>(), terms);
         assert_eq!(d.term_count(), terms.len());
         assert_eq!(d.tags().collect::<Vec<_>>(), tags);
@@ -578,18 +581,7 @@ mod tests {
         );
         // Tags taking more than 127 bytes: two bytes say so.
         let tags: Vec<Sym> = (0..100).map(|i| i * 200).collect();
-        let d = IndexedEpisode::new(
-            EpisodeId::new(),
-            1,
-            0,
-            terms.iter().copied(),
-            tags.iter().copied(),
-            None,
-            0.0,
-            0,
-            None,
-            None,
-        );
+        let d = doc(&tags);
         assert_eq!(d.tags().collect::<Vec<_>>(), tags);
         assert_eq!(d.terms().collect::<Vec<_>>(), terms);
         assert_eq!(d.ids.len(), 2 + (1 + 99 * 2) + 16);

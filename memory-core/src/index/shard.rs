@@ -471,10 +471,11 @@ impl Shard {
         previous
     }
 
-    /// Whether the document `id` can be placed in a shard of at most `limit` slots: it is here
-    /// (it keeps its slot), a slot is free, or the table is shorter than `limit`.
+    /// Whether the document `id` can be placed in a shard of at most `limit` slots: the table
+    /// is shorter than `limit`, a slot is free, or it is here (it keeps its slot). The cheap
+    /// checks first: the lookup is only needed in a full shard.
     pub(crate) fn has_room(&self, id: EpisodeId, limit: usize) -> bool {
-        self.by_id.get(id, &self.docs).is_some() || !self.free.is_empty() || self.docs.len() < limit
+        self.docs.len() < limit || !self.free.is_empty() || self.by_id.get(id, &self.docs).is_some()
     }
 
     /// Put `draft` in place of the document with its id, or in a free slot: interned, posted,

@@ -1,7 +1,7 @@
 //! Memory estimates for the index's containers: the method behind `memory_bytes()`.
 //!
 //! Owns the arithmetic, and the growth policy of the index's long-lived vectors
-//! ([`reserve_one`]). The method: every container is charged for its *capacity*, not its
+//! ([`reserve_one`], and [`place`] for those whose freed places are reused). The method: every container is charged for its *capacity*, not its
 //! length (what the allocator actually holds), using `size_of` of the stored types:
 //! a `Vec<T>` costs `capacity × size_of::<T>()`; a `HashMap<K, V>` (hashbrown) costs one bucket
 //! of `size_of::<(K, V)>() + 1` control byte per slot, with `capacity × 8 / 7` slots rounded to
@@ -27,6 +27,23 @@ pub(crate) fn vec<T>(capacity: usize) -> usize {
 pub(crate) fn reserve_one<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
         v.reserve_exact((v.len() / 8).max(4));
+    }
+}
+
+/// Put `item` in `v` at a place from `free` (places freed earlier), else at the end, growing
+/// by [`reserve_one`]; returns its index. `v` holds fewer than 2^32 items (its callers index it
+/// by `u32` ids).
+pub(crate) fn place<T>(v: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(at) => {
+            v[at as usize] = item;
+            at
+        }
+        None => {
+            reserve_one(v);
+            v.push(item);
+            u32::try_from(v.len() - 1).expect("under 2^32 items")
+        }
     }
 }
 

@@ -102,17 +102,7 @@ impl Interner {
             count: 1,
         };
         self.arena.push_str(text);
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.entries[id as usize] = entry;
-                id
-            }
-            None => {
-                footprint::reserve_one(&mut self.entries);
-                self.entries.push(entry);
-                (self.entries.len() - 1) as Sym
-            }
-        };
+        let id = footprint::place(&mut self.entries, &mut self.free, entry);
         let Self {
             ids,
             hasher,

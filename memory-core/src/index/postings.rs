@@ -234,19 +234,7 @@ impl Postings {
 
     /// Keep `m` on the heap; returns its [`Head::heap`].
     fn keep(&mut self, m: Many) -> u32 {
-        let k = match self.free.pop() {
-            Some(k) => {
-                self.many[k as usize] = m;
-                k
-            }
-            None => {
-                footprint::reserve_one(&mut self.many);
-                self.many.push(m);
-                // Fewer heap lists than term ids, which are `u32`.
-                u32::try_from(self.many.len() - 1).expect("under 2^32 lists")
-            }
-        };
-        k + 1
+        footprint::place(&mut self.many, &mut self.free, m) + 1
     }
 
     /// Record that the document at `slot` (below [`MAX_SLOTS`]) holds term `sym` with `tf`;

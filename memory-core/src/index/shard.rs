@@ -825,6 +825,13 @@ mod tests {
 
     const WEEK: i64 = 7 * 86_400_000_000;
 
+    fn key() -> ShardKey {
+        ShardKey {
+            namespace: Arc::from("ns"),
+            domain: Arc::from("d"),
+        }
+    }
+
     #[test]
     fn the_running_estimate_follows_vocabulary_growth_and_shrinkage() {
         // Mostly words seen once, as in agent task descriptions (ids, names, numbers).
@@ -891,10 +898,7 @@ mod tests {
 
     #[test]
     fn a_field_longer_than_its_column_counts_as_long_as_the_column_holds_everywhere() {
-        let key = ShardKey {
-            namespace: Arc::from("ns"),
-            domain: Arc::from("d"),
-        };
+        let key = key();
         let mut s = Shard::new(WEEK);
         let long = draft(&"lamp ".repeat(70_000), "return", 1);
         assert_eq!(long.field_len[0], 70_000);
@@ -975,10 +979,7 @@ mod tests {
 
     #[test]
     fn an_image_rebuilds_the_same_shard_and_damage_is_refused() {
-        let key = ShardKey {
-            namespace: Arc::from("ns"),
-            domain: Arc::from("d"),
-        };
+        let key = key();
         let mut s = Shard::new(WEEK);
         let gone = draft("cancel the order", "cancel", 2);
         s.upsert(gone.clone());

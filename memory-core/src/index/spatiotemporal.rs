@@ -197,11 +197,9 @@ impl SpatiotemporalIndex {
                 .map(|old| old.version);
             let limit = self.slot_limit();
             let replaced = if cell.is_spilled() {
-                let queued = shard
-                    .pending()
-                    .iter()
-                    .filter(|op| matches!(op, Pending::Upsert(_)))
-                    .count();
+                // Every queued change counts as a new episode: a bound, without a walk of
+                // the queue on each insert.
+                let queued = shard.pending().len();
                 if same_cell.is_none() && cell.spilled_stats().episodes + queued >= limit {
                     return Err(shard_full(cell.key(), limit));
                 }

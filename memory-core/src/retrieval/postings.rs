@@ -55,7 +55,7 @@ struct Cursor<'s> {
     adds: TermBound<'s>,
     /// The list, to read its postings' frequencies.
     list: TermPostings<'s>,
-    /// The list's postings.
+    /// The list's postings (`list.entries()`, looked up once for the walk's loops).
     entries: &'s [Posting],
     at: usize,
 }

@@ -8,8 +8,9 @@
 //! **snapshot** (after a clean shutdown wrote a fresh snapshot), and **after a kill** (a
 //! snapshot is written, `--stale K` more episodes are stored, and the engine is dropped
 //! without shutdown, so the snapshot lacks them and open catches them up). Each line reports
-//! the open's own account (`index_open()`: snapshot load and durable version read, which run
-//! side by side, then merge and catch-up) and the wall time to the first retrieved hit; the
+//! the open's own account (`index_open()`: snapshot load and the durable store's change mark
+//! and, unless the snapshot recorded that mark, version read, which run side by side, then
+//! merge and catch-up) and the wall time to the first retrieved hit; the
 //! time to open the stores (libsql and the journal), the time `open` took, and when the cache
 //! finished opening in the background (`memory_storage_redb::open_dir`) are printed to
 //! stderr. A `--dir` that
@@ -131,9 +132,10 @@ async fn measure(dir: &Path, snapshots: bool) -> Result<(IndexOpen, Duration)> {
 
 fn line(what: &str, r: &IndexOpen, took: Duration) {
     println!(
-        "| {what} | {} | {:?} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        "| {what} | {} | {:?} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
         r.episodes,
         r.source,
+        if r.durable_unchanged { "yes" } else { "no" },
         r.caught_up,
         r.removed,
         r.load.as_secs_f64(),
@@ -196,9 +198,9 @@ pub async fn run(args: &[String]) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
         println!(
-            "| open | episodes | index from | caught up | removed | load s | versions read s (alongside load) | then: merge + catch-up, or rebuild s | open → first hit s |"
+            "| open | episodes | index from | durable unchanged | caught up | removed | load s | mark and versions read s (alongside load) | then: merge + catch-up, or rebuild s | open → first hit s |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         let (r, took) = measure(&dir, false).await?;
         line("rebuild (no snapshot)", &r, took);
         let (r, took) = measure(&dir, true).await?;

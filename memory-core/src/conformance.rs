@@ -70,6 +70,7 @@ pub async fn durable_store(store: &dyn DurableStore) {
     delete_removes_everything(store).await;
     list_is_scoped_paginated_and_complete(store).await;
     scan_summaries_agree_with_episodes(store).await;
+    change_mark_moves_with_every_write(store).await;
 }
 
 /// Created episodes read back exactly, including steps, unicode and float bits.
@@ -310,6 +311,50 @@ pub async fn update_is_compare_and_set(store: &dyn DurableStore) {
     unknown.version = 2;
     let err = store.update_episode(&unknown).await.expect_err("unknown");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// The change mark moves with every write that takes effect (create, append, complete,
+/// update, delete) and stays put across reads and refused writes.
+pub async fn change_mark_moves_with_every_write(store: &dyn DurableStore) {
+    let ns = namespace("mark");
+    let mut mark = store.change_mark().await.expect("mark");
+    let mut expect_moved = |now: u64, what: &str| {
+        assert_ne!(now, mark, "the change mark did not move after {what}");
+        mark = now;
+    };
+    let e = sample_episode(&ns);
+    store.create_episode(&e).await.expect("create");
+    expect_moved(store.change_mark().await.expect("mark"), "a create");
+    store
+        .append_steps(e.id, &sample_steps(0, 2))
+        .await
+        .expect("append");
+    expect_moved(store.change_mark().await.expect("mark"), "a step append");
+    let done = completed(e.clone(), sample_steps(0, 2));
+    store.complete_episode(&done).await.expect("complete");
+    expect_moved(store.change_mark().await.expect("mark"), "a completion");
+    let mut next = done.clone();
+    next.reflection = Some("again".into());
+    next.version += 1;
+    store.update_episode(&next).await.expect("update");
+    expect_moved(store.change_mark().await.expect("mark"), "an update");
+
+    let still = store.change_mark().await.expect("mark");
+    store.get_episode(e.id).await.expect("get");
+    store.scan_versions(None, 10).await.expect("scan");
+    store.summaries_of(&[e.id]).await.expect("summaries");
+    store
+        .update_episode(&next)
+        .await
+        .expect_err("a stale update is refused");
+    store.create_episode(&e).await.expect_err("a second create");
+    assert_eq!(
+        store.change_mark().await.expect("mark"),
+        still,
+        "reads and refused writes moved the change mark"
+    );
+    assert!(store.delete_episode(e.id).await.expect("delete"));
+    expect_moved(store.change_mark().await.expect("mark"), "a delete");
 }
 
 /// Delete removes the episode, its steps and its summary; deleting twice is `Ok(false)`.

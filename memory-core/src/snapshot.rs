@@ -32,8 +32,9 @@ use crate::id::EpisodeId;
 use crate::index::{IndexStats, ShardImage, SpatiotemporalIndex, SpilledShard};
 
 /// The format version this build writes and reads (2: the manifest lists each shard's
-/// statistics and `(id, version)` list).
-pub const FORMAT_VERSION: u32 = 2;
+/// statistics and `(id, version)` list; 3: the manifest begins with the durable store's
+/// change mark the snapshot matched, if known).
+pub const FORMAT_VERSION: u32 = 3;
 
 const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";
@@ -63,8 +64,19 @@ struct ManifestEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Manifest {
+    /// First, so that [`SnapshotDir::durable_mark`] reads it without the rest.
+    durable_mark: Option<u64>,
     generation: u64,
     shards: Vec<ManifestEntry>,
+}
+
+/// An opened snapshot (see [`SnapshotDir::open`]).
+#[derive(Debug)]
+pub(crate) struct OpenedSnapshot {
+    /// Every shard, still spilled.
+    pub(crate) shards: Vec<SpilledShard>,
+    /// The durable store's change mark the snapshot was written with, if any.
+    pub(crate) durable_mark: Option<u64>,
 }
 
 /// The settings an image depends on: images of an index with other settings are refused.
@@ -124,6 +136,11 @@ fn encode<T: Serialize>(magic: &[u8; 8], fp: Fingerprint, value: &T) -> Result<V
     Ok(out)
 }
 
+/// The error for the snapshot file `name`, refused for the reason given.
+fn refusal(name: &str) -> impl Fn(String) -> Error + '_ {
+    move |why| Error::corrupt(format!("index snapshot file {name}: {why}"))
+}
+
 /// Decode `bytes` (a whole file), checking everything; the error says what is wrong.
 fn decode<T: DeserializeOwned>(
     magic: &[u8; 8],
@@ -131,10 +148,33 @@ fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     name: &str,
 ) -> Result<T> {
-    let bad = |why: String| Error::corrupt(format!("index snapshot file {name}: {why}"));
+    let bad = refusal(name);
     if bytes.len() < HEADER + 4 {
         return Err(bad(format!("{} bytes, shorter than a header", bytes.len())));
     }
+    let len = check_header(magic, fp, bytes, name)?;
+    if bytes.len() != HEADER.saturating_add(len).saturating_add(4) {
+        return Err(bad(format!(
+            "{} bytes, the header announces {}",
+            bytes.len(),
+            HEADER.saturating_add(len).saturating_add(4)
+        )));
+    }
+    let body = &bytes[..HEADER + len];
+    let mut c = [0u8; 4];
+    c.copy_from_slice(&bytes[HEADER + len..]);
+    let crc = u32::from_le_bytes(c);
+    if crc32fast::hash(body) != crc {
+        return Err(bad("checksum mismatch".into()));
+    }
+    postcard::from_bytes(&bytes[HEADER..HEADER + len])
+        .map_err(|e| bad(format!("undecodable payload: {e}")))
+}
+
+/// Check the header at the start of `bytes` (at least [`HEADER`] long): magic, format
+/// version, fingerprint; returns the payload length it announces.
+fn check_header(magic: &[u8; 8], fp: Fingerprint, bytes: &[u8], name: &str) -> Result<usize> {
+    let bad = refusal(name);
     if &bytes[..8] != magic {
         return Err(bad(
             "not a snapshot file of this kind (magic bytes differ)".into()
@@ -162,23 +202,7 @@ fn decode<T: DeserializeOwned>(
             "written for other index settings ({found:?}, now {fp:?})"
         )));
     }
-    let len = usize::try_from(u64_at(28)).unwrap_or(usize::MAX);
-    if bytes.len() != HEADER.saturating_add(len).saturating_add(4) {
-        return Err(bad(format!(
-            "{} bytes, the header announces {}",
-            bytes.len(),
-            HEADER.saturating_add(len).saturating_add(4)
-        )));
-    }
-    let body = &bytes[..HEADER + len];
-    let mut c = [0u8; 4];
-    c.copy_from_slice(&bytes[HEADER + len..]);
-    let crc = u32::from_le_bytes(c);
-    if crc32fast::hash(body) != crc {
-        return Err(bad("checksum mismatch".into()));
-    }
-    postcard::from_bytes(&bytes[HEADER..HEADER + len])
-        .map_err(|e| bad(format!("undecodable payload: {e}")))
+    Ok(usize::try_from(u64_at(28)).unwrap_or(usize::MAX))
 }
 
 impl SnapshotDir {
@@ -200,8 +224,15 @@ impl SnapshotDir {
     /// Write every shard of `index` and a new manifest, replacing the previous snapshot
     /// atomically (see the module docs). Shards are read one at a time under their read lock;
     /// writes made meanwhile may be in some shard files and not others, which the engine's
-    /// comparison with the durable store at load repairs.
-    pub fn write(&self, index: &SpatiotemporalIndex) -> Result<SnapshotStats> {
+    /// comparison with the durable store at load repairs. `durable_mark` is the durable
+    /// store's change mark when the caller knows `index` holds exactly the durable store's
+    /// episodes at that mark and no write can come in between (the engine's shutdown), else
+    /// `None`.
+    pub fn write(
+        &self,
+        index: &SpatiotemporalIndex,
+        durable_mark: Option<u64>,
+    ) -> Result<SnapshotStats> {
         fs::create_dir_all(&self.path).map_err(io(format!("creating {}", self.path.display())))?;
         let fp = Fingerprint::of(index)?;
         let generation = self.read_manifest(fp).map_or(0, |m| m.generation) + 1;
@@ -227,7 +258,12 @@ impl SnapshotDir {
             Ok(())
         })?;
         let keep: Vec<String> = shards.iter().map(|e| e.file.clone()).collect();
-        let bytes = encode(MANIFEST_MAGIC, fp, &Manifest { generation, shards })?;
+        let manifest = Manifest {
+            durable_mark,
+            generation,
+            shards,
+        };
+        let bytes = encode(MANIFEST_MAGIC, fp, &manifest)?;
         stats.bytes += bytes.len() as u64;
         self.put(MANIFEST, &bytes)?;
         sync_dir(&self.path)?;
@@ -253,7 +289,7 @@ impl SnapshotDir {
         &self,
         index: &SpatiotemporalIndex,
         spill: &SpillDir,
-    ) -> Result<Option<Vec<SpilledShard>>> {
+    ) -> Result<Option<OpenedSnapshot>> {
         let fp = Fingerprint::of(index)?;
         if !self.is_present() {
             return Ok(None);
@@ -273,7 +309,30 @@ impl SnapshotDir {
                 versions: entry.versions,
             });
         }
-        Ok(Some(shards))
+        Ok(Some(OpenedSnapshot {
+            shards,
+            durable_mark: manifest.durable_mark,
+        }))
+    }
+
+    /// The durable store's change mark the manifest was written with, read from the first
+    /// bytes of the manifest alone (so it can be compared with the durable store while the
+    /// manifest is read whole): `None` when there is none, or no readable manifest of this
+    /// format for `index`. Unchecked by the checksum; [`SnapshotDir::open`] returns the
+    /// checked one.
+    pub(crate) fn durable_mark(&self, index: &SpatiotemporalIndex) -> Option<u64> {
+        let fp = Fingerprint::of(index).ok()?;
+        let mut start = Vec::new();
+        File::open(self.path.join(MANIFEST))
+            .and_then(|f| f.take((HEADER + 11) as u64).read_to_end(&mut start))
+            .ok()?;
+        if start.len() < HEADER {
+            return None;
+        }
+        check_header(MANIFEST_MAGIC, fp, &start, MANIFEST).ok()?;
+        postcard::take_from_bytes::<Option<u64>>(&start[HEADER..])
+            .ok()?
+            .0
     }
 
     fn read_manifest(&self, fp: Fingerprint) -> Result<Manifest> {
@@ -465,10 +524,19 @@ mod tests {
             dir.open(&opened, &spill).unwrap().is_none(),
             "no snapshot yet"
         );
-        let stats = dir.write(&index).unwrap();
+        let stats = dir.write(&index, Some(u64::MAX - 3)).unwrap();
         assert_eq!((stats.shards, stats.episodes), (3, 30));
+        assert_eq!(dir.durable_mark(&opened), Some(u64::MAX - 3));
+        let (other, other_spill) = fresh(&dir, IndexConfig::default());
+        let marked = dir.open(&other, &other_spill).unwrap().unwrap();
+        assert_eq!(marked.durable_mark, Some(u64::MAX - 3));
         let first = files(dir.path());
-        dir.write(&index).unwrap();
+        dir.write(&index, None).unwrap();
+        assert_eq!(
+            dir.durable_mark(&opened),
+            None,
+            "the newer manifest has none"
+        );
         let second = files(dir.path());
         assert_eq!(
             second.len(),
@@ -476,14 +544,14 @@ mod tests {
             "manifest, spill/ and 3 shard files: {second:?}"
         );
         assert_ne!(first, second, "a new generation replaces the old files");
-        let shards = dir.open(&opened, &spill).unwrap().unwrap();
+        let shards = dir.open(&opened, &spill).unwrap().unwrap().shards;
         assert_eq!(opened.install_spilled(shards).unwrap(), 30);
         // Served from the manifest before any shard file is read.
         assert_eq!(opened.spilled_shards(), 3);
         assert_eq!(sorted_versions(&opened), sorted_versions(&index));
         assert_eq!(opened.stats(), index.stats());
         // A newer snapshot deletes the files the spill directory links to: still readable.
-        dir.write(&index).unwrap();
+        dir.write(&index, None).unwrap();
         let mut loads = 0;
         while opened.load_one_spilled().unwrap() {
             loads += 1;
@@ -502,7 +570,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::new(tmp.path());
         let index = index_with(10);
-        dir.write(&index).unwrap();
+        dir.write(&index, None).unwrap();
         let shard = files(tmp.path())
             .into_iter()
             .find(|f| f.starts_with("shard-"))
@@ -519,7 +587,7 @@ mod tests {
         // Refused when the shard is first loaded: the shard file's content.
         let refused_at_load = |why: &str| {
             let (opened, spill) = fresh(&dir, IndexConfig::default());
-            let shards = dir.open(&opened, &spill).unwrap().unwrap();
+            let shards = dir.open(&opened, &spill).unwrap().unwrap().shards;
             opened.install_spilled(shards).unwrap();
             let e = loop {
                 match opened.load_one_spilled() {
@@ -554,7 +622,7 @@ mod tests {
         assert!(refused_at_open("manifest flipped").contains("checksum"));
         fs::write(&manifest, &good_manifest).unwrap();
         let (opened, spill) = fresh(&dir, IndexConfig::default());
-        let shards = dir.open(&opened, &spill).unwrap().unwrap();
+        let shards = dir.open(&opened, &spill).unwrap().unwrap().shards;
         assert_eq!(opened.install_spilled(shards).unwrap(), 10);
         while opened.load_one_spilled().unwrap() {}
         assert_eq!(opened.stats(), index.stats());

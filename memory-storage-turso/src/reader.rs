@@ -181,6 +181,14 @@ impl ReadPool {
         .await
     }
 
+    /// `DurableStore::change_mark`.
+    pub(crate) async fn change_mark(self: &Arc<Self>) -> Result<u64> {
+        retry::retry(self.retry, "change_mark", || {
+            self.with_connection(move |conn, exec| exec.block_on(change_mark(conn)))
+        })
+        .await
+    }
+
     pub(crate) async fn summaries_of(
         self: &Arc<Self>,
         ids: &[EpisodeId],
@@ -371,6 +379,22 @@ async fn scan_versions(
     )
     .await?;
     Ok(into_page(rows, limit, |(id, _)| *id))
+}
+
+async fn change_mark(conn: &Connection) -> Result<u64> {
+    let marks = query_all(
+        conn,
+        "SELECT mark FROM change_mark WHERE id = 1",
+        Vec::new(),
+        1,
+        "reading the change mark",
+        |values| Fields::new(values, "change_mark").u64_bits("mark"),
+    )
+    .await?;
+    marks
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::corrupt("the change_mark table has no row"))
 }
 
 /// Ids bound in one `IN (...)` list (SQLite allows 32,766 variables).

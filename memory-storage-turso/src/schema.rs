@@ -6,7 +6,7 @@
 //! file to any known version, up or down, the same way. A file whose version is newer than
 //! [`SCHEMA_VERSION`] is refused before anything is written to it.
 //!
-//! Tables at [`SCHEMA_VERSION`] 2:
+//! Tables at [`SCHEMA_VERSION`] 4:
 //!
 //! - `episodes`: one row per episode, keyed by the 16 bytes of `EpisodeId::to_bytes` (which
 //!   sort in id, i.e. creation, order). Episode-level fields as columns; `tags` is a JSON array;
@@ -21,6 +21,9 @@
 //!   `successful_steps`, `tools` as a JSON array in first-use order), one row per episode,
 //!   written in the same transaction as every change of the episode or its steps. The rest of a
 //!   summary is read from the episode row in the same snapshot.
+//! - `change_mark`: one row, set to a new random number by triggers on every insert, update
+//!   and delete of an `episodes` or `summaries` row, so it moves with every write of any
+//!   writer in the same transaction; `DurableStore::change_mark` reads it.
 //!
 //! This module never formats a value into SQL: migrations are constant text and the version is
 //! a bound parameter.
@@ -44,7 +47,7 @@ pub struct Migration {
 }
 
 /// The schema version this build reads and writes: the last migration's version.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Every migration, in order; `MIGRATIONS[i].version == i + 1`.
 ///
@@ -52,6 +55,9 @@ pub const SCHEMA_VERSION: u32 = 3;
 ///   (and their data).
 /// - v2 `summaries`: the step-derived summary table, backfilled from `steps` on the way up, so
 ///   going down to 1 and up again loses nothing.
+/// - v3 `episode-versions`: the `(id, version)` index `scan_versions` reads.
+/// - v4 `change-mark`: the one-row `change_mark` table and the triggers that set it to a new
+///   random number on every insert, update and delete of an episode or summary row.
 ///
 /// The SQL must parse with libsql's client-side parser too (remote and replica modes split
 /// statements with it): it does not know SQLite 3.44's `agg(x ORDER BY y)`, so the backfill
@@ -135,6 +141,40 @@ pub const MIGRATIONS: &[Migration] = &[
         ",
         down: "
             DROP INDEX episodes_id_version;
+        ",
+    },
+    Migration {
+        version: 4,
+        name: "change-mark",
+        // `DurableStore::change_mark`: triggers, so that every writer of the file (another
+        // process, the sqlite3 shell) moves the mark, not only this crate's statements.
+        up: "
+            CREATE TABLE change_mark (
+                id   INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                mark INTEGER NOT NULL
+            );
+            INSERT INTO change_mark (id, mark) VALUES (1, random());
+            CREATE TRIGGER episodes_insert_mark AFTER INSERT ON episodes
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER episodes_update_mark AFTER UPDATE ON episodes
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER episodes_delete_mark AFTER DELETE ON episodes
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER summaries_insert_mark AFTER INSERT ON summaries
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER summaries_update_mark AFTER UPDATE ON summaries
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER summaries_delete_mark AFTER DELETE ON summaries
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+        ",
+        down: "
+            DROP TRIGGER summaries_delete_mark;
+            DROP TRIGGER summaries_update_mark;
+            DROP TRIGGER summaries_insert_mark;
+            DROP TRIGGER episodes_delete_mark;
+            DROP TRIGGER episodes_update_mark;
+            DROP TRIGGER episodes_insert_mark;
+            DROP TABLE change_mark;
         ",
     },
 ];

@@ -690,6 +690,12 @@ impl DurableStore for TursoStore {
         self.readers.scan_versions(after, limit).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn change_mark(&self) -> Result<u64> {
+        self.check_open()?;
+        self.readers.change_mark().await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         self.check_open()?;

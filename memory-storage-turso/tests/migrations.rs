@@ -1,6 +1,6 @@
 //! Schema migrations: down then up again round-trips; data written before going down reads
 //! back unchanged after going up (the v2 summaries are rebuilt from the steps, the v3 version
-//! index is rebuilt); down to 0
+//! index is rebuilt, the v4 change mark comes back); down to 0
 //! empties the file; unknown targets are refused.
 
 use memory_core::conformance::{completed, sample_episode, sample_steps};
@@ -99,8 +99,8 @@ async fn down_and_up_again_keeps_every_episode_and_summary() {
         .unwrap();
     store.close().await.unwrap();
 
-    // Explicit up one step at a time (the version index of migration 3 comes and goes with
-    // it), and a no-op at the current version.
+    // Explicit up one step at a time (the version index of migration 3 and the change mark
+    // of migration 4 come and go with them), and a no-op at the current version.
     assert_eq!(
         TursoStore::migrate_local(&path, 1).await.unwrap(),
         SchemaChange {
@@ -126,6 +126,12 @@ async fn down_and_up_again_keeps_every_episode_and_summary() {
             .await
             .contains(&"episodes_id_version".to_string())
     );
+    assert!(!table_names(&path).await.contains(&"change_mark".into()));
+    assert_eq!(
+        TursoStore::migrate_local(&path, 4).await.unwrap(),
+        SchemaChange { from: 3, to: 4 }
+    );
+    assert!(table_names(&path).await.contains(&"change_mark".into()));
     assert_eq!(
         TursoStore::migrate_local(&path, SCHEMA_VERSION)
             .await

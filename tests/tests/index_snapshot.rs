@@ -1,16 +1,20 @@
 //! Index snapshots on the embedded default (libsql file + redb file): a clean shutdown writes
 //! a snapshot that the next open loads instead of rebuilding; writes made after the last
 //! snapshot (the engine dropped without shutdown, as a kill leaves it) are caught up from the
-//! durable store; a damaged snapshot is refused with its reason and the index is rebuilt.
+//! durable store, and so are changes another program makes to the file between two runs (the
+//! file's change mark moves); a damaged snapshot is refused with its reason and the index is
+//! rebuilt.
 //! Every open must answer queries exactly as an index rebuilt from the durable store does.
 
 use std::path::Path;
 
 use memory_core::retrieval::RetrievalQuery;
+use memory_core::store::DurableStore;
 use memory_core::{
     Completion, EpisodeId, EpisodeUpdate, IndexSource, MemoryConfig, Outcome, SelfLearningMemory,
     TaskContext,
 };
+use memory_storage_turso::{TursoOptions, TursoStore};
 use memory_tests::{open_embedded, open_embedded_snapshots};
 
 const WORDS: [&str; 8] = [
@@ -114,10 +118,48 @@ async fn a_clean_shutdown_leaves_a_snapshot_the_next_open_uses() {
     let open = e.memory.index_open().clone();
     assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
     assert_eq!((open.episodes, open.caught_up, open.removed), (60, 0, 0));
+    assert!(open.durable_unchanged, "nothing to compare: {open:?}");
     assert_eq!(answers(&e.memory).await, before);
     e.memory.shutdown().await.unwrap();
     drop(e);
     assert_eq!(rebuilt_answers(dir.path()).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_by_another_program_after_a_clean_shutdown_is_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(record(&e.memory, i).await);
+    }
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+
+    // Another program on the same file, between two runs of the engine.
+    let store = TursoStore::open_local(dir.path().join("memory.db"), TursoOptions::default())
+        .await
+        .unwrap();
+    assert!(store.delete_episode(ids[5]).await.unwrap());
+    store.close().await.unwrap();
+
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    let open = e.memory.index_open().clone();
+    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    assert!(
+        !open.durable_unchanged,
+        "the change went unnoticed: {open:?}"
+    );
+    assert_eq!((open.episodes, open.caught_up, open.removed), (39, 0, 1));
+    assert_eq!(e.memory.index().contains(ids[5]), None);
+    let after = answers(&e.memory).await;
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+    assert_eq!(rebuilt_answers(dir.path()).await, after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

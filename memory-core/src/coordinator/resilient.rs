@@ -14,7 +14,7 @@
 //! **Reads.** `get_episode` serves the durable copy with the pending journaled writes folded
 //! on top; when the durable store cannot be read it serves what the journal alone knows whole
 //! (an episode created or completed while journaling), else `Unavailable`. `list_episodes` and
-//! the bulk scans (`scan_summaries`, `scan_versions`, `summaries_of`) return `Unavailable`
+//! the bulk scans (`scan_summaries`, `scan_versions`, `summaries_of`) and `change_mark` return `Unavailable`
 //! while journaled writes are pending: a page cannot be
 //! merged with the journal without reading around it, and a silently stale listing is worse
 //! than a retry.
@@ -218,6 +218,20 @@ impl ResilientStore {
         result
     }
 
+    /// A read the journal cannot be folded into (a listing, a bulk scan, the change mark):
+    /// `Unavailable` while journaled writes are pending, else `call` through the breaker.
+    async fn unmerged<T, F>(&self, call: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        self.refresh_if_stale().await?;
+        let pending = self.overlay()?.len();
+        if pending > 0 {
+            return Err(replay_pending(pending));
+        }
+        self.guarded(call).await
+    }
+
     /// Route one write (see the module docs).
     async fn submit(&self, write: Write<'_>) -> Result<bool> {
         loop {
@@ -376,12 +390,7 @@ impl DurableStore for ResilientStore {
     }
 
     async fn list_episodes(&self, request: &ListRequest) -> Result<Page<Episode>> {
-        self.refresh_if_stale().await?;
-        let pending = self.overlay()?.len();
-        if pending > 0 {
-            return Err(replay_pending(pending));
-        }
-        self.guarded(self.inner.list_episodes(request)).await
+        self.unmerged(self.inner.list_episodes(request)).await
     }
 
     async fn scan_summaries(
@@ -389,12 +398,7 @@ impl DurableStore for ResilientStore {
         after: Option<EpisodeId>,
         limit: usize,
     ) -> Result<Page<EpisodeSummary>> {
-        self.refresh_if_stale().await?;
-        let pending = self.overlay()?.len();
-        if pending > 0 {
-            return Err(replay_pending(pending));
-        }
-        self.guarded(self.inner.scan_summaries(after, limit)).await
+        self.unmerged(self.inner.scan_summaries(after, limit)).await
     }
 
     async fn scan_versions(
@@ -402,21 +406,15 @@ impl DurableStore for ResilientStore {
         after: Option<EpisodeId>,
         limit: usize,
     ) -> Result<Page<(EpisodeId, u64)>> {
-        self.refresh_if_stale().await?;
-        let pending = self.overlay()?.len();
-        if pending > 0 {
-            return Err(replay_pending(pending));
-        }
-        self.guarded(self.inner.scan_versions(after, limit)).await
+        self.unmerged(self.inner.scan_versions(after, limit)).await
+    }
+
+    async fn change_mark(&self) -> Result<u64> {
+        self.unmerged(self.inner.change_mark()).await
     }
 
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
-        self.refresh_if_stale().await?;
-        let pending = self.overlay()?.len();
-        if pending > 0 {
-            return Err(replay_pending(pending));
-        }
-        self.guarded(self.inner.summaries_of(ids)).await
+        self.unmerged(self.inner.summaries_of(ids)).await
     }
 
     /// Closes the durable store. Journaled writes stay in the journal (durable) for the next
@@ -468,5 +466,8 @@ mod tests {
         assert!(store.is_journaling());
         assert_eq!(store.pending_writes(), 1);
         assert_eq!(store.get_episode(e.id).await.unwrap(), Some(e));
+        // The durable store's change mark does not know the journaled write.
+        let refused = store.change_mark().await.unwrap_err();
+        assert_eq!(refused.kind(), crate::ErrorKind::Unavailable, "{refused}");
     }
 }

@@ -264,7 +264,7 @@ impl Tick for EngineTick {
         };
         if let Some(s) = &inner.snapshots {
             // Failures are logged and counted by `persist`.
-            let _ = s.persist(inner.retriever.index()).await;
+            let _ = s.persist(inner.retriever.index(), None).await;
         }
         true
     }
@@ -426,7 +426,7 @@ impl SelfLearningMemory {
     pub async fn write_snapshot(&self) -> Result<SnapshotStats> {
         let _pass = self.inner.gate.enter()?;
         match &self.inner.snapshots {
-            Some(s) => s.persist(self.inner.retriever.index()).await,
+            Some(s) => s.persist(self.inner.retriever.index(), None).await,
             None => Err(Error::invalid(
                 "index_snapshots",
                 "a snapshot directory (MemoryBuilder::index_snapshots)",
@@ -950,12 +950,36 @@ impl SelfLearningMemory {
         };
         // Writes are drained and the job is stopped: the index is final for this run.
         let snapshot = match &self.inner.snapshots {
-            Some(s) => s.persist(self.inner.retriever.index()).await.map(|_| ()),
+            Some(s) => {
+                // No index rebuild runs between the mark read and the snapshot.
+                let _rebuilds = self.inner.rebuilding.lock().await;
+                let mark = self.settled_mark(drained.is_ok() && stopped.is_ok()).await;
+                s.persist(self.inner.retriever.index(), mark)
+                    .await
+                    .map(|_| ())
+            }
             None => Ok(()),
         };
         let durable = self.inner.durable.close().await;
         let cache = self.inner.cache.close().await;
         drained.and(stopped).and(snapshot).and(durable).and(cache)
+    }
+
+    /// The durable store's change mark for the shutdown snapshot, when the index is known to
+    /// hold exactly what the durable store holds at it: every write `drained` and the job
+    /// stopped (`quiet`), no repair owed, no journaled write waiting for replay (the mark
+    /// read then fails). Else `None`, and the next open compares versions.
+    async fn settled_mark(&self, quiet: bool) -> Option<u64> {
+        if !quiet || self.inner.repairs.pending() > 0 {
+            return None;
+        }
+        match self.inner.durable.change_mark().await {
+            Ok(mark) => Some(mark),
+            Err(e) => {
+                warn!(error = %e, "the durable store's change mark is unreadable; the snapshot records none");
+                None
+            }
+        }
     }
 
     /// Carry out [`compensate::plan`] for `write` failing at `stage`; `restore` is the state

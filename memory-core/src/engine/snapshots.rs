@@ -51,9 +51,14 @@ pub struct IndexOpen {
     /// the spill directory and installing the shards, still spilled (each is read when first
     /// used).
     pub load: Duration,
-    /// Time spent reading the durable store's `(id, version)` list, while the snapshot opens
-    /// (zero without a snapshot).
+    /// Time spent reading the durable store's change mark and, unless it was the one the
+    /// snapshot recorded, its `(id, version)` list, while the snapshot opens (zero without a
+    /// snapshot).
     pub compare: Duration,
+    /// The snapshot recorded the durable store's change mark (it was written at a clean
+    /// shutdown) and the durable store still had it: nothing changed since, so nothing was
+    /// compared or caught up.
+    pub durable_unchanged: bool,
     /// Time spent after both, comparing and catching up (or rebuilding).
     pub sync: Duration,
 }
@@ -96,12 +101,17 @@ impl Snapshots {
         self.writes.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
-    /// Write a snapshot of `index` on the blocking pool; a failure is logged and counted.
-    pub(crate) async fn persist(&self, index: &Arc<SpatiotemporalIndex>) -> Result<SnapshotStats> {
+    /// Write a snapshot of `index` on the blocking pool, with the durable store's change mark
+    /// it matches when known (see [`SnapshotDir::write`]); a failure is logged and counted.
+    pub(crate) async fn persist(
+        &self,
+        index: &Arc<SpatiotemporalIndex>,
+        durable_mark: Option<u64>,
+    ) -> Result<SnapshotStats> {
         let dir = self.dir.clone();
         let index = index.clone();
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || dir.write(&index))
+        let result = tokio::task::spawn_blocking(move || dir.write(&index, durable_mark))
             .await
             .map_err(|e| crate::Error::storage("the snapshot task panicked").with_source(e))
             .and_then(|r| r);
@@ -144,6 +154,7 @@ pub(crate) async fn open_index(
         removed: 0,
         load: Duration::ZERO,
         compare: Duration::ZERO,
+        durable_unchanged: false,
         sync: Duration::ZERO,
     };
     let mut stored = None;
@@ -152,9 +163,12 @@ pub(crate) async fn open_index(
         let spill = s.spill.clone();
         let idx = index.clone();
         let open = async {
-            let opened = tokio::task::spawn_blocking(move || -> Result<Option<usize>> {
+            let opened = tokio::task::spawn_blocking(move || -> Result<Option<Option<u64>>> {
                 match dir.open(&idx, &spill)? {
-                    Some(shards) => idx.install_spilled(shards).map(Some),
+                    Some(opened) => {
+                        idx.install_spilled(opened.shards)?;
+                        Ok(Some(opened.durable_mark))
+                    }
                     None => Ok(None),
                 }
             })
@@ -163,19 +177,21 @@ pub(crate) async fn open_index(
             .and_then(|r| r);
             (opened, started.elapsed())
         };
-        let present = s.dir.is_present();
         let scan = async {
-            if !present {
-                return (Ok(Vec::new()), Duration::ZERO);
-            }
-            let v = scan_all_versions(durable).await;
-            (v, started.elapsed())
+            let against = against(index, s, durable).await;
+            (against, started.elapsed())
         };
-        let ((opened, load), (versions, compare)) = tokio::join!(open, scan);
+        let ((opened, load), (against, compare)) = tokio::join!(open, scan);
         (report.load, report.compare) = (load, compare);
         report.source = match opened {
-            Ok(Some(_)) => {
-                stored = Some(versions?);
+            Ok(Some(mark)) => {
+                stored = match against? {
+                    Against::Unchanged(m) if mark == Some(m) => None,
+                    // The manifest changed since its first bytes were read: compare.
+                    Against::Unchanged(_) => Some(scan_all_versions(durable).await?),
+                    Against::Versions(v) => Some(v),
+                };
+                report.durable_unchanged = stored.is_none();
                 IndexSource::Snapshot
             }
             Ok(None) => IndexSource::RebuiltNoSnapshot,
@@ -202,6 +218,42 @@ pub(crate) async fn open_index(
         .saturating_sub(report.load.max(report.compare));
     tracing::info!(?report, "index ready");
     Ok(report)
+}
+
+/// What a snapshot is compared with at open.
+enum Against {
+    /// The durable store's change mark is the one the snapshot's manifest begins with.
+    Unchanged(u64),
+    /// The durable store's `(id, version)` list, in id order.
+    Versions(Vec<(EpisodeId, u64)>),
+}
+
+/// What to compare the snapshot in `snapshots` with: nothing when its manifest records the
+/// durable store's current change mark, else the durable store's version list (empty when
+/// there is no manifest: nothing will be compared). Read while the snapshot opens.
+async fn against(
+    index: &Arc<SpatiotemporalIndex>,
+    snapshots: &Snapshots,
+    durable: &dyn DurableStore,
+) -> Result<Against> {
+    if !snapshots.dir.is_present() {
+        return Ok(Against::Versions(Vec::new()));
+    }
+    let (dir, idx) = (snapshots.dir.clone(), index.clone());
+    let recorded = tokio::task::spawn_blocking(move || dir.durable_mark(&idx))
+        .await
+        .ok()
+        .flatten();
+    if let Some(recorded) = recorded {
+        match durable.change_mark().await {
+            Ok(now) if now == recorded => return Ok(Against::Unchanged(now)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the durable store's change mark is unreadable; comparing versions");
+            }
+        }
+    }
+    scan_all_versions(durable).await.map(Against::Versions)
 }
 
 /// Rebuild `index` from a full scan of `durable` while the engine serves (after a snapshot

@@ -65,6 +65,9 @@ impl DurableStore for MeasuredDurable {
     ) -> Result<Page<(EpisodeId, u64)>> {
         self.count(self.inner.scan_versions(after, limit).await)
     }
+    async fn change_mark(&self) -> Result<u64> {
+        self.count(self.inner.change_mark().await)
+    }
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         self.count(self.inner.summaries_of(ids).await)
     }

@@ -128,6 +128,14 @@ pub trait DurableStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<(EpisodeId, u64)>>;
 
+    /// The store's change mark: a number that differs, but for a chance of 2^-64, between
+    /// two reads with any episode or summary created, changed or deleted in between (by this
+    /// process or any other writer of the same store), and stays the same across reads and
+    /// failed writes. An index snapshot written with the mark it matched needs no comparison
+    /// with [`DurableStore::scan_versions`] at the next open if the mark is still the same.
+    /// (No default, for the same reason.)
+    async fn change_mark(&self) -> Result<u64>;
+
     /// The summaries of those of `ids` that exist, in no particular order (a missing id is
     /// left out): what catching an index snapshot up re-reads. Callers pass at most a few
     /// thousand ids at a time.

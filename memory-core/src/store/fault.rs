@@ -38,8 +38,8 @@ pub enum Op {
     Get,
     /// `DurableStore::list_episodes`.
     List,
-    /// `DurableStore::scan_summaries` (and the other bulk reads, `scan_versions` and
-    /// `summaries_of`).
+    /// `DurableStore::scan_summaries` (and the other reads made to build an index,
+    /// `scan_versions`, `summaries_of` and `change_mark`).
     ScanSummaries,
     /// `CacheStore::get`.
     CacheGet,
@@ -334,6 +334,9 @@ impl<S: DurableStore> DurableStore for Faulty<S> {
     ) -> Result<Page<(EpisodeId, u64)>> {
         self.run(Op::ScanSummaries, self.inner.scan_versions(after, limit))
             .await
+    }
+    async fn change_mark(&self) -> Result<u64> {
+        self.run(Op::ScanSummaries, self.inner.change_mark()).await
     }
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         self.run(Op::ScanSummaries, self.inner.summaries_of(ids))

@@ -52,15 +52,33 @@ fn page<V, T>(
 }
 
 /// A [`DurableStore`] in a `BTreeMap`. Atomic per call; not durable across process exit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InMemoryStore {
     episodes: Mutex<BTreeMap<EpisodeId, Episode>>,
+    /// The change mark: starts at a random number (two stores never share marks) and grows
+    /// by one with each write that took effect, under the `episodes` lock.
+    mark: AtomicU64,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        let random = EpisodeId::new().to_bytes();
+        Self {
+            episodes: Mutex::default(),
+            mark: AtomicU64::new(u64::from_le_bytes(random[8..].try_into().expect("8 bytes"))),
+        }
+    }
 }
 
 impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Count one write that took effect.
+    fn changed(&self) {
+        self.mark.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -74,6 +92,7 @@ impl DurableStore for InMemoryStore {
             rules::seqs(&episode.steps),
         )?;
         map.insert(episode.id, episode.clone());
+        self.changed();
         Ok(())
     }
 
@@ -82,6 +101,7 @@ impl DurableStore for InMemoryStore {
         let e = rules::require(id, map.get_mut(&id))?;
         rules::check_append(id, &StoredState::of(e), rules::seqs(steps))?;
         e.steps.extend_from_slice(steps);
+        self.changed();
         Ok(())
     }
 
@@ -101,6 +121,7 @@ impl DurableStore for InMemoryStore {
         let stored_len = next.steps.len();
         next.steps.extend_from_slice(&episode.steps[stored_len..]);
         *stored = next;
+        self.changed();
         Ok(())
     }
 
@@ -113,11 +134,17 @@ impl DurableStore for InMemoryStore {
             steps,
             ..episode.clone()
         };
+        self.changed();
         Ok(())
     }
 
     async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
-        Ok(lock(&self.episodes)?.remove(&id).is_some())
+        let mut map = lock(&self.episodes)?;
+        let removed = map.remove(&id).is_some();
+        if removed {
+            self.changed();
+        }
+        Ok(removed)
     }
 
     async fn get_episode(&self, id: EpisodeId) -> Result<Option<Episode>> {
@@ -151,6 +178,11 @@ impl DurableStore for InMemoryStore {
     ) -> Result<Page<(EpisodeId, u64)>> {
         let map = lock(&self.episodes)?;
         Ok(page(&map, after, limit, |_| true, |_, e| (e.id, e.version)))
+    }
+
+    async fn change_mark(&self) -> Result<u64> {
+        let _map = lock(&self.episodes)?;
+        Ok(self.mark.load(Ordering::Relaxed))
     }
 
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {

@@ -49,6 +49,9 @@ impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
     ) -> Result<Page<(EpisodeId, u64)>> {
         (**self).scan_versions(after, limit).await
     }
+    async fn change_mark(&self) -> Result<u64> {
+        (**self).change_mark().await
+    }
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         (**self).summaries_of(ids).await
     }

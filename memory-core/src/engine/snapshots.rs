@@ -42,8 +42,8 @@ pub struct IndexOpen {
     pub source: IndexSource,
     /// Episodes indexed when serving started.
     pub episodes: usize,
-    /// Episodes re-read from the durable store because the snapshot lacked them or held an
-    /// older version.
+    /// Episodes re-read from the durable store because the snapshot lacked them or held
+    /// another version.
     pub caught_up: usize,
     /// Episodes of the snapshot the durable store no longer holds, removed.
     pub removed: usize,
@@ -292,32 +292,37 @@ async fn build_from(
 /// Summaries re-read per durable call when catching up.
 const CATCH_UP_BATCH: usize = 2_000;
 
-/// Remove `gone` from `index` and re-read `stale` from `durable`; returns their counts.
+/// Re-read `stale` and `gone` from `durable` into `index`: each is removed, then indexed
+/// again at its durable version when the durable store returns it (the durable version
+/// wins, also over a newer indexed one). An id it does not return was deleted and stays
+/// removed; one listed as gone that was written since the version list was read (a rebuild
+/// while serving) is found and indexed. Returns how many were indexed again and how many
+/// removed.
 async fn apply(
     index: &SpatiotemporalIndex,
     durable: &dyn DurableStore,
     stale: &[EpisodeId],
     gone: &[EpisodeId],
 ) -> Result<(usize, usize)> {
-    for id in gone {
-        index.remove(*id);
-    }
-    for chunk in stale.chunks(CATCH_UP_BATCH) {
-        // The durable version wins, also over a newer indexed one; an id missing from the
-        // answer was deleted since the version list was read, and stays removed.
+    let mut found = 0;
+    for chunk in stale
+        .chunks(CATCH_UP_BATCH)
+        .chain(gone.chunks(CATCH_UP_BATCH))
+    {
         for id in chunk {
             index.remove(*id);
         }
         for summary in durable.summaries_of(chunk).await? {
             index.insert(&summary)?;
+            found += 1;
         }
     }
-    Ok((stale.len(), gone.len()))
+    Ok((found, stale.len() + gone.len() - found))
 }
 
-/// The episodes whose durable version (`stored`, in id order) the index lacks or holds older
-/// (`stale`) and the indexed episodes the durable store no longer holds (`gone`): one merge
-/// of the two sorted lists.
+/// The episodes whose durable version (`stored`, in id order) the index lacks or holds
+/// different (`stale`) and the indexed episodes the durable store no longer holds (`gone`):
+/// one merge of the two sorted lists.
 fn differences(
     index: &SpatiotemporalIndex,
     stored: Vec<(EpisodeId, u64)>,
@@ -371,5 +376,36 @@ mod tests {
         for (id, version) in ids {
             assert_eq!(index.contains(id), Some(version));
         }
+    }
+
+    #[tokio::test]
+    async fn catching_up_re_reads_what_differs_and_keeps_what_was_written_since_the_list() {
+        let durable = InMemoryStore::new();
+        let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let [a, b, c, d, e] = std::array::from_fn(|_| sample_episode("ns"));
+        for x in [&a, &b, &c] {
+            durable.create_episode(x).await.unwrap();
+            index.insert(&x.summary()).unwrap();
+        }
+        let b2 = completed(b.clone(), Vec::new());
+        durable.complete_episode(&b2).await.unwrap();
+        assert!(durable.delete_episode(c.id).await.unwrap());
+        durable.create_episode(&d).await.unwrap();
+        let listed = scan_all_versions(&durable).await.unwrap();
+        // Written (and indexed) after the version list was read, as while serving.
+        durable.create_episode(&e).await.unwrap();
+        index.insert(&e.summary()).unwrap();
+
+        let (stale, gone) = differences(&index, listed);
+        assert_eq!(stale, vec![b.id, d.id]);
+        assert_eq!(gone.len(), 2);
+        assert!(gone.contains(&c.id) && gone.contains(&e.id), "{gone:?}");
+        assert_eq!(
+            apply(&index, &durable, &stale, &gone).await.unwrap(),
+            (3, 1)
+        );
+        let mut held = index.versions();
+        held.sort();
+        assert_eq!(held, vec![(a.id, 1), (b.id, 2), (d.id, 1), (e.id, 1)]);
     }
 }

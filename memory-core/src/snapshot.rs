@@ -566,6 +566,35 @@ mod tests {
     }
 
     #[test]
+    fn an_episode_listed_by_two_shards_is_kept_at_its_newer_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path());
+        let (index, _spill) = fresh(&dir, IndexConfig::default());
+        let [moved, tied, alone] = std::array::from_fn(|_| EpisodeId::new());
+        let shard = |domain: &str, versions: Vec<(EpisodeId, u64)>| SpilledShard {
+            namespace: "ns".into(),
+            domain: domain.into(),
+            stats: IndexStats::default(),
+            versions,
+        };
+        let installed = index
+            .install_spilled(vec![
+                shard("a", vec![(moved, 2), (tied, 5), (alone, 1)]),
+                shard("b", vec![(tied, 5), (moved, 3)]),
+            ])
+            .unwrap();
+        assert_eq!(installed, 3);
+        assert_eq!(index.contains(moved), Some(3));
+        assert_eq!(index.contains(tied), Some(5));
+        assert_eq!(index.contains(alone), Some(1));
+        let mut held = index.versions();
+        held.sort();
+        let mut expected = vec![(moved, 3), (tied, 5), (alone, 1)];
+        expected.sort();
+        assert_eq!(held, expected);
+    }
+
+    #[test]
     fn damaged_snapshots_are_refused_with_a_reason() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::new(tmp.path());

@@ -7,7 +7,7 @@
 //! no shard lock held), never `.await`, never hold a lock across a call into caller code, and
 //! never let a query of one namespace see a shard of another.
 
-use std::collections::hash_map::Entry;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -296,9 +296,10 @@ impl SpatiotemporalIndex {
         self.spill()?;
         let mut map = ShardMap::new();
         let total: usize = shards.iter().map(|s| s.versions.len()).sum();
-        let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(total);
-        let mut strays: Vec<(Arc<ShardCell>, EpisodeId)> = Vec::new();
-        for shard in shards {
+        // (id, newest version first, shard order): the first of each id is kept.
+        let mut listed: Vec<(EpisodeId, Reverse<u64>, usize, Arc<ShardCell>)> =
+            Vec::with_capacity(total);
+        for (order, shard) in shards.into_iter().enumerate() {
             let key = ShardKey {
                 namespace: Arc::from(shard.namespace.as_str()),
                 domain: Arc::from(shard.domain.as_str()),
@@ -312,30 +313,24 @@ impl SpatiotemporalIndex {
                     shard.namespace, shard.domain
                 )));
             }
-            for (id, version) in shard.versions {
-                match entries.entry(id) {
-                    Entry::Vacant(v) => {
-                        v.insert(Located {
-                            cell: cell.clone(),
-                            version,
-                        });
-                    }
-                    Entry::Occupied(held) if held.get().version >= version => {
-                        strays.push((cell.clone(), id));
-                    }
-                    Entry::Occupied(mut held) => {
-                        let older = std::mem::replace(
-                            held.get_mut(),
-                            Located {
-                                cell: cell.clone(),
-                                version,
-                            },
-                        );
-                        strays.push((older.cell, id));
-                    }
-                }
+            listed.extend(
+                shard
+                    .versions
+                    .into_iter()
+                    .map(|(id, version)| (id, Reverse(version), order, cell.clone())),
+            );
+        }
+        listed.sort_unstable_by_key(|(id, version, order, _)| (*id, *version, *order));
+        let mut entries: Vec<(EpisodeId, Located)> = Vec::with_capacity(listed.len());
+        let mut strays: Vec<(Arc<ShardCell>, EpisodeId)> = Vec::new();
+        for (id, Reverse(version), _, cell) in listed {
+            if entries.last().is_some_and(|(kept, _)| *kept == id) {
+                strays.push((cell, id));
+            } else {
+                entries.push((id, Located { cell, version }));
             }
         }
+        entries.shrink_to_fit();
         let mut queued = 0;
         for (cell, id) in strays {
             let bytes = cell.write(&self.waits).queue(Pending::Remove(id));
@@ -354,7 +349,7 @@ impl SpatiotemporalIndex {
     fn install(&self, shards: Vec<(ShardKey, Shard)>) -> Result<usize> {
         let count = shards.iter().map(|(_, shard)| shard.len()).sum();
         let mut map = ShardMap::new();
-        let mut entries: HashMap<EpisodeId, Located> = HashMap::with_capacity(count);
+        let mut entries: Vec<(EpisodeId, Located)> = Vec::with_capacity(count);
         let mut loaded = 0;
         for (key, shard) in shards {
             if shard.is_empty() {
@@ -366,18 +361,19 @@ impl SpatiotemporalIndex {
             let cell = Arc::new(ShardCell::new(key.clone(), shard));
             cell.set_bytes(bytes);
             loaded += bytes;
-            for (id, version) in located {
-                entries.insert(
+            entries.extend(located.into_iter().map(|(id, version)| {
+                (
                     id,
                     Located {
                         cell: cell.clone(),
                         version,
                     },
-                );
-            }
+                )
+            }));
             let domains: &mut DomainMap = map.entry(key.namespace).or_default();
             domains.insert(key.domain, cell);
         }
+        entries.sort_unstable_by_key(|(id, _)| *id);
         self.directory.rebuild(entries, || {
             *self.waits.write(&self.shards) = map;
             self.loaded.store(loaded, Ordering::Release);

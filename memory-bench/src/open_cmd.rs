@@ -3,11 +3,12 @@
 //!
 //! Fills a fresh directory (local libsql file, redb cache and journal, snapshot directory)
 //! with `--episodes N` synthetic completed episodes (the seeded `synthetic::Generator`, one
-//! step each, imported by 64 concurrent tasks), then measures three opens:
+//! step each, imported by 64 concurrent tasks), then measures four opens:
 //! **rebuild** (no snapshot directory given: the index is built from a full scan),
-//! **snapshot** (after a clean shutdown wrote a fresh snapshot), and **after a kill** (a
-//! snapshot is written, `--stale K` more episodes are stored, and the engine is dropped
-//! without shutdown, so the snapshot lacks them and open catches them up). Each line reports
+//! **snapshot** (after a clean shutdown wrote a fresh snapshot), **after a kill with nothing
+//! newer** (a snapshot is written and the engine dropped without shutdown), and **after a
+//! kill** (a snapshot is written, `--stale K` more episodes are stored, and the engine is
+//! dropped without shutdown, so the snapshot lacks them and open catches them up). Each line reports
 //! the open's own account (`index_open()`: snapshot load and the durable store's change mark
 //! and, unless the snapshot recorded that mark, version read, which run side by side, then
 //! merge and catch-up) and the wall time to the first retrieved hit; the
@@ -205,6 +206,13 @@ pub async fn run(args: &[String]) -> Result<()> {
         line("rebuild (no snapshot)", &r, took);
         let (r, took) = measure(&dir, true).await?;
         line("snapshot after clean shutdown", &r, took);
+        {
+            let m = open(&dir, true).await?;
+            m.write_snapshot().await?;
+            // Dropped without shutdown, nothing written since the snapshot.
+        }
+        let (r, took) = measure(&dir, true).await?;
+        line("snapshot after a kill (nothing newer)", &r, took);
         {
             let m = Arc::new(open(&dir, true).await?);
             m.write_snapshot().await?;

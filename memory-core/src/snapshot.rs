@@ -225,9 +225,8 @@ impl SnapshotDir {
     /// atomically (see the module docs). Shards are read one at a time under their read lock;
     /// writes made meanwhile may be in some shard files and not others, which the engine's
     /// comparison with the durable store at load repairs. `durable_mark` is the durable
-    /// store's change mark when the caller knows `index` holds exactly the durable store's
-    /// episodes at that mark and no write can come in between (the engine's shutdown), else
-    /// `None`.
+    /// store's change mark when the caller knows `index` holds every write made before that
+    /// mark was read (the engine's `Inner::settled_mark`), else `None`.
     pub fn write(
         &self,
         index: &SpatiotemporalIndex,

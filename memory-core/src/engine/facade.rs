@@ -71,6 +71,38 @@ struct Inner {
 }
 
 impl Inner {
+    /// Write an index snapshot to `s`, with the durable store's change mark when
+    /// [`Inner::settled_mark`] finds the index holds everything written before it (and
+    /// `markable`: shutdown passes false when it could not drain). No index rebuild runs
+    /// while the snapshot is written.
+    async fn snapshot(&self, s: &Snapshots, markable: bool) -> Result<SnapshotStats> {
+        let mark = if markable {
+            self.settled_mark().await
+        } else {
+            None
+        };
+        let _rebuilds = self.rebuilding.lock().await;
+        s.persist(self.retriever.index(), mark).await
+    }
+
+    /// The durable store's change mark, read and then settled: every write that committed
+    /// before it was read had entered the gate before committing, so once the passes admitted
+    /// before the read are gone (`Gate::settle`), the index holds those writes, unless a repair
+    /// is owed. A write after the read moves the mark, so an open that finds the mark still
+    /// the same knows nothing was written since. `None` if the mark is unreadable (no durable
+    /// store, or journaled writes waiting for replay) or a repair is owed.
+    async fn settled_mark(&self) -> Option<u64> {
+        let mark = match self.durable.change_mark().await {
+            Ok(mark) => mark,
+            Err(e) => {
+                warn!(error = %e, "the durable store's change mark is unreadable; the snapshot records none");
+                return None;
+            }
+        };
+        self.gate.settle().await;
+        (self.repairs.pending() == 0).then_some(mark)
+    }
+
     /// Spill cold index shards until the index fits what the memory budget leaves after the
     /// hot cache and the in-progress episodes (no-op without a budget).
     async fn enforce_budget(&self) -> Result<usize> {
@@ -264,7 +296,7 @@ impl Tick for EngineTick {
         };
         if let Some(s) = &inner.snapshots {
             // Failures are logged and counted by `persist`.
-            let _ = s.persist(inner.retriever.index(), None).await;
+            let _ = inner.snapshot(s, true).await;
         }
         true
     }
@@ -424,9 +456,16 @@ impl SelfLearningMemory {
     /// Write an index snapshot now (also done at shutdown and periodically). Fails when no
     /// snapshot directory is configured, or with the write's error.
     pub async fn write_snapshot(&self) -> Result<SnapshotStats> {
-        let _pass = self.inner.gate.enter()?;
+        // No pass: the snapshot waits for the passes before it (`Inner::snapshot`); snapshot
+        // writes are serialized, also with shutdown's.
+        if self.inner.gate.is_closed() {
+            return Err(Error::new(
+                ErrorKind::ShuttingDown,
+                "the memory engine is shut down",
+            ));
+        }
         match &self.inner.snapshots {
-            Some(s) => s.persist(self.inner.retriever.index(), None).await,
+            Some(s) => self.inner.snapshot(s, true).await,
             None => Err(Error::invalid(
                 "index_snapshots",
                 "a snapshot directory (MemoryBuilder::index_snapshots)",
@@ -950,36 +989,16 @@ impl SelfLearningMemory {
         };
         // Writes are drained and the job is stopped: the index is final for this run.
         let snapshot = match &self.inner.snapshots {
-            Some(s) => {
-                // No index rebuild runs between the mark read and the snapshot.
-                let _rebuilds = self.inner.rebuilding.lock().await;
-                let mark = self.settled_mark(drained.is_ok() && stopped.is_ok()).await;
-                s.persist(self.inner.retriever.index(), mark)
-                    .await
-                    .map(|_| ())
-            }
+            Some(s) => self
+                .inner
+                .snapshot(s, drained.is_ok() && stopped.is_ok())
+                .await
+                .map(|_| ()),
             None => Ok(()),
         };
         let durable = self.inner.durable.close().await;
         let cache = self.inner.cache.close().await;
         drained.and(stopped).and(snapshot).and(durable).and(cache)
-    }
-
-    /// The durable store's change mark for the shutdown snapshot, when the index is known to
-    /// hold exactly what the durable store holds at it: every write `drained` and the job
-    /// stopped (`quiet`), no repair owed, no journaled write waiting for replay (the mark
-    /// read then fails). Else `None`, and the next open compares versions.
-    async fn settled_mark(&self, quiet: bool) -> Option<u64> {
-        if !quiet || self.inner.repairs.pending() > 0 {
-            return None;
-        }
-        match self.inner.durable.change_mark().await {
-            Ok(mark) => Some(mark),
-            Err(e) => {
-                warn!(error = %e, "the durable store's change mark is unreadable; the snapshot records none");
-                None
-            }
-        }
     }
 
     /// Carry out [`compensate::plan`] for `write` failing at `stage`; `restore` is the state

@@ -55,9 +55,8 @@ pub struct IndexOpen {
     /// snapshot recorded, its `(id, version)` list, while the snapshot opens (zero without a
     /// snapshot).
     pub compare: Duration,
-    /// The snapshot recorded the durable store's change mark (it was written at a clean
-    /// shutdown) and the durable store still had it: nothing changed since, so nothing was
-    /// compared or caught up.
+    /// The snapshot recorded the durable store's change mark and the durable store still had
+    /// it: nothing was written since the snapshot, so nothing was compared or caught up.
     pub durable_unchanged: bool,
     /// Time spent after both, comparing and catching up (or rebuilding).
     pub sync: Duration,
@@ -82,6 +81,9 @@ pub(crate) struct Snapshots {
     dir: SnapshotDir,
     spill: Arc<SpillDir>,
     writes: Mutex<SnapshotWrites>,
+    /// Held while a snapshot is written: one at a time (the job's, `write_snapshot()`'s and
+    /// shutdown's may meet).
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Snapshots {
@@ -93,6 +95,7 @@ impl Snapshots {
             dir,
             spill,
             writes: Mutex::new(SnapshotWrites::default()),
+            writing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -108,6 +111,7 @@ impl Snapshots {
         index: &Arc<SpatiotemporalIndex>,
         durable_mark: Option<u64>,
     ) -> Result<SnapshotStats> {
+        let _one_at_a_time = self.writing.lock().await;
         let dir = self.dir.clone();
         let index = index.clone();
         let started = Instant::now();

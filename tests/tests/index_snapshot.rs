@@ -11,11 +11,11 @@ use std::path::Path;
 use memory_core::retrieval::RetrievalQuery;
 use memory_core::store::DurableStore;
 use memory_core::{
-    Completion, EpisodeId, EpisodeUpdate, IndexSource, MemoryConfig, Outcome, SelfLearningMemory,
-    TaskContext,
+    Completion, EpisodeId, EpisodeUpdate, IndexOpen, IndexSource, MemoryConfig, Outcome,
+    SelfLearningMemory, TaskContext,
 };
 use memory_storage_turso::{TursoOptions, TursoStore};
-use memory_tests::{open_embedded, open_embedded_snapshots};
+use memory_tests::{Embedded, open_embedded, open_embedded_snapshots};
 
 const WORDS: [&str; 8] = [
     "refund", "lamp", "order", "exchange", "keyboard", "cancel", "address", "invoice",
@@ -59,7 +59,10 @@ fn queries() -> Vec<RetrievalQuery> {
 
 /// What every query returns: ids, versions and the time-independent score terms (recency
 /// moves with the clock between two opens).
-async fn answers(m: &SelfLearningMemory) -> Vec<Vec<(EpisodeId, u64, u64)>> {
+/// Each query's hits: id, version and the bits of the lexical plus feedback score.
+type Answers = Vec<Vec<(EpisodeId, u64, u64)>>;
+
+async fn answers(m: &SelfLearningMemory) -> Answers {
     let mut out = Vec::new();
     for q in queries() {
         let hits = m.retrieve(q).await.expect("retrieve");
@@ -80,7 +83,7 @@ async fn answers(m: &SelfLearningMemory) -> Vec<Vec<(EpisodeId, u64, u64)>> {
 }
 
 /// The answers of an index rebuilt from the durable store (no snapshot), for comparison.
-async fn rebuilt_answers(dir: &Path) -> Vec<Vec<(EpisodeId, u64, u64)>> {
+async fn rebuilt_answers(dir: &Path) -> Answers {
     let e = open_embedded(dir, MemoryConfig::default())
         .await
         .expect("open");
@@ -91,6 +94,23 @@ async fn rebuilt_answers(dir: &Path) -> Vec<Vec<(EpisodeId, u64, u64)>> {
     let a = answers(&e.memory).await;
     e.memory.shutdown().await.expect("shutdown");
     a
+}
+
+/// Open `dir` with snapshots again; the index must come from the snapshot.
+async fn reopened_from_snapshot(dir: &Path) -> (Embedded, IndexOpen) {
+    let e = open_embedded_snapshots(dir, MemoryConfig::default())
+        .await
+        .expect("open");
+    let open = e.memory.index_open().clone();
+    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    (e, open)
+}
+
+/// Shut `e` down, then check that an index rebuilt from the durable store answers `expected`.
+async fn shut_down_matching_a_rebuild(e: Embedded, dir: &Path, expected: &Answers) {
+    e.memory.shutdown().await.expect("shutdown");
+    drop(e);
+    assert_eq!(&rebuilt_answers(dir).await, expected);
 }
 
 fn sorted(mut v: Vec<(EpisodeId, u64)>) -> Vec<(EpisodeId, u64)> {
@@ -112,17 +132,11 @@ async fn a_clean_shutdown_leaves_a_snapshot_the_next_open_uses() {
     e.memory.shutdown().await.unwrap();
     drop(e);
 
-    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
-        .await
-        .unwrap();
-    let open = e.memory.index_open().clone();
-    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    let (e, open) = reopened_from_snapshot(dir.path()).await;
     assert_eq!((open.episodes, open.caught_up, open.removed), (60, 0, 0));
     assert!(open.durable_unchanged, "nothing to compare: {open:?}");
     assert_eq!(answers(&e.memory).await, before);
-    e.memory.shutdown().await.unwrap();
-    drop(e);
-    assert_eq!(rebuilt_answers(dir.path()).await, before);
+    shut_down_matching_a_rebuild(e, dir.path(), &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,11 +159,7 @@ async fn a_change_made_by_another_program_after_a_clean_shutdown_is_caught_up() 
     assert!(store.delete_episode(ids[5]).await.unwrap());
     store.close().await.unwrap();
 
-    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
-        .await
-        .unwrap();
-    let open = e.memory.index_open().clone();
-    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    let (e, open) = reopened_from_snapshot(dir.path()).await;
     assert!(
         !open.durable_unchanged,
         "the change went unnoticed: {open:?}"
@@ -157,9 +167,7 @@ async fn a_change_made_by_another_program_after_a_clean_shutdown_is_caught_up() 
     assert_eq!((open.episodes, open.caught_up, open.removed), (39, 0, 1));
     assert_eq!(e.memory.index().contains(ids[5]), None);
     let after = answers(&e.memory).await;
-    e.memory.shutdown().await.unwrap();
-    drop(e);
-    assert_eq!(rebuilt_answers(dir.path()).await, after);
+    shut_down_matching_a_rebuild(e, dir.path(), &after).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,17 +221,11 @@ async fn a_kill_with_nothing_written_since_the_last_snapshot_needs_no_comparison
         answers(&e.memory).await
         // Dropped without shutdown, as a kill leaves it; reads only since the snapshot.
     };
-    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
-        .await
-        .unwrap();
-    let open = e.memory.index_open().clone();
-    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    let (e, open) = reopened_from_snapshot(dir.path()).await;
     assert!(open.durable_unchanged, "{open:?}");
     assert_eq!((open.episodes, open.caught_up, open.removed), (40, 0, 0));
     assert_eq!(answers(&e.memory).await, before);
-    e.memory.shutdown().await.unwrap();
-    drop(e);
-    assert_eq!(rebuilt_answers(dir.path()).await, before);
+    shut_down_matching_a_rebuild(e, dir.path(), &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,11 +260,7 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
         // Dropped without shutdown: no snapshot at exit, as after a kill.
     };
 
-    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
-        .await
-        .unwrap();
-    let open = e.memory.index_open().clone();
-    assert_eq!(open.source, IndexSource::Snapshot, "{open:?}");
+    let (e, open) = reopened_from_snapshot(dir.path()).await;
     assert!(
         !open.durable_unchanged,
         "written after the snapshot: {open:?}"
@@ -282,9 +280,7 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
         .await
         .unwrap();
     assert_eq!(sorted(e.memory.index().versions()), versions);
-    e.memory.shutdown().await.unwrap();
-    drop(e);
-    assert_eq!(rebuilt_answers(dir.path()).await, after_catch_up);
+    shut_down_matching_a_rebuild(e, dir.path(), &after_catch_up).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -458,12 +458,7 @@ impl SelfLearningMemory {
     pub async fn write_snapshot(&self) -> Result<SnapshotStats> {
         // No pass: the snapshot waits for the passes before it (`Inner::snapshot`); snapshot
         // writes are serialized, also with shutdown's.
-        if self.inner.gate.is_closed() {
-            return Err(Error::new(
-                ErrorKind::ShuttingDown,
-                "the memory engine is shut down",
-            ));
-        }
+        self.inner.gate.refuse_if_closed()?;
         match &self.inner.snapshots {
             Some(s) => self.inner.snapshot(s, true).await,
             None => Err(Error::invalid(

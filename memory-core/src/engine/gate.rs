@@ -66,12 +66,7 @@ impl Gate {
         // Take the token first, then check the flag: either this call sees `closed`, or
         // `close` sees the token and waits for it.
         let token = self.tracker.token();
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::new(
-                ErrorKind::ShuttingDown,
-                "the memory engine is shut down",
-            ));
-        }
+        self.refuse_if_closed()?;
         let epoch = {
             let mut e = self.epochs();
             let epoch = e.current;
@@ -119,6 +114,17 @@ impl Gate {
                 ),
             )),
         }
+    }
+
+    /// `ShuttingDown` once `close` was called, the error `enter` returns then.
+    pub(crate) fn refuse_if_closed(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::new(
+                ErrorKind::ShuttingDown,
+                "the memory engine is shut down",
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `close` was called.

@@ -157,10 +157,10 @@ async fn measure(dir: &Path, snapshots: bool) -> Result<(IndexOpen, Duration)> {
 
 fn line(what: &str, r: &IndexOpen, took: Duration) {
     println!(
-        "| {what} | {} | {:?} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        "| {what} | {} | {:?} | {:?} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
         r.episodes,
         r.source,
-        if r.durable_unchanged { "yes" } else { "no" },
+        r.compared,
         r.caught_up,
         r.removed,
         r.load.as_secs_f64(),
@@ -223,7 +223,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
         println!(
-            "| open | episodes | index from | durable unchanged | caught up | removed | load s | mark and versions read s (alongside load) | then: merge + catch-up, or rebuild s | open → first hit s |"
+            "| open | episodes | index from | compared with | caught up | removed | load s | mark, changes or versions read s (alongside load) | then: merge + catch-up, or rebuild s | open → first hit s |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
         let (r, took) = measure(&dir, false).await?;

@@ -16,7 +16,7 @@
 use crate::episode::{Episode, NewStep, Outcome, Step, TaskContext};
 use crate::error::ErrorKind;
 use crate::id::EpisodeId;
-use crate::store::{CacheStore, DurableStore, Journal, JournalEntry, ListRequest};
+use crate::store::{CacheStore, ChangeMark, DurableStore, Journal, JournalEntry, ListRequest};
 use crate::time;
 
 /// A unique namespace for one check.
@@ -314,32 +314,32 @@ pub async fn update_is_compare_and_set(store: &dyn DurableStore) {
 }
 
 /// The change mark moves with every write that takes effect (create, append, complete,
-/// update, delete) and stays put across reads and refused writes.
+/// update, delete) and stays put across reads and refused writes; `changed_since` a mark
+/// lists exactly the episodes written after it, and knows no mark the store did not return.
+/// The store must have no other writer meanwhile.
 pub async fn change_mark_moves_with_every_write(store: &dyn DurableStore) {
     let ns = namespace("mark");
-    let mut mark = store.change_mark().await.expect("mark");
-    let mut expect_moved = |now: u64, what: &str| {
-        assert_ne!(now, mark, "the change mark did not move after {what}");
-        mark = now;
-    };
+    let start = store.change_mark().await.expect("mark");
     let e = sample_episode(&ns);
     store.create_episode(&e).await.expect("create");
-    expect_moved(store.change_mark().await.expect("mark"), "a create");
+    let mark = moved(store, start, e.id, "a create").await;
     store
         .append_steps(e.id, &sample_steps(0, 2))
         .await
         .expect("append");
-    expect_moved(store.change_mark().await.expect("mark"), "a step append");
+    let mark = moved(store, mark, e.id, "a step append").await;
     let done = completed(e.clone(), sample_steps(0, 2));
     store.complete_episode(&done).await.expect("complete");
-    expect_moved(store.change_mark().await.expect("mark"), "a completion");
+    let mark = moved(store, mark, e.id, "a completion").await;
     let mut next = done.clone();
     next.reflection = Some("again".into());
     next.version += 1;
     store.update_episode(&next).await.expect("update");
-    expect_moved(store.change_mark().await.expect("mark"), "an update");
+    let mark = moved(store, mark, e.id, "an update").await;
+    let other = sample_episode(&ns);
+    store.create_episode(&other).await.expect("create");
+    let mark = moved(store, mark, other.id, "another create").await;
 
-    let still = store.change_mark().await.expect("mark");
     store.get_episode(e.id).await.expect("get");
     store.scan_versions(None, 10).await.expect("scan");
     store.summaries_of(&[e.id]).await.expect("summaries");
@@ -350,11 +350,63 @@ pub async fn change_mark_moves_with_every_write(store: &dyn DurableStore) {
     store.create_episode(&e).await.expect_err("a second create");
     assert_eq!(
         store.change_mark().await.expect("mark"),
-        still,
+        mark,
         "reads and refused writes moved the change mark"
     );
+    assert_eq!(
+        store.changed_since(mark).await.expect("changes"),
+        Some(Vec::new())
+    );
     assert!(store.delete_episode(e.id).await.expect("delete"));
-    expect_moved(store.change_mark().await.expect("mark"), "a delete");
+    let mark = moved(store, mark, e.id, "a delete").await;
+
+    let mut since_start = store
+        .changed_since(start)
+        .await
+        .expect("changes")
+        .expect("the start is remembered");
+    since_start.sort();
+    let mut both = vec![e.id, other.id];
+    both.sort();
+    assert_eq!(since_start, both, "each episode written since, once");
+    for unknown in [
+        ChangeMark {
+            mark: mark.mark.wrapping_add(1),
+            ..mark
+        },
+        ChangeMark {
+            seq: mark.seq + 1,
+            ..mark
+        },
+        ChangeMark {
+            mark: start.mark.wrapping_add(1),
+            ..start
+        },
+    ] {
+        assert_eq!(
+            store.changed_since(unknown).await.expect("changes"),
+            None,
+            "{unknown:?} is not a mark of this store (now {mark:?})"
+        );
+    }
+}
+
+/// Check that a write of `id` moved the change mark from `before` and that `changed_since`
+/// `before` lists `id` alone; returns the new mark.
+async fn moved(
+    store: &dyn DurableStore,
+    before: ChangeMark,
+    id: EpisodeId,
+    what: &str,
+) -> ChangeMark {
+    let now = store.change_mark().await.expect("mark");
+    assert_ne!(now, before, "the change mark did not move after {what}");
+    assert_eq!(
+        store.changed_since(before).await.expect("changes"),
+        Some(vec![id]),
+        "changes since the mark before {what}"
+    );
+    now
 }
 
 /// Delete removes the episode, its steps and its summary; deleting twice is `Ok(false)`.

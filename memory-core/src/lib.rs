@@ -49,8 +49,8 @@ pub mod transfer;
 pub use config::{AuthToken, DurableMode, DurableTarget, MemoryConfig};
 pub use coordinator::{ReplayReport, ResilienceConfig, ResilientStore};
 pub use engine::{
-    IndexOpen, IndexSource, MemoryBuilder, PermitStats, ReconcileReport, RetrievedEpisode,
-    SelfLearningMemory, SnapshotWrites,
+    Compared, IndexOpen, IndexSource, MemoryBuilder, PermitStats, ReconcileReport,
+    RetrievedEpisode, SelfLearningMemory, SnapshotWrites,
 };
 pub use episode::{
     Completion, Complexity, Episode, EpisodeSummary, EpisodeUpdate, NewStep, Outcome, OutcomeKind,

@@ -30,11 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 use crate::index::{IndexStats, ShardImage, SpatiotemporalIndex, SpilledShard};
+use crate::store::ChangeMark;
 
 /// The format version this build writes and reads (2: the manifest lists each shard's
 /// statistics and `(id, version)` list; 3: the manifest begins with the durable store's
 /// change mark the snapshot matched, if known).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";
@@ -65,7 +66,7 @@ struct ManifestEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Manifest {
     /// First, so that [`SnapshotDir::durable_mark`] reads it without the rest.
-    durable_mark: Option<u64>,
+    durable_mark: Option<ChangeMark>,
     generation: u64,
     shards: Vec<ManifestEntry>,
 }
@@ -76,7 +77,7 @@ pub(crate) struct OpenedSnapshot {
     /// Every shard, still spilled.
     pub(crate) shards: Vec<SpilledShard>,
     /// The durable store's change mark the snapshot was written with, if any.
-    pub(crate) durable_mark: Option<u64>,
+    pub(crate) durable_mark: Option<ChangeMark>,
 }
 
 /// The settings an image depends on: images of an index with other settings are refused.
@@ -230,7 +231,7 @@ impl SnapshotDir {
     pub fn write(
         &self,
         index: &SpatiotemporalIndex,
-        durable_mark: Option<u64>,
+        durable_mark: Option<ChangeMark>,
     ) -> Result<SnapshotStats> {
         fs::create_dir_all(&self.path).map_err(io(format!("creating {}", self.path.display())))?;
         let fp = Fingerprint::of(index)?;
@@ -319,17 +320,17 @@ impl SnapshotDir {
     /// manifest is read whole): `None` when there is none, or no readable manifest of this
     /// format for `index`. Unchecked by the checksum; [`SnapshotDir::open`] returns the
     /// checked one.
-    pub(crate) fn durable_mark(&self, index: &SpatiotemporalIndex) -> Option<u64> {
+    pub(crate) fn durable_mark(&self, index: &SpatiotemporalIndex) -> Option<ChangeMark> {
         let fp = Fingerprint::of(index).ok()?;
         let mut start = Vec::new();
         File::open(self.path.join(MANIFEST))
-            .and_then(|f| f.take((HEADER + 11) as u64).read_to_end(&mut start))
+            .and_then(|f| f.take((HEADER + 21) as u64).read_to_end(&mut start))
             .ok()?;
         if start.len() < HEADER {
             return None;
         }
         check_header(MANIFEST_MAGIC, fp, &start, MANIFEST).ok()?;
-        postcard::take_from_bytes::<Option<u64>>(&start[HEADER..])
+        postcard::take_from_bytes::<Option<ChangeMark>>(&start[HEADER..])
             .ok()?
             .0
     }
@@ -523,12 +524,17 @@ mod tests {
             dir.open(&opened, &spill).unwrap().is_none(),
             "no snapshot yet"
         );
-        let stats = dir.write(&index, Some(u64::MAX - 3)).unwrap();
+        // The longest encoding of a mark: what `durable_mark` reads must hold it.
+        let mark = ChangeMark {
+            seq: u64::MAX - 3,
+            mark: u64::MAX - 5,
+        };
+        let stats = dir.write(&index, Some(mark)).unwrap();
         assert_eq!((stats.shards, stats.episodes), (3, 30));
-        assert_eq!(dir.durable_mark(&opened), Some(u64::MAX - 3));
+        assert_eq!(dir.durable_mark(&opened), Some(mark));
         let (other, other_spill) = fresh(&dir, IndexConfig::default());
         let marked = dir.open(&other, &other_spill).unwrap().unwrap();
-        assert_eq!(marked.durable_mark, Some(u64::MAX - 3));
+        assert_eq!(marked.durable_mark, Some(mark));
         let first = files(dir.path());
         dir.write(&index, None).unwrap();
         assert_eq!(

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use memory_core::store::{DurableStore, InMemoryStore, ListRequest, Page};
+use memory_core::store::{ChangeMark, DurableStore, InMemoryStore, ListRequest, Page};
 use memory_core::{
-    Episode, EpisodeId, EpisodeSummary, MemoryConfig, Result, SelfLearningMemory, Step, TaskContext,
+    Compared, Episode, EpisodeId, EpisodeSummary, MemoryConfig, Result, SelfLearningMemory, Step,
+    TaskContext,
 };
 use tokio::sync::Notify;
 
@@ -66,7 +67,10 @@ impl DurableStore for HeldAfterCommit {
     ) -> Result<Page<(EpisodeId, u64)>> {
         self.inner.scan_versions(after, limit).await
     }
-    async fn change_mark(&self) -> Result<u64> {
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        self.inner.changed_since(since).await
+    }
+    async fn change_mark(&self) -> Result<ChangeMark> {
         let mark = self.inner.change_mark().await;
         self.mark_read.notify_one();
         mark
@@ -130,7 +134,7 @@ async fn a_snapshot_waits_for_a_write_committed_before_its_mark_was_read() {
 
     let m = open(&store, dir.path()).await;
     let open = m.index_open().clone();
-    assert!(open.durable_unchanged, "{open:?}");
+    assert_eq!(open.compared, Compared::Unchanged, "{open:?}");
     assert!(m.index().contains(held).is_some(), "{open:?}");
     m.shutdown().await.unwrap();
 }

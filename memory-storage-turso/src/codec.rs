@@ -302,12 +302,22 @@ impl Fields {
     }
 
     pub(crate) fn id(&mut self, column: &str) -> Result<EpisodeId> {
-        let bytes = match self.next(column)? {
-            Value::Blob(b) => b,
-            other => return Err(self.wrong(column, "BLOB", &other)),
-        };
+        match self.next(column)? {
+            Value::Blob(b) => self.id_of(column, &b),
+            other => Err(self.wrong(column, "BLOB", &other)),
+        }
+    }
+
+    pub(crate) fn opt_id(&mut self, column: &str) -> Result<Option<EpisodeId>> {
+        match self.next(column)? {
+            Value::Null => Ok(None),
+            Value::Blob(b) => self.id_of(column, &b).map(Some),
+            other => Err(self.wrong(column, "BLOB or NULL", &other)),
+        }
+    }
+
+    fn id_of(&self, column: &str, bytes: &[u8]) -> Result<EpisodeId> {
         let array: [u8; 16] = bytes
-            .as_slice()
             .try_into()
             .map_err(|_| self.corrupt(column, format!("{} bytes, not 16", bytes.len())))?;
         EpisodeId::from_bytes(array).map_err(|e| self.corrupt(column, e))

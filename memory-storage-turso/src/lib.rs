@@ -52,5 +52,5 @@ mod writer;
 
 pub use options::{CommitMode, Durability, TursoOptions};
 pub use retry::RetryPolicy;
-pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION, SchemaChange};
+pub use schema::{CHANGES_KEPT, MIGRATIONS, Migration, SCHEMA_VERSION, SchemaChange};
 pub use store::TursoStore;

@@ -7,11 +7,11 @@
 //! thread and never holds a `Rows` past the function that opened it (an unconsumed `Rows`
 //! keeps its snapshot open).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use libsql::{Connection, Value};
-use memory_core::store::{ListRequest, Page};
+use memory_core::store::{ChangeMark, ListRequest, Page};
 use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result};
 use tokio::sync::Semaphore;
 
@@ -182,9 +182,20 @@ impl ReadPool {
     }
 
     /// `DurableStore::change_mark`.
-    pub(crate) async fn change_mark(self: &Arc<Self>) -> Result<u64> {
+    pub(crate) async fn change_mark(self: &Arc<Self>) -> Result<ChangeMark> {
         retry::retry(self.retry, "change_mark", || {
             self.with_connection(move |conn, exec| exec.block_on(change_mark(conn)))
+        })
+        .await
+    }
+
+    /// `DurableStore::changed_since`.
+    pub(crate) async fn changed_since(
+        self: &Arc<Self>,
+        since: ChangeMark,
+    ) -> Result<Option<Vec<EpisodeId>>> {
+        retry::retry(self.retry, "changed_since", || {
+            self.with_connection(move |conn, exec| exec.block_on(changed_since(conn, since)))
         })
         .await
     }
@@ -381,20 +392,56 @@ async fn scan_versions(
     Ok(into_page(rows, limit, |(id, _)| *id))
 }
 
-async fn change_mark(conn: &Connection) -> Result<u64> {
+async fn change_mark(conn: &Connection) -> Result<ChangeMark> {
     let marks = query_all(
         conn,
-        "SELECT mark FROM change_mark WHERE id = 1",
+        "SELECT seq, mark FROM changes ORDER BY seq DESC LIMIT 1",
         Vec::new(),
-        1,
+        2,
         "reading the change mark",
-        |values| Fields::new(values, "change_mark").u64_bits("mark"),
+        |values| {
+            let mut f = Fields::new(values, "changes");
+            Ok(ChangeMark {
+                seq: f.u64_bits("seq")?,
+                mark: f.u64_bits("mark")?,
+            })
+        },
     )
     .await?;
     marks
         .into_iter()
         .next()
-        .ok_or_else(|| Error::corrupt("the change_mark table has no row"))
+        .ok_or_else(|| Error::corrupt("the changes table has no row"))
+}
+
+/// One statement, so one read snapshot: the row of `since` and every row after it.
+async fn changed_since(conn: &Connection, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+    let rows = query_all(
+        conn,
+        "SELECT seq, mark, id FROM changes WHERE seq >= ?1 ORDER BY seq",
+        vec![Value::Integer(i64::from_ne_bytes(since.seq.to_ne_bytes()))],
+        3,
+        "reading the changes since a mark",
+        |values| {
+            let mut f = Fields::new(values, "changes");
+            let mark = ChangeMark {
+                seq: f.u64_bits("seq")?,
+                mark: f.u64_bits("mark")?,
+            };
+            Ok((mark, f.opt_id("id")?))
+        },
+    )
+    .await?;
+    if rows.first().map(|(mark, _)| *mark) != Some(since) {
+        return Ok(None);
+    }
+    let mut seen = HashSet::new();
+    Ok(Some(
+        rows.into_iter()
+            .skip(1)
+            .filter_map(|(_, id)| id.filter(|id| seen.insert(*id)))
+            .collect(),
+    ))
 }
 
 /// Ids bound in one `IN (...)` list (SQLite allows 32,766 variables).

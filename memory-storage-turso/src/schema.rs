@@ -6,7 +6,7 @@
 //! file to any known version, up or down, the same way. A file whose version is newer than
 //! [`SCHEMA_VERSION`] is refused before anything is written to it.
 //!
-//! Tables at [`SCHEMA_VERSION`] 4:
+//! Tables at [`SCHEMA_VERSION`] 5:
 //!
 //! - `episodes`: one row per episode, keyed by the 16 bytes of `EpisodeId::to_bytes` (which
 //!   sort in id, i.e. creation, order). Episode-level fields as columns; `tags` is a JSON array;
@@ -21,9 +21,13 @@
 //!   `successful_steps`, `tools` as a JSON array in first-use order), one row per episode,
 //!   written in the same transaction as every change of the episode or its steps. The rest of a
 //!   summary is read from the episode row in the same snapshot.
-//! - `change_mark`: one row, set to a new random number by triggers on every insert, update
-//!   and delete of an `episodes` or `summaries` row, so it moves with every write of any
-//!   writer in the same transaction; `DurableStore::change_mark` reads it.
+//! - `changes`: the store's recent history of writes, one row per insert, update and delete
+//!   of an `episodes` or `summaries` row (`seq` its place, `id` the episode's, `mark` a random
+//!   number drawn for it), added by triggers in the same transaction as the write, so every
+//!   writer of the file is recorded; the same triggers delete the rows more than
+//!   [`CHANGES_KEPT`] behind the newest. The newest row is `DurableStore::change_mark`;
+//!   `DurableStore::changed_since` reads the rows after a given one. A first row with no id
+//!   stands for the state before any recorded write.
 //!
 //! This module never formats a value into SQL: migrations are constant text and the version is
 //! a bound parameter.
@@ -47,7 +51,52 @@ pub struct Migration {
 }
 
 /// The schema version this build reads and writes: the last migration's version.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// The rows of the `changes` table kept: the history `DurableStore::changed_since` can reach
+/// back through (about two rows per episode write, one for the episode row and one for its
+/// summary). The number in the triggers of migration 5.
+pub const CHANGES_KEPT: u64 = 250_000;
+
+/// Migration 4's `up`: also migration 5's `down`.
+macro_rules! v4_change_mark {
+    () => {
+        "
+            CREATE TABLE change_mark (
+                id   INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                mark INTEGER NOT NULL
+            );
+            INSERT INTO change_mark (id, mark) VALUES (1, random());
+            CREATE TRIGGER episodes_insert_mark AFTER INSERT ON episodes
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER episodes_update_mark AFTER UPDATE ON episodes
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER episodes_delete_mark AFTER DELETE ON episodes
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER summaries_insert_mark AFTER INSERT ON summaries
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER summaries_update_mark AFTER UPDATE ON summaries
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+            CREATE TRIGGER summaries_delete_mark AFTER DELETE ON summaries
+            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
+        "
+    };
+}
+
+/// Migration 4's `down`: also the start of migration 5's `up`.
+macro_rules! v4_change_mark_drop {
+    () => {
+        "
+            DROP TRIGGER summaries_delete_mark;
+            DROP TRIGGER summaries_update_mark;
+            DROP TRIGGER summaries_insert_mark;
+            DROP TRIGGER episodes_delete_mark;
+            DROP TRIGGER episodes_update_mark;
+            DROP TRIGGER episodes_insert_mark;
+            DROP TABLE change_mark;
+        "
+    };
+}
 
 /// Every migration, in order; `MIGRATIONS[i].version == i + 1`.
 ///
@@ -58,10 +107,15 @@ pub const SCHEMA_VERSION: u32 = 4;
 /// - v3 `episode-versions`: the `(id, version)` index `scan_versions` reads.
 /// - v4 `change-mark`: the one-row `change_mark` table and the triggers that set it to a new
 ///   random number on every insert, update and delete of an episode or summary row.
+/// - v5 `change-log`: replaces v4's table and triggers by the `changes` table and triggers
+///   that append a row to it on every insert, update and delete of an episode or summary row
+///   (an update that changes the id appends one for each id), keeping the last
+///   [`CHANGES_KEPT`]. Down goes back to v4's mark.
 ///
 /// The SQL must parse with libsql's client-side parser too (remote and replica modes split
 /// statements with it): it does not know SQLite 3.44's `agg(x ORDER BY y)`, so the backfill
-/// orders a subquery instead (checked by `tests/migrations.rs`, tools in first-use order).
+/// orders a subquery instead (`tests/migrations.rs` runs every migration as that parser
+/// prints it back, and checks the tools' first-use order).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -148,34 +202,70 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "change-mark",
         // `DurableStore::change_mark`: triggers, so that every writer of the file (another
         // process, the sqlite3 shell) moves the mark, not only this crate's statements.
-        up: "
-            CREATE TABLE change_mark (
-                id   INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+        up: v4_change_mark!(),
+        down: v4_change_mark_drop!(),
+    },
+    Migration {
+        version: 5,
+        name: "change-log",
+        // `DurableStore::changed_since`: the same triggers' reach, a row per write; each
+        // trigger also deletes what fell out of the last 250,000 rows (`CHANGES_KEPT`; the
+        // newest row is never deleted, so `seq` keeps growing).
+        up: concat!(
+            v4_change_mark_drop!(),
+            "
+            CREATE TABLE changes (
+                seq  INTEGER PRIMARY KEY NOT NULL,
+                id   BLOB,
                 mark INTEGER NOT NULL
             );
-            INSERT INTO change_mark (id, mark) VALUES (1, random());
-            CREATE TRIGGER episodes_insert_mark AFTER INSERT ON episodes
-            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
-            CREATE TRIGGER episodes_update_mark AFTER UPDATE ON episodes
-            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
-            CREATE TRIGGER episodes_delete_mark AFTER DELETE ON episodes
-            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
-            CREATE TRIGGER summaries_insert_mark AFTER INSERT ON summaries
-            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
-            CREATE TRIGGER summaries_update_mark AFTER UPDATE ON summaries
-            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
-            CREATE TRIGGER summaries_delete_mark AFTER DELETE ON summaries
-            BEGIN UPDATE change_mark SET mark = random() WHERE id = 1; END;
-        ",
-        down: "
-            DROP TRIGGER summaries_delete_mark;
-            DROP TRIGGER summaries_update_mark;
-            DROP TRIGGER summaries_insert_mark;
-            DROP TRIGGER episodes_delete_mark;
-            DROP TRIGGER episodes_update_mark;
-            DROP TRIGGER episodes_insert_mark;
-            DROP TABLE change_mark;
-        ",
+            INSERT INTO changes (seq, id, mark) VALUES (1, NULL, random());
+            CREATE TRIGGER episodes_insert_change AFTER INSERT ON episodes
+            BEGIN
+                INSERT INTO changes (id, mark) VALUES (new.id, random());
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            CREATE TRIGGER episodes_update_change AFTER UPDATE ON episodes
+            BEGIN
+                INSERT INTO changes (id, mark) SELECT old.id, random() WHERE old.id IS NOT new.id;
+                INSERT INTO changes (id, mark) VALUES (new.id, random());
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            CREATE TRIGGER episodes_delete_change AFTER DELETE ON episodes
+            BEGIN
+                INSERT INTO changes (id, mark) VALUES (old.id, random());
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            CREATE TRIGGER summaries_insert_change AFTER INSERT ON summaries
+            BEGIN
+                INSERT INTO changes (id, mark) VALUES (new.id, random());
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            CREATE TRIGGER summaries_update_change AFTER UPDATE ON summaries
+            BEGIN
+                INSERT INTO changes (id, mark) SELECT old.id, random() WHERE old.id IS NOT new.id;
+                INSERT INTO changes (id, mark) VALUES (new.id, random());
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            CREATE TRIGGER summaries_delete_change AFTER DELETE ON summaries
+            BEGIN
+                INSERT INTO changes (id, mark) VALUES (old.id, random());
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            "
+        ),
+        down: concat!(
+            "
+            DROP TRIGGER summaries_delete_change;
+            DROP TRIGGER summaries_update_change;
+            DROP TRIGGER summaries_insert_change;
+            DROP TRIGGER episodes_delete_change;
+            DROP TRIGGER episodes_update_change;
+            DROP TRIGGER episodes_insert_change;
+            DROP TABLE changes;
+            ",
+            v4_change_mark!()
+        ),
     },
 ];
 

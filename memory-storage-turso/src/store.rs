@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use libsql::{Builder, Connection, Database, Value};
 #[cfg(any(feature = "remote", feature = "replica"))]
 use memory_core::AuthToken;
-use memory_core::store::{DurableStore, ListRequest, Page, WriteStats};
+use memory_core::store::{ChangeMark, DurableStore, ListRequest, Page, WriteStats};
 use memory_core::{Episode, EpisodeId, EpisodeSummary, Error, Result, Step};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -691,9 +691,15 @@ impl DurableStore for TursoStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn change_mark(&self) -> Result<u64> {
+    async fn change_mark(&self) -> Result<ChangeMark> {
         self.check_open()?;
         self.readers.change_mark().await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        self.check_open()?;
+        self.readers.changed_since(since).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]

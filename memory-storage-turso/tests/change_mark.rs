@@ -4,7 +4,7 @@
 
 use memory_core::conformance::sample_episode;
 use memory_core::store::DurableStore;
-use memory_storage_turso::{TursoOptions, TursoStore};
+use memory_storage_turso::{CHANGES_KEPT, TursoOptions, TursoStore};
 
 #[tokio::test]
 async fn a_write_by_another_program_moves_the_mark_and_a_reopen_does_not() {
@@ -52,4 +52,66 @@ async fn a_write_by_another_program_moves_the_mark_and_a_reopen_does_not() {
         );
         store.close().await.unwrap();
     }
+}
+
+/// The triggers keep the last `CHANGES_KEPT` rows of the history: a mark older than that is
+/// forgotten (`changed_since` says so with `None`), a newer one still lists every write.
+#[tokio::test]
+async fn the_history_keeps_its_last_rows_and_forgets_older_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.db");
+    let mark = |path: std::path::PathBuf| async move {
+        let store = TursoStore::open_local(&path, TursoOptions::default())
+            .await
+            .unwrap();
+        let mark = store.change_mark().await.unwrap();
+        store.close().await.unwrap();
+        mark
+    };
+    let start = mark(path.clone()).await;
+    let half = CHANGES_KEPT as i64 / 2 + 10;
+    let db = libsql::Builder::new_local(&path).build().await.unwrap();
+    let conn = db.connect().unwrap();
+    // Version-7 ids: the seventh byte's high nibble.
+    let inserted = conn
+        .execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO episodes (id, namespace, domain, task_type, tags, description,
+                                   reward_bits, reward, started_at, version)
+             SELECT unhex(hex(randomblob(6)) || '70' || hex(randomblob(9))), 'bulk', 'd', 't', '[]', 'x',
+                    0, 0.0, i, 1
+               FROM n",
+            [half],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, half as u64);
+    let middle = mark(path.clone()).await;
+    assert_eq!(middle.seq, start.seq + half as u64);
+    let updated = conn
+        .execute("UPDATE episodes SET version = version + 1", ())
+        .await
+        .unwrap();
+    assert_eq!(updated, half as u64);
+    let kept: i64 = conn
+        .query("SELECT count(*) FROM changes", ())
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(kept as u64, CHANGES_KEPT);
+    drop(conn);
+    drop(db);
+
+    let store = TursoStore::open_local(&path, TursoOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.changed_since(start).await.unwrap(), None);
+    let since_middle = store.changed_since(middle).await.unwrap().unwrap();
+    assert_eq!(since_middle.len(), half as usize, "every episode, once");
+    store.close().await.unwrap();
 }

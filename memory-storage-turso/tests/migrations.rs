@@ -1,7 +1,8 @@
 //! Schema migrations: down then up again round-trips; data written before going down reads
 //! back unchanged after going up (the v2 summaries are rebuilt from the steps, the v3 version
-//! index is rebuilt, the v4 change mark comes back); down to 0
-//! empties the file; unknown targets are refused.
+//! index is rebuilt, the v4 change mark and the v5 change log come back); down to 0
+//! empties the file; unknown targets are refused; every migration runs the same after
+//! libsql's client-side parser (what remote and replica modes send).
 
 use memory_core::conformance::{completed, sample_episode, sample_steps};
 use memory_core::store::DurableStore;
@@ -99,8 +100,9 @@ async fn down_and_up_again_keeps_every_episode_and_summary() {
         .unwrap();
     store.close().await.unwrap();
 
-    // Explicit up one step at a time (the version index of migration 3 and the change mark
-    // of migration 4 come and go with them), and a no-op at the current version.
+    // Explicit up one step at a time (the version index of migration 3, the change mark of
+    // migration 4 and the change log replacing it in migration 5 come and go with them), and
+    // a no-op at the current version.
     assert_eq!(
         TursoStore::migrate_local(&path, 1).await.unwrap(),
         SchemaChange {
@@ -132,6 +134,15 @@ async fn down_and_up_again_keeps_every_episode_and_summary() {
         SchemaChange { from: 3, to: 4 }
     );
     assert!(table_names(&path).await.contains(&"change_mark".into()));
+    assert_eq!(
+        TursoStore::migrate_local(&path, 5).await.unwrap(),
+        SchemaChange { from: 4, to: 5 }
+    );
+    let tables = table_names(&path).await;
+    assert!(
+        tables.contains(&"changes".into()) && !tables.contains(&"change_mark".into()),
+        "{tables:?}"
+    );
     assert_eq!(
         TursoStore::migrate_local(&path, SCHEMA_VERSION)
             .await
@@ -211,4 +222,86 @@ async fn an_unknown_target_is_refused_and_changes_nothing() {
             to: SCHEMA_VERSION
         }
     );
+}
+
+/// Each statement of `sql` as libsql's remote and replica modes send it: split by the
+/// client-side parser and printed back from its syntax tree.
+fn as_sent_remotely(sql: &str) -> Vec<String> {
+    use fallible_iterator::FallibleIterator;
+    let mut parser = libsql_sqlite3_parser::lexer::sql::Parser::new(sql.as_bytes());
+    let mut out = Vec::new();
+    while let Some(cmd) = parser
+        .next()
+        .unwrap_or_else(|e| panic!("the client-side parser refused: {e}\n{sql}"))
+    {
+        out.push(cmd.to_string());
+    }
+    out
+}
+
+/// The schema objects of `path`: kind and name, in order.
+async fn objects(path: &std::path::Path) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for kind in ["table", "index", "trigger"] {
+        for name in names_of(path, kind).await {
+            all.push((kind.to_string(), name));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_migration_runs_the_same_as_the_client_side_parser_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (direct, parsed) = (dir.path().join("direct.db"), dir.path().join("parsed.db"));
+    let db = libsql::Builder::new_local(&parsed).build().await.unwrap();
+    let conn = db.connect().unwrap();
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        let statements = as_sent_remotely(m.up);
+        assert!(!statements.is_empty(), "{}", m.name);
+        for statement in &statements {
+            conn.execute(statement, ()).await.unwrap_or_else(|e| {
+                panic!("migration {} up, as printed back: {e}\n{statement}", m.name)
+            });
+        }
+        let version = i as u32 + 1;
+        TursoStore::migrate_local(&direct, version).await.unwrap();
+        let (want, got) = (objects(&direct).await, objects(&parsed).await);
+        // The direct file also holds the version table.
+        let want: Vec<_> = want
+            .into_iter()
+            .filter(|(_, n)| n != "schema_version")
+            .collect();
+        assert_eq!(got, want, "after migration {} up", m.name);
+    }
+    // The triggers of the last migration work as printed back: a write reaches the log.
+    let count = |sql: &'static str| {
+        let conn = conn.clone();
+        async move {
+            let mut rows = conn.query(sql, ()).await.unwrap();
+            let n: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
+            n
+        }
+    };
+    let before = count("SELECT count(*) FROM changes").await;
+    conn.execute(
+        "INSERT INTO episodes (id, namespace, domain, task_type, tags, description,
+                               reward_bits, reward, started_at, version)
+         VALUES (unhex('0190c0de000070000000000000000001'), 'n', 'd', 't', '[]', 'x', 0, 0.0, 1, 1)",
+        (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count("SELECT count(*) FROM changes").await, before + 1);
+    for m in MIGRATIONS.iter().rev() {
+        for statement in as_sent_remotely(m.down) {
+            conn.execute(&statement, ()).await.unwrap_or_else(|e| {
+                panic!(
+                    "migration {} down, as printed back: {e}\n{statement}",
+                    m.name
+                )
+            });
+        }
+    }
+    assert_eq!(objects(&parsed).await, Vec::new());
 }

@@ -8,10 +8,11 @@
 
 use std::path::Path;
 
+use memory_core::conformance::completed;
 use memory_core::retrieval::RetrievalQuery;
 use memory_core::store::DurableStore;
 use memory_core::{
-    Completion, EpisodeId, EpisodeUpdate, IndexOpen, IndexSource, MemoryConfig, Outcome,
+    Compared, Completion, EpisodeId, EpisodeUpdate, IndexOpen, IndexSource, MemoryConfig, Outcome,
     SelfLearningMemory, TaskContext,
 };
 use memory_storage_turso::{TursoOptions, TursoStore};
@@ -134,7 +135,7 @@ async fn a_clean_shutdown_leaves_a_snapshot_the_next_open_uses() {
 
     let (e, open) = reopened_from_snapshot(dir.path()).await;
     assert_eq!((open.episodes, open.caught_up, open.removed), (60, 0, 0));
-    assert!(open.durable_unchanged, "nothing to compare: {open:?}");
+    assert_eq!(open.compared, Compared::Unchanged, "{open:?}");
     assert_eq!(answers(&e.memory).await, before);
     shut_down_matching_a_rebuild(e, dir.path(), &before).await;
 }
@@ -160,10 +161,7 @@ async fn a_change_made_by_another_program_after_a_clean_shutdown_is_caught_up() 
     store.close().await.unwrap();
 
     let (e, open) = reopened_from_snapshot(dir.path()).await;
-    assert!(
-        !open.durable_unchanged,
-        "the change went unnoticed: {open:?}"
-    );
+    assert_eq!(open.compared, Compared::ChangesSince, "{open:?}");
     assert_eq!((open.episodes, open.caught_up, open.removed), (39, 0, 1));
     assert_eq!(e.memory.index().contains(ids[5]), None);
     let after = answers(&e.memory).await;
@@ -222,7 +220,7 @@ async fn a_kill_with_nothing_written_since_the_last_snapshot_needs_no_comparison
         // Dropped without shutdown, as a kill leaves it; reads only since the snapshot.
     };
     let (e, open) = reopened_from_snapshot(dir.path()).await;
-    assert!(open.durable_unchanged, "{open:?}");
+    assert_eq!(open.compared, Compared::Unchanged, "{open:?}");
     assert_eq!((open.episodes, open.caught_up, open.removed), (40, 0, 0));
     assert_eq!(answers(&e.memory).await, before);
     shut_down_matching_a_rebuild(e, dir.path(), &before).await;
@@ -261,10 +259,7 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
     };
 
     let (e, open) = reopened_from_snapshot(dir.path()).await;
-    assert!(
-        !open.durable_unchanged,
-        "written after the snapshot: {open:?}"
-    );
+    assert_eq!(open.compared, Compared::ChangesSince, "{open:?}");
     assert_eq!((open.caught_up, open.removed), (16, 1), "{open:?}");
     assert_eq!(open.episodes, 54);
     let index = e.memory.index();
@@ -281,6 +276,84 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
         .unwrap();
     assert_eq!(sorted(e.memory.index().versions()), versions);
     shut_down_matching_a_rebuild(e, dir.path(), &after_catch_up).await;
+}
+
+/// Copy the durable store's files (`memory.db` and any `-wal`/`-shm` beside it) from `from`
+/// to `to`, replacing what `to` had: a backup, or its restore.
+fn copy_durable_files(from: &Path, to: &Path) {
+    for dir in [from, to] {
+        std::fs::create_dir_all(dir).expect("test setup");
+    }
+    for entry in std::fs::read_dir(to).expect("test setup") {
+        let path = entry.expect("test setup").path();
+        if path
+            .file_name()
+            .expect("test setup")
+            .to_string_lossy()
+            .starts_with("memory.db")
+        {
+            std::fs::remove_file(path).expect("test setup");
+        }
+    }
+    for entry in std::fs::read_dir(from).expect("test setup") {
+        let path = entry.expect("test setup").path();
+        let name = path.file_name().expect("test setup").to_owned();
+        if name.to_string_lossy().starts_with("memory.db") {
+            std::fs::copy(&path, to.join(name)).expect("test setup");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_store_restored_from_an_older_backup_and_written_since_is_compared_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    for i in 0..30 {
+        record(&e.memory, i).await;
+    }
+    e.memory.shutdown().await.unwrap();
+    drop(e);
+    copy_durable_files(dir.path(), backup.path());
+
+    // Ten more episodes, in the snapshot; then a kill.
+    let e = open_embedded_snapshots(dir.path(), MemoryConfig::default())
+        .await
+        .unwrap();
+    for i in 30..40 {
+        record(&e.memory, i).await;
+    }
+    e.memory.write_snapshot().await.unwrap();
+    drop(e);
+
+    // The backup comes back, and another program writes to it past the snapshot's place in
+    // the history: the store's history no longer passes through the snapshot's mark.
+    copy_durable_files(backup.path(), dir.path());
+    let store = TursoStore::open_local(dir.path().join("memory.db"), TursoOptions::default())
+        .await
+        .unwrap();
+    for i in 100..160 {
+        let ctx = TaskContext::new("agent", format!("domain{}", i % 3), "type0");
+        let started = memory_core::Episode::new(
+            EpisodeId::new(),
+            format!("{} restored {i}", WORDS[i % 8]),
+            ctx,
+            memory_core::time::now(),
+        );
+        store
+            .create_episode(&completed(started, Vec::new()))
+            .await
+            .unwrap();
+    }
+    store.close().await.unwrap();
+
+    let (e, open) = reopened_from_snapshot(dir.path()).await;
+    assert_eq!(open.compared, Compared::AllVersions, "{open:?}");
+    assert_eq!((open.episodes, open.removed), (90, 10), "{open:?}");
+    let after = answers(&e.memory).await;
+    shut_down_matching_a_rebuild(e, dir.path(), &after).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,8 @@
 //! **Reads.** `get_episode` serves the durable copy with the pending journaled writes folded
 //! on top; when the durable store cannot be read it serves what the journal alone knows whole
 //! (an episode created or completed while journaling), else `Unavailable`. `list_episodes` and
-//! the bulk scans (`scan_summaries`, `scan_versions`, `summaries_of`) and `change_mark` return `Unavailable`
-//! while journaled writes are pending: a page cannot be
+//! the bulk scans (`scan_summaries`, `scan_versions`, `summaries_of`), `change_mark` and
+//! `changed_since` return `Unavailable` while journaled writes are pending: a page cannot be
 //! merged with the journal without reading around it, and a silently stale listing is worse
 //! than a retry.
 //!
@@ -47,7 +47,9 @@ use crate::coordinator::write::Write;
 use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
-use crate::store::{DurableStore, Journal, JournalEntry, JournalSeq, ListRequest, Page};
+use crate::store::{
+    ChangeMark, DurableStore, Journal, JournalEntry, JournalSeq, ListRequest, Page,
+};
 
 /// A [`DurableStore`] wrapper with a circuit breaker and a write-ahead [`Journal`] for
 /// outages. See the module docs for the modes, the reads and the locks.
@@ -409,8 +411,12 @@ impl DurableStore for ResilientStore {
         self.unmerged(self.inner.scan_versions(after, limit)).await
     }
 
-    async fn change_mark(&self) -> Result<u64> {
+    async fn change_mark(&self) -> Result<ChangeMark> {
         self.unmerged(self.inner.change_mark()).await
+    }
+
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        self.unmerged(self.inner.changed_since(since)).await
     }
 
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {

@@ -34,7 +34,7 @@ use crate::retrieval::{
     RetrievalCounts, RetrievalFlags, RetrievalHit, RetrievalQuery, Retriever, ScoreBreakdown,
 };
 use crate::snapshot::{SnapshotDir, SnapshotStats};
-use crate::store::{CacheStore, DurableStore, HotCache, Journal, ListRequest, Page};
+use crate::store::{CacheStore, ChangeMark, DurableStore, HotCache, Journal, ListRequest, Page};
 use crate::time;
 
 struct Inner {
@@ -89,9 +89,11 @@ impl Inner {
     /// before it was read had entered the gate before committing, so once the passes admitted
     /// before the read are gone (`Gate::settle`), the index holds those writes, unless a repair
     /// is owed. A write after the read moves the mark, so an open that finds the mark still
-    /// the same knows nothing was written since. `None` if the mark is unreadable (no durable
-    /// store, or journaled writes waiting for replay) or a repair is owed.
-    async fn settled_mark(&self) -> Option<u64> {
+    /// the same knows nothing was written since, and one that finds it in the store's
+    /// history re-reads only what the history lists after it. `None` if the mark is
+    /// unreadable (no durable store, or journaled writes waiting for replay) or a repair is
+    /// owed.
+    async fn settled_mark(&self) -> Option<ChangeMark> {
         let mark = match self.durable.change_mark().await {
             Ok(mark) => mark,
             Err(e) => {

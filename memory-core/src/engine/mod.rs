@@ -24,4 +24,4 @@ pub use builder::MemoryBuilder;
 pub use facade::{RetrievedEpisode, SelfLearningMemory};
 pub use permits::PermitStats;
 pub use reconcile::ReconcileReport;
-pub use snapshots::{IndexOpen, IndexSource, SnapshotWrites};
+pub use snapshots::{Compared, IndexOpen, IndexSource, SnapshotWrites};

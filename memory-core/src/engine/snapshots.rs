@@ -1,8 +1,9 @@
 //! How the engine builds its index at open and persists it: snapshot plus catch-up, or rebuild.
 //!
-//! Owns the open-time decision (open the snapshot when one is present and valid, compare it
-//! with the durable store's `(id, version)` list and re-read what differs; else rebuild from a
-//! full scan), the rebuild after a shard file turns out damaged when it is loaded, the
+//! Owns the open-time decision (open the snapshot when one is present and valid, bring it up
+//! to date with the durable store by re-reading the episodes written since the snapshot's
+//! change mark, or, when the store no longer knows that mark, those its whole `(id, version)`
+//! list shows different; else rebuild from a full scan), the rebuild after a shard file turns out damaged when it is loaded, the
 //! [`IndexOpen`] report of what happened, and the snapshot writes (at shutdown and from the
 //! background job) with their counters. Opening a snapshot reads only its manifest: shards
 //! stay spilled, their files linked into the spill directory, until first used (see
@@ -10,6 +11,7 @@
 //! snapshot is logged with its reason and never indexed. This module must never serve
 //! queries: the engine starts serving after [`open_index`] returns.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::index::SpatiotemporalIndex;
 use crate::snapshot::{SnapshotDir, SnapshotStats, SpillDir};
-use crate::store::{DurableStore, each_page, scan_all_versions};
+use crate::store::{ChangeMark, DurableStore, each_page, scan_all_versions};
 
 /// Where the index came from at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,15 +53,29 @@ pub struct IndexOpen {
     /// the spill directory and installing the shards, still spilled (each is read when first
     /// used).
     pub load: Duration,
-    /// Time spent reading the durable store's change mark and, unless it was the one the
-    /// snapshot recorded, its `(id, version)` list, while the snapshot opens (zero without a
-    /// snapshot).
+    /// Time spent reading what the snapshot is compared with (see `compared`) while the
+    /// snapshot opens (zero without a snapshot).
     pub compare: Duration,
-    /// The snapshot recorded the durable store's change mark and the durable store still had
-    /// it: nothing was written since the snapshot, so nothing was compared or caught up.
-    pub durable_unchanged: bool,
+    /// What the snapshot was compared with.
+    pub compared: Compared,
     /// Time spent after both, comparing and catching up (or rebuilding).
     pub sync: Duration,
+}
+
+/// What an opened snapshot was compared with to bring it up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compared {
+    /// Nothing: no snapshot was opened.
+    Nothing,
+    /// The durable store's change mark was the one the snapshot recorded: nothing was written
+    /// since, nothing was re-read.
+    Unchanged,
+    /// The durable store's list of the episodes written since the snapshot's mark; those
+    /// were re-read.
+    ChangesSince,
+    /// The durable store's whole `(id, version)` list (the snapshot recorded no mark, or the
+    /// store no longer knows it); the episodes that differ were re-read.
+    AllVersions,
 }
 
 /// Counters of snapshot writes since open.
@@ -109,7 +125,7 @@ impl Snapshots {
     pub(crate) async fn persist(
         &self,
         index: &Arc<SpatiotemporalIndex>,
-        durable_mark: Option<u64>,
+        durable_mark: Option<ChangeMark>,
     ) -> Result<SnapshotStats> {
         let _one_at_a_time = self.writing.lock().await;
         let dir = self.dir.clone();
@@ -143,8 +159,8 @@ impl Snapshots {
 
 /// Build `index` before the engine serves: from `snapshots` when it holds a valid snapshot
 /// (then caught up with `durable`), else from a full scan of `durable`. When a snapshot is
-/// present, its manifest is opened on the blocking pool while the durable store's version
-/// list is read.
+/// present, its manifest is opened on the blocking pool while what it is compared with is
+/// read (see [`against`]).
 pub(crate) async fn open_index(
     index: &Arc<SpatiotemporalIndex>,
     snapshots: Option<&Snapshots>,
@@ -158,27 +174,28 @@ pub(crate) async fn open_index(
         removed: 0,
         load: Duration::ZERO,
         compare: Duration::ZERO,
-        durable_unchanged: false,
+        compared: Compared::Nothing,
         sync: Duration::ZERO,
     };
-    let mut stored = None;
+    let mut differ = None;
     if let Some(s) = snapshots {
         let dir = s.dir.clone();
         let spill = s.spill.clone();
         let idx = index.clone();
         let open = async {
-            let opened = tokio::task::spawn_blocking(move || -> Result<Option<Option<u64>>> {
-                match dir.open(&idx, &spill)? {
-                    Some(opened) => {
-                        idx.install_spilled(opened.shards)?;
-                        Ok(Some(opened.durable_mark))
+            let opened =
+                tokio::task::spawn_blocking(move || -> Result<Option<Option<ChangeMark>>> {
+                    match dir.open(&idx, &spill)? {
+                        Some(opened) => {
+                            idx.install_spilled(opened.shards)?;
+                            Ok(Some(opened.durable_mark))
+                        }
+                        None => Ok(None),
                     }
-                    None => Ok(None),
-                }
-            })
-            .await
-            .map_err(|e| crate::Error::storage("the snapshot task panicked").with_source(e))
-            .and_then(|r| r);
+                })
+                .await
+                .map_err(|e| crate::Error::storage("the snapshot task panicked").with_source(e))
+                .and_then(|r| r);
             (opened, started.elapsed())
         };
         let scan = async {
@@ -189,13 +206,18 @@ pub(crate) async fn open_index(
         (report.load, report.compare) = (load, compare);
         report.source = match opened {
             Ok(Some(mark)) => {
-                stored = match against? {
-                    Against::Unchanged(m) if mark == Some(m) => None,
-                    // The manifest changed since its first bytes were read: compare.
-                    Against::Unchanged(_) => Some(scan_all_versions(durable).await?),
-                    Against::Versions(v) => Some(v),
+                (report.compared, differ) = match against? {
+                    // The manifest changed since its first bytes were read: compare all.
+                    Against::Unchanged(m) | Against::ChangedSince(m, _) if mark != Some(m) => {
+                        let all = scan_all_versions(durable).await?;
+                        (Compared::AllVersions, Some(differences(index, all)))
+                    }
+                    Against::Unchanged(_) => (Compared::Unchanged, None),
+                    Against::ChangedSince(_, ids) => (Compared::ChangesSince, Some(ids)),
+                    Against::Versions(all) => {
+                        (Compared::AllVersions, Some(differences(index, all)))
+                    }
                 };
-                report.durable_unchanged = stored.is_none();
                 IndexSource::Snapshot
             }
             Ok(None) => IndexSource::RebuiltNoSnapshot,
@@ -205,12 +227,11 @@ pub(crate) async fn open_index(
             }
         };
     }
-    if let Some(stored) = stored {
-        let (stale, gone) = differences(index, stored);
-        if stale.len() > index.len() / 10 + 100 {
+    if let Some(differ) = differ {
+        if differ.len() > index.len() / 10 + 100 {
             report.source = IndexSource::RebuiltSnapshotTooStale;
         } else {
-            (report.caught_up, report.removed) = apply(index, durable, &stale, &gone).await?;
+            (report.caught_up, report.removed) = apply(index, durable, &differ).await?;
         }
     }
     if report.source != IndexSource::Snapshot {
@@ -227,14 +248,18 @@ pub(crate) async fn open_index(
 /// What a snapshot is compared with at open.
 enum Against {
     /// The durable store's change mark is the one the snapshot's manifest begins with.
-    Unchanged(u64),
+    Unchanged(ChangeMark),
+    /// The episodes the durable store lists as written since the mark the snapshot's manifest
+    /// begins with.
+    ChangedSince(ChangeMark, Vec<EpisodeId>),
     /// The durable store's `(id, version)` list, in id order.
     Versions(Vec<(EpisodeId, u64)>),
 }
 
 /// What to compare the snapshot in `snapshots` with: nothing when its manifest records the
-/// durable store's current change mark, else the durable store's version list (empty when
-/// there is no manifest: nothing will be compared). Read while the snapshot opens.
+/// durable store's current change mark; the episodes written since that mark when the
+/// durable store still knows it; else the durable store's version list (empty when there is
+/// no manifest: nothing will be compared). Read while the snapshot opens.
 async fn against(
     index: &Arc<SpatiotemporalIndex>,
     snapshots: &Snapshots,
@@ -249,11 +274,20 @@ async fn against(
         .ok()
         .flatten();
     if let Some(recorded) = recorded {
-        match durable.change_mark().await {
+        let since = match durable.change_mark().await {
             Ok(now) if now == recorded => return Ok(Against::Unchanged(now)),
-            Ok(_) => {}
+            Ok(_) => durable.changed_since(recorded).await,
+            Err(e) => Err(e),
+        };
+        match since {
+            Ok(Some(ids)) => return Ok(Against::ChangedSince(recorded, ids)),
+            Ok(None) => {
+                tracing::info!(
+                    "the durable store no longer knows the snapshot's change mark; comparing versions"
+                );
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "the durable store's change mark is unreadable; comparing versions");
+                tracing::warn!(error = %e, "the durable store's changes are unreadable; comparing versions");
             }
         }
     }
@@ -268,8 +302,8 @@ pub(crate) async fn rebuild(
     durable: &dyn DurableStore,
 ) -> Result<usize> {
     build_from(index, durable, SCAN_PAGE).await?;
-    let (stale, gone) = differences(index, scan_all_versions(durable).await?);
-    apply(index, durable, &stale, &gone).await?;
+    let differ = differences(index, scan_all_versions(durable).await?);
+    apply(index, durable, &differ).await?;
     Ok(index.len())
 }
 
@@ -296,61 +330,57 @@ async fn build_from(
 /// Summaries re-read per durable call when catching up.
 const CATCH_UP_BATCH: usize = 2_000;
 
-/// Re-read `stale` and `gone` from `durable` into `index`: each is removed, then indexed
-/// again at its durable version when the durable store returns it (the durable version
-/// wins, also over a newer indexed one). An id it does not return was deleted and stays
-/// removed; one listed as gone that was written since the version list was read (a rebuild
-/// while serving) is found and indexed. Returns how many were indexed again and how many
-/// removed.
+/// Re-read `ids` from `durable` into `index`: each is removed, then indexed again at its
+/// durable version when the durable store returns it (the durable version wins, also over a
+/// newer indexed one). An id it does not return was deleted and stays removed; one the index
+/// lacked that was written since the caller's list was read (a rebuild while serving) is
+/// found and indexed. Returns how many were indexed again and how many removed for good.
 async fn apply(
     index: &SpatiotemporalIndex,
     durable: &dyn DurableStore,
-    stale: &[EpisodeId],
-    gone: &[EpisodeId],
+    ids: &[EpisodeId],
 ) -> Result<(usize, usize)> {
-    let mut found = 0;
-    for chunk in stale
-        .chunks(CATCH_UP_BATCH)
-        .chain(gone.chunks(CATCH_UP_BATCH))
-    {
-        for id in chunk {
-            index.remove(*id);
-        }
+    let (mut found, mut removed) = (0, 0);
+    for chunk in ids.chunks(CATCH_UP_BATCH) {
+        let mut held: HashSet<EpisodeId> = chunk
+            .iter()
+            .copied()
+            .filter(|id| index.remove(*id))
+            .collect();
         for summary in durable.summaries_of(chunk).await? {
             index.insert(&summary)?;
+            held.remove(&summary.id);
             found += 1;
         }
+        removed += held.len();
     }
-    Ok((found, stale.len() + gone.len() - found))
+    Ok((found, removed))
 }
 
 /// The episodes whose durable version (`stored`, in id order) the index lacks or holds
-/// different (`stale`) and the indexed episodes the durable store no longer holds (`gone`):
-/// one merge of the two sorted lists.
-fn differences(
-    index: &SpatiotemporalIndex,
-    stored: Vec<(EpisodeId, u64)>,
-) -> (Vec<EpisodeId>, Vec<EpisodeId>) {
+/// different, and the indexed episodes the durable store no longer holds: one merge of the
+/// two sorted lists.
+fn differences(index: &SpatiotemporalIndex, stored: Vec<(EpisodeId, u64)>) -> Vec<EpisodeId> {
     let mut indexed = index.versions();
     indexed.sort_unstable();
     let mut at = 0;
-    let (mut stale, mut gone) = (Vec::new(), Vec::new());
+    let mut differ = Vec::new();
     for (id, version) in stored {
         while at < indexed.len() && indexed[at].0 < id {
-            gone.push(indexed[at].0);
+            differ.push(indexed[at].0);
             at += 1;
         }
         if at < indexed.len() && indexed[at].0 == id {
             if indexed[at].1 != version {
-                stale.push(id);
+                differ.push(id);
             }
             at += 1;
         } else {
-            stale.push(id);
+            differ.push(id);
         }
     }
-    gone.extend(indexed[at..].iter().map(|(id, _)| *id));
-    (stale, gone)
+    differ.extend(indexed[at..].iter().map(|(id, _)| *id));
+    differ
 }
 
 #[cfg(test)]
@@ -400,14 +430,12 @@ mod tests {
         durable.create_episode(&e).await.unwrap();
         index.insert(&e.summary()).unwrap();
 
-        let (stale, gone) = differences(&index, listed);
-        assert_eq!(stale, vec![b.id, d.id]);
-        assert_eq!(gone.len(), 2);
-        assert!(gone.contains(&c.id) && gone.contains(&e.id), "{gone:?}");
-        assert_eq!(
-            apply(&index, &durable, &stale, &gone).await.unwrap(),
-            (3, 1)
-        );
+        let mut differ = differences(&index, listed);
+        differ.sort();
+        let mut expected = vec![b.id, c.id, d.id, e.id];
+        expected.sort();
+        assert_eq!(differ, expected);
+        assert_eq!(apply(&index, &durable, &differ).await.unwrap(), (3, 1));
         let mut held = index.versions();
         held.sort();
         assert_eq!(held, vec![(a.id, 1), (b.id, 2), (d.id, 1), (e.id, 1)]);

@@ -11,8 +11,8 @@ use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::store::{
-    CacheStats, CacheStore, CachedVersion, DurableStore, Journal, JournalEntry, JournalSeq,
-    ListRequest, Page, WriteStats,
+    CacheStats, CacheStore, CachedVersion, ChangeMark, DurableStore, Journal, JournalEntry,
+    JournalSeq, ListRequest, Page, WriteStats,
 };
 
 /// A durable store whose errors are counted.
@@ -65,8 +65,11 @@ impl DurableStore for MeasuredDurable {
     ) -> Result<Page<(EpisodeId, u64)>> {
         self.count(self.inner.scan_versions(after, limit).await)
     }
-    async fn change_mark(&self) -> Result<u64> {
+    async fn change_mark(&self) -> Result<ChangeMark> {
         self.count(self.inner.change_mark().await)
+    }
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        self.count(self.inner.changed_since(since).await)
     }
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         self.count(self.inner.summaries_of(ids).await)

@@ -1,6 +1,7 @@
 //! The durable store contract: the source of truth for episodes.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::Result;
@@ -26,6 +27,18 @@ pub struct Page<T> {
     /// `Some(cursor)` exactly when more items exist after this page; pass it as
     /// [`ListRequest::after`] to continue. `None` means the listing is complete.
     pub next_after: Option<EpisodeId>,
+}
+
+/// A point in a durable store's history of writes (see [`DurableStore::change_mark`]): the
+/// write's place in the store's order (`seq`) and a random number drawn for that write
+/// (`mark`), which tells this store's history from another's with the same `seq` (a restored
+/// backup that was written to since, another store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChangeMark {
+    /// The write's place in the store's order of writes.
+    pub seq: u64,
+    /// The random number drawn for that write.
+    pub mark: u64,
 }
 
 /// Counters of a durable store's writes since it was opened, for stores that group writes
@@ -128,13 +141,22 @@ pub trait DurableStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<(EpisodeId, u64)>>;
 
-    /// The store's change mark: a number that differs, but for a chance of 2^-64, between
-    /// two reads with any episode or summary created, changed or deleted in between (by this
-    /// process or any other writer of the same store), and stays the same across reads and
-    /// failed writes. An index snapshot written with the mark it matched needs no comparison
-    /// with [`DurableStore::scan_versions`] at the next open if the mark is still the same.
-    /// (No default, for the same reason.)
-    async fn change_mark(&self) -> Result<u64>;
+    /// The store's change mark: where its history of writes stands. It differs, but for a
+    /// chance of 2^-64, between two reads with any episode or summary created, changed or
+    /// deleted in between (by this process or any other writer of the same store), and stays
+    /// the same across reads and failed writes. An index snapshot written with the mark it
+    /// matched needs no comparison with [`DurableStore::scan_versions`] at the next open if
+    /// the mark is still the same, and re-reads only [`DurableStore::changed_since`] the mark
+    /// when the store still remembers it. (No default, for the same reason.)
+    async fn change_mark(&self) -> Result<ChangeMark>;
+
+    /// The ids of the episodes created, changed or deleted since `since` (a mark this store
+    /// returned), each once, in no particular order: `None` when `since` is not a point of
+    /// this store's history any more (it came from another store, the store was restored
+    /// from a backup taken before it, or more writes followed it than the store remembers,
+    /// see its docs). An id listed may have been written back to what it was; an id not
+    /// listed was not written since. (No default, for the same reason.)
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>>;
 
     /// The summaries of those of `ids` that exist, in no particular order (a missing id is
     /// left out): what catching an index snapshot up re-reads. Callers pass at most a few

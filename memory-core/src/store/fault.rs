@@ -17,7 +17,7 @@ use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::EpisodeId;
 use crate::store::cache::{CacheStats, CacheStore, CachedVersion};
-use crate::store::durable::{DurableStore, ListRequest, Page};
+use crate::store::durable::{ChangeMark, DurableStore, ListRequest, Page};
 use crate::store::journal::{Journal, JournalEntry, JournalSeq};
 
 /// Every operation a wrapped store can be asked to do.
@@ -39,7 +39,7 @@ pub enum Op {
     /// `DurableStore::list_episodes`.
     List,
     /// `DurableStore::scan_summaries` (and the other reads made to build an index,
-    /// `scan_versions`, `summaries_of` and `change_mark`).
+    /// `scan_versions`, `summaries_of`, `change_mark` and `changed_since`).
     ScanSummaries,
     /// `CacheStore::get`.
     CacheGet,
@@ -335,8 +335,12 @@ impl<S: DurableStore> DurableStore for Faulty<S> {
         self.run(Op::ScanSummaries, self.inner.scan_versions(after, limit))
             .await
     }
-    async fn change_mark(&self) -> Result<u64> {
+    async fn change_mark(&self) -> Result<ChangeMark> {
         self.run(Op::ScanSummaries, self.inner.change_mark()).await
+    }
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        self.run(Op::ScanSummaries, self.inner.changed_since(since))
+            .await
     }
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         self.run(Op::ScanSummaries, self.inner.summaries_of(ids))

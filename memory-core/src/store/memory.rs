@@ -1,7 +1,7 @@
 //! In-memory implementations of the storage contracts, for tests and for embedding without
 //! persistence. They honour every contract except durability across process exit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,7 +11,7 @@ use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 use crate::store::cache::{CacheStats, CacheStore, CachedVersion};
-use crate::store::durable::{DurableStore, ListRequest, Page};
+use crate::store::durable::{ChangeMark, DurableStore, ListRequest, Page};
 use crate::store::journal::{Journal, JournalEntry, JournalSeq};
 use crate::store::rules::{self, StoredState};
 
@@ -52,34 +52,83 @@ fn page<V, T>(
 }
 
 /// A [`DurableStore`] in a `BTreeMap`. Atomic per call; not durable across process exit.
+/// Remembers its last [`InMemoryStore::HISTORY`] writes for
+/// [`DurableStore::changed_since`] (another number with [`InMemoryStore::with_history`]).
 #[derive(Debug)]
 pub struct InMemoryStore {
     episodes: Mutex<BTreeMap<EpisodeId, Episode>>,
-    /// The change mark: starts at a random number (two stores never share marks) and grows
-    /// by one with each write that took effect, under the `episodes` lock.
-    mark: AtomicU64,
+    /// Taken only inside the `episodes` lock.
+    history: Mutex<History>,
+}
+
+/// The writes an [`InMemoryStore`] remembers.
+#[derive(Debug)]
+struct History {
+    /// The mark before the oldest write kept (a random one at first: two stores never share
+    /// marks).
+    base: ChangeMark,
+    /// The writes after `base`, oldest first, at most `capacity`.
+    kept: VecDeque<(ChangeMark, EpisodeId)>,
+    capacity: usize,
+}
+
+impl History {
+    fn last(&self) -> ChangeMark {
+        self.kept.back().map_or(self.base, |(m, _)| *m)
+    }
 }
 
 impl Default for InMemoryStore {
     fn default() -> Self {
-        let random = EpisodeId::new().to_bytes();
-        Self {
-            episodes: Mutex::default(),
-            mark: AtomicU64::new(u64::from_le_bytes(random[8..].try_into().expect("8 bytes"))),
-        }
+        Self::with_history(Self::HISTORY)
     }
 }
 
 impl InMemoryStore {
+    /// The writes a store remembers by default.
+    pub const HISTORY: usize = 250_000;
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Count one write that took effect.
-    fn changed(&self) {
-        self.mark.fetch_add(1, Ordering::Relaxed);
+    /// An empty store that remembers its last `writes` writes (at least one).
+    pub fn with_history(writes: usize) -> Self {
+        Self {
+            episodes: Mutex::default(),
+            history: Mutex::new(History {
+                base: ChangeMark {
+                    seq: 0,
+                    mark: random_u64(),
+                },
+                kept: VecDeque::new(),
+                capacity: writes.max(1),
+            }),
+        }
     }
+
+    /// Record one write of `id` that took effect (called under the `episodes` lock).
+    fn changed(&self, id: EpisodeId) -> Result<()> {
+        let mut h = lock(&self.history)?;
+        let mark = ChangeMark {
+            seq: h.last().seq + 1,
+            mark: random_u64(),
+        };
+        h.kept.push_back((mark, id));
+        if h.kept.len() > h.capacity
+            && let Some((oldest, _)) = h.kept.pop_front()
+        {
+            h.base = oldest;
+        }
+        Ok(())
+    }
+}
+
+/// A random number (from the random bits of a new id).
+fn random_u64() -> u64 {
+    let bytes = EpisodeId::new().to_bytes();
+    u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"))
 }
 
 #[async_trait]
@@ -92,8 +141,7 @@ impl DurableStore for InMemoryStore {
             rules::seqs(&episode.steps),
         )?;
         map.insert(episode.id, episode.clone());
-        self.changed();
-        Ok(())
+        self.changed(episode.id)
     }
 
     async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()> {
@@ -101,8 +149,7 @@ impl DurableStore for InMemoryStore {
         let e = rules::require(id, map.get_mut(&id))?;
         rules::check_append(id, &StoredState::of(e), rules::seqs(steps))?;
         e.steps.extend_from_slice(steps);
-        self.changed();
-        Ok(())
+        self.changed(id)
     }
 
     async fn complete_episode(&self, episode: &Episode) -> Result<()> {
@@ -121,8 +168,7 @@ impl DurableStore for InMemoryStore {
         let stored_len = next.steps.len();
         next.steps.extend_from_slice(&episode.steps[stored_len..]);
         *stored = next;
-        self.changed();
-        Ok(())
+        self.changed(episode.id)
     }
 
     async fn update_episode(&self, episode: &Episode) -> Result<()> {
@@ -134,15 +180,14 @@ impl DurableStore for InMemoryStore {
             steps,
             ..episode.clone()
         };
-        self.changed();
-        Ok(())
+        self.changed(episode.id)
     }
 
     async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
         let mut map = lock(&self.episodes)?;
         let removed = map.remove(&id).is_some();
         if removed {
-            self.changed();
+            self.changed(id)?;
         }
         Ok(removed)
     }
@@ -180,9 +225,30 @@ impl DurableStore for InMemoryStore {
         Ok(page(&map, after, limit, |_| true, |_, e| (e.id, e.version)))
     }
 
-    async fn change_mark(&self) -> Result<u64> {
+    async fn change_mark(&self) -> Result<ChangeMark> {
         let _map = lock(&self.episodes)?;
-        Ok(self.mark.load(Ordering::Relaxed))
+        Ok(lock(&self.history)?.last())
+    }
+
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        let _map = lock(&self.episodes)?;
+        let h = lock(&self.history)?;
+        let after = if since == h.base {
+            0
+        } else {
+            match h.kept.iter().position(|(m, _)| *m == since) {
+                Some(at) => at + 1,
+                None => return Ok(None),
+            }
+        };
+        let mut seen = HashSet::new();
+        Ok(Some(
+            h.kept
+                .iter()
+                .skip(after)
+                .filter_map(|(_, id)| seen.insert(*id).then_some(*id))
+                .collect(),
+        ))
     }
 
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
@@ -376,6 +442,28 @@ mod tests {
     #[tokio::test]
     async fn in_memory_store_conforms() {
         conformance::durable_store(&InMemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn a_store_forgets_the_marks_before_its_history() {
+        let store = InMemoryStore::with_history(3);
+        let mut marks = vec![store.change_mark().await.unwrap()];
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let e = conformance::sample_episode("history");
+            store.create_episode(&e).await.unwrap();
+            ids.push(e.id);
+            marks.push(store.change_mark().await.unwrap());
+        }
+        assert_eq!(store.changed_since(marks[0]).await.unwrap(), None);
+        assert_eq!(
+            store.changed_since(marks[1]).await.unwrap(),
+            Some(ids[1..].to_vec())
+        );
+        assert_eq!(
+            store.changed_since(marks[3]).await.unwrap(),
+            Some(vec![ids[3]])
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ pub use cache::{CacheStats, CacheStore, CachedVersion};
 pub use deferred::{DeferredCache, DeferredState, MAX_REMEMBERED};
 pub(crate) use durable::each_page;
 pub use durable::{
-    DurableStore, ListRequest, Page, WriteStats, scan_all_summaries, scan_all_versions,
+    ChangeMark, DurableStore, ListRequest, Page, WriteStats, scan_all_summaries, scan_all_versions,
 };
 pub use fault::{FaultInjector, FaultPlan, Faulty, Op};
 pub use hot::{HotCache, episode_weight};

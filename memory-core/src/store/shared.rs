@@ -9,7 +9,7 @@ use crate::episode::{Episode, EpisodeSummary, Step};
 use crate::error::Result;
 use crate::id::EpisodeId;
 use crate::store::cache::{CacheStats, CacheStore, CachedVersion};
-use crate::store::durable::{DurableStore, ListRequest, Page, WriteStats};
+use crate::store::durable::{ChangeMark, DurableStore, ListRequest, Page, WriteStats};
 use crate::store::journal::{Journal, JournalEntry, JournalSeq};
 
 #[async_trait]
@@ -49,8 +49,11 @@ impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
     ) -> Result<Page<(EpisodeId, u64)>> {
         (**self).scan_versions(after, limit).await
     }
-    async fn change_mark(&self) -> Result<u64> {
+    async fn change_mark(&self) -> Result<ChangeMark> {
         (**self).change_mark().await
+    }
+    async fn changed_since(&self, since: ChangeMark) -> Result<Option<Vec<EpisodeId>>> {
+        (**self).changed_since(since).await
     }
     async fn summaries_of(&self, ids: &[EpisodeId]) -> Result<Vec<EpisodeSummary>> {
         (**self).summaries_of(ids).await

@@ -115,10 +115,17 @@ pub(crate) async fn fill(m: &Arc<SelfLearningMemory>, g: &mut Generator, n: usiz
 /// was seen holding it for a moment after `shutdown()` returned, at 1.2M episodes.
 async fn released(dir: &Path) -> Result<()> {
     let path = dir.join(JOURNAL_FILE);
-    for _ in 0..6_000 {
+    let started = Instant::now();
+    for tries in 0..6_000 {
         match RedbJournal::open_async(&path).await {
             Ok(journal) => {
                 drop(journal);
+                if tries > 0 {
+                    eprintln!(
+                        "  waited {:.3} s for a dropped engine's journal file",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 return Ok(());
             }
             Err(e) if e.message().contains("already open") => {

@@ -3,9 +3,9 @@
 //! Owns the open-time decision (open the snapshot when one is present and valid, bring it up
 //! to date with the durable store by re-reading the episodes written since the snapshot's
 //! change mark, or, when the store no longer knows that mark, those its whole `(id, version)`
-//! list shows different; else rebuild from a full scan), the rebuild after a shard file turns out damaged when it is loaded, the
-//! [`IndexOpen`] report of what happened, and the snapshot writes (at shutdown and from the
-//! background job) with their counters. Opening a snapshot reads only its manifest: shards
+//! list shows different; else rebuild from a full scan), the rebuild after a shard file turns
+//! out damaged when it is loaded, the [`IndexOpen`] report of what happened, and the snapshot
+//! writes (at shutdown and from the background job) with their counters. Opening a snapshot reads only its manifest: shards
 //! stay spilled, their files linked into the spill directory, until first used (see
 //! `crate::snapshot`). Snapshot files are read and written on the blocking pool. A refused
 //! snapshot is logged with its reason and never indexed. This module must never serve

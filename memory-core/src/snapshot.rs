@@ -35,7 +35,7 @@ use crate::store::ChangeMark;
 /// The format version this build writes and reads (2: the manifest lists each shard's
 /// statistics and `(id, version)` list; 3: the manifest begins with the durable store's
 /// change mark the snapshot matched, if known).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";

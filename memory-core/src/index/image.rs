@@ -15,7 +15,11 @@ use crate::id::EpisodeId;
 
 use super::fields::FIELD_COUNT;
 
-/// One shard's content.
+/// One shard's content. The documents' tag and term ids are in three flat arrays, one
+/// document after another in the order of `docs` (each document says how many are its own),
+/// not in vectors of their own: an image of a million documents is a few large allocations,
+/// which the allocator hands back whole once the image is dropped, rather than two million
+/// small ones scattered among the index's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ShardImage {
     pub(crate) namespace: String,
@@ -27,6 +31,13 @@ pub(crate) struct ShardImage {
     /// Task types; a document's task type is a position in this list.
     pub(crate) task_types: Vec<String>,
     pub(crate) docs: Vec<DocImage>,
+    /// Each document's distinct tag ids, ascending.
+    pub(crate) doc_tags: Vec<u32>,
+    /// Each document's distinct term ids, ascending.
+    pub(crate) doc_terms: Vec<u32>,
+    /// The per-field frequencies of each of `doc_terms`, in the same order. Frequencies are
+    /// `u16` here whatever the in-memory width (a wider frequency saturates when loaded).
+    pub(crate) doc_term_tf: Vec<[u16; FIELD_COUNT]>,
 }
 
 /// One analyzed document.
@@ -35,11 +46,10 @@ pub(crate) struct DocImage {
     pub(crate) id: EpisodeId,
     pub(crate) version: u64,
     pub(crate) task_type: u32,
-    /// Distinct tag ids, ascending.
-    pub(crate) tags: Vec<u32>,
-    /// Distinct term ids with per-field frequencies, ascending by id. Frequencies are `u16`
-    /// here whatever the in-memory width (a wider frequency saturates when loaded).
-    pub(crate) terms: Vec<(u32, [u16; FIELD_COUNT])>,
+    /// How many of [`ShardImage::doc_tags`] are this document's.
+    pub(crate) tags: u32,
+    /// How many of [`ShardImage::doc_terms`] are this document's.
+    pub(crate) terms: u32,
     pub(crate) field_len: [u32; FIELD_COUNT],
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,

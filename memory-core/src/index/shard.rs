@@ -206,6 +206,8 @@ impl Shard {
 
     /// This shard's content as an image (live term and tag ids renumbered densely).
     pub(crate) fn image(&self, key: &ShardKey) -> ShardImage {
+        // A document's ids are bounded by the input limits, far below 2^32.
+        let count = |n: usize| u32::try_from(n).expect("a document holds under 2^32 ids");
         let renumber = |interner: &Interner| {
             let mut map = vec![u32::MAX; interner.id_bound()];
             let mut texts = Vec::with_capacity(interner.len());
@@ -218,34 +220,42 @@ impl Shard {
         let (term_map, terms) = renumber(&self.terms);
         let (tag_map, tags) = renumber(&self.tags);
         let (task_type_map, task_types) = renumber(&self.task_types);
-        // Each document's terms with their frequencies, gathered list by list in ascending
-        // term order (new ids follow it), so each document's list comes out sorted.
-        let mut doc_terms: Vec<Vec<(u32, [u16; FIELD_COUNT])>> = self
-            .docs
-            .iter()
-            .map(|d| Vec::with_capacity(d.as_ref().map_or(0, IndexedEpisode::term_count)))
-            .collect();
+        // Each document's terms with their frequencies, at its place in the flat arrays (the
+        // documents' term counts summed in slot order), filled list by list in ascending term
+        // order (new ids follow it), so each document's run comes out sorted.
+        let mut next = Vec::with_capacity(self.docs.len());
+        let mut total = 0;
+        for d in &self.docs {
+            next.push(total);
+            total += d.as_ref().map_or(0, IndexedEpisode::term_count);
+        }
+        let mut doc_terms = vec![0; total];
+        let mut doc_term_tf = vec![[0; FIELD_COUNT]; total];
         for list in self.inverted.iter() {
             let term = term_map[list.sym() as usize];
             for p in list.entries() {
-                doc_terms[p.slot() as usize].push((term, list.tf(*p).map(u16::from)));
+                let at = &mut next[p.slot() as usize];
+                doc_terms[*at] = term;
+                doc_term_tf[*at] = list.tf(*p).map(u16::from);
+                *at += 1;
             }
         }
+        let mut doc_tags = Vec::new();
         let docs = self
             .docs
             .iter()
-            .zip(doc_terms)
             .zip(&self.lens)
-            .filter_map(|((d, terms), len)| d.as_ref().map(|d| (d, terms, *len)))
-            .map(|(d, doc_terms, len)| {
-                let mut doc_tags: Vec<u32> = d.tags().map(|sym| tag_map[sym as usize]).collect();
-                doc_tags.sort_unstable();
+            .filter_map(|(d, len)| d.as_ref().map(|d| (d, *len)))
+            .map(|(d, len)| {
+                let from = doc_tags.len();
+                doc_tags.extend(d.tags().map(|sym| tag_map[sym as usize]));
+                doc_tags[from..].sort_unstable();
                 DocImage {
                     id: d.id,
                     version: d.version,
                     task_type: task_type_map[d.task_type as usize],
-                    tags: doc_tags,
-                    terms: doc_terms,
+                    tags: count(doc_tags.len() - from),
+                    terms: count(d.term_count()),
                     field_len: len.map(u32::from),
                     outcome: d.outcome,
                     reward: d.reward,
@@ -262,6 +272,9 @@ impl Shard {
             tags,
             task_types,
             docs,
+            doc_tags,
+            doc_terms,
+            doc_term_tf,
         }
     }
 
@@ -286,23 +299,38 @@ impl Shard {
         if image.docs.len() > MAX_SLOTS {
             return Err(bad("more documents than a shard holds"));
         }
+        let sum = |count: fn(&DocImage) -> u32| -> usize {
+            image.docs.iter().map(|d| count(d) as usize).sum()
+        };
+        if sum(|d| d.terms) != image.doc_terms.len()
+            || image.doc_term_tf.len() != image.doc_terms.len()
+            || sum(|d| d.tags) != image.doc_tags.len()
+        {
+            return Err(bad(
+                "the documents' term or tag counts do not match their ids",
+            ));
+        }
         let mut shard = Self::new(bucket_width);
         shard.docs.reserve_exact(image.docs.len());
         shard.lens.reserve_exact(image.docs.len());
         shard.rests.reserve_exact(image.docs.len());
         shard.by_id.reserve(image.docs.len(), &shard.docs);
+        let (mut terms_at, mut tags_at) = (0, 0);
         for d in &image.docs {
-            if !d.terms.windows(2).all(|w| w[0].0 < w[1].0) || !d.tags.is_sorted_by(|a, b| a < b) {
+            let terms = &image.doc_terms[terms_at..terms_at + d.terms as usize];
+            let tags = &image.doc_tags[tags_at..tags_at + d.tags as usize];
+            (terms_at, tags_at) = (terms_at + terms.len(), tags_at + tags.len());
+            if !terms.is_sorted_by(|a, b| a < b) || !tags.is_sorted_by(|a, b| a < b) {
                 return Err(bad(
                     "a document's term or tag ids are not strictly ascending",
                 ));
             }
-            for (t, _) in &d.terms {
+            for t in terms {
                 *term_counts
                     .get_mut(*t as usize)
                     .ok_or_else(|| bad("a term id is out of range"))? += 1;
             }
-            for t in &d.tags {
+            for t in tags {
                 *tag_counts
                     .get_mut(*t as usize)
                     .ok_or_else(|| bad("a tag id is out of range"))? += 1;
@@ -324,7 +352,7 @@ impl Shard {
             for (total, len) in shard.field_len_total.iter_mut().zip(len) {
                 *total += u64::from(len);
             }
-            shard.postings += d.terms.len() as u64;
+            shard.postings += terms.len() as u64;
             if d.embedding.is_some() {
                 shard.embeddings += 1;
             }
@@ -335,8 +363,8 @@ impl Shard {
                 d.id,
                 d.version,
                 d.task_type,
-                d.terms.iter().map(|(t, _)| *t),
-                d.tags.iter().copied(),
+                terms.iter().copied(),
+                tags.iter().copied(),
                 d.outcome,
                 d.reward,
                 d.started_at,
@@ -370,12 +398,15 @@ impl Shard {
             .ok_or_else(|| bad("a string appears twice"))?;
         shard.task_types = Interner::from_counted(&image.task_types, task_type_counts)
             .ok_or_else(|| bad("a string appears twice"))?;
+        let mut at = 0;
         for (slot, d) in image.docs.iter().enumerate() {
-            for (sym, tf) in &d.terms {
+            for k in at..at + d.terms as usize {
+                let tf = narrow_tf(&image.doc_term_tf[k]);
                 shard
                     .inverted
-                    .add(*sym, slot as Slot, &narrow_tf(tf), &shard.lens);
+                    .add(image.doc_terms[k], slot as Slot, &tf, &shard.lens);
             }
+            at += d.terms as usize;
         }
         // Each list was sized to its count above: nothing to shrink.
         shard.build_partitions();
@@ -1013,15 +1044,33 @@ mod tests {
         assert_eq!(back.image(&key), image);
 
         let mut damaged = image.clone();
-        damaged.docs[0].terms[0].0 = 999;
+        damaged.doc_terms[0] = 999;
         assert!(Shard::from_image(damaged, WEEK, None).is_err());
         let mut damaged = image.clone();
-        damaged.docs[0].terms.reverse();
-        assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        let first_terms = damaged.docs[0].terms as usize;
+        assert!(first_terms > 1);
+        damaged.doc_terms[..first_terms].reverse();
+        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
+        assert!(e.to_string().contains("not strictly ascending"), "{e}");
+        let mut damaged = image.clone();
+        damaged.docs[0].terms += 1;
+        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
+        assert!(e.to_string().contains("counts do not match"), "{e}");
+        // The same document twice, ids and all.
         let mut damaged = image.clone();
         let twin = damaged.docs[0].clone();
-        damaged.docs.push(twin);
-        assert!(Shard::from_image(damaged, WEEK, None).is_err());
+        damaged.docs.push(twin.clone());
+        damaged
+            .doc_terms
+            .extend_from_slice(&image.doc_terms[..first_terms]);
+        damaged
+            .doc_term_tf
+            .extend_from_slice(&image.doc_term_tf[..first_terms]);
+        damaged
+            .doc_tags
+            .extend_from_slice(&image.doc_tags[..twin.tags as usize]);
+        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
         let mut damaged = image.clone();
         damaged.docs[0].reward = f64::NAN;
         assert!(Shard::from_image(damaged, WEEK, None).is_err());

@@ -1,13 +1,34 @@
-//! The change mark is kept by the file itself: a write made outside this crate (another
-//! program on the same file, as the sqlite3 shell would) moves it, and reopening the file
-//! without writing does not.
+//! The change mark and the history behind it are kept by the file itself: a write made
+//! outside this crate (another program on the same file, as the sqlite3 shell would) moves
+//! the mark and is listed by `changed_since`, reopening the file without writing does not
+//! move it, and the history keeps its last `CHANGES_KEPT` rows.
+
+use std::path::Path;
 
 use memory_core::conformance::sample_episode;
-use memory_core::store::DurableStore;
+use memory_core::store::{ChangeMark, DurableStore};
 use memory_storage_turso::{CHANGES_KEPT, TursoOptions, TursoStore};
 
+/// Open the file at `path`, read its change mark and what `changed_since` lists after
+/// `since` (when given), close it.
+async fn read_marks(
+    path: &Path,
+    since: Option<ChangeMark>,
+) -> (ChangeMark, Option<Vec<memory_core::EpisodeId>>) {
+    let store = TursoStore::open_local(path, TursoOptions::default())
+        .await
+        .expect("test setup");
+    let mark = store.change_mark().await.expect("test setup");
+    let changed = match since {
+        Some(since) => store.changed_since(since).await.expect("test setup"),
+        None => None,
+    };
+    store.close().await.expect("test setup");
+    (mark, changed)
+}
+
 #[tokio::test]
-async fn a_write_by_another_program_moves_the_mark_and_a_reopen_does_not() {
+async fn a_write_by_another_program_moves_the_mark_and_is_listed_and_a_reopen_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory.db");
     let store = TursoStore::open_local(&path, TursoOptions::default())
@@ -18,11 +39,7 @@ async fn a_write_by_another_program_moves_the_mark_and_a_reopen_does_not() {
     let before = store.change_mark().await.unwrap();
     store.close().await.unwrap();
 
-    let store = TursoStore::open_local(&path, TursoOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(store.change_mark().await.unwrap(), before);
-    store.close().await.unwrap();
+    assert_eq!(read_marks(&path, None).await.0, before);
 
     for sql in [
         "UPDATE episodes SET description = 'edited by hand'",
@@ -31,26 +48,13 @@ async fn a_write_by_another_program_moves_the_mark_and_a_reopen_does_not() {
     ] {
         let db = libsql::Builder::new_local(&path).build().await.unwrap();
         let conn = db.connect().unwrap();
-        let before = {
-            let store = TursoStore::open_local(&path, TursoOptions::default())
-                .await
-                .unwrap();
-            let mark = store.change_mark().await.unwrap();
-            store.close().await.unwrap();
-            mark
-        };
+        let (before, _) = read_marks(&path, None).await;
         assert_eq!(conn.execute(sql, ()).await.unwrap(), 1, "{sql}");
         drop(conn);
         drop(db);
-        let store = TursoStore::open_local(&path, TursoOptions::default())
-            .await
-            .unwrap();
-        assert_ne!(
-            store.change_mark().await.unwrap(),
-            before,
-            "the mark did not move after `{sql}`"
-        );
-        store.close().await.unwrap();
+        let (after, changed) = read_marks(&path, Some(before)).await;
+        assert_ne!(after, before, "the mark did not move after `{sql}`");
+        assert_eq!(changed, Some(vec![e.id]), "after `{sql}`");
     }
 }
 
@@ -60,15 +64,7 @@ async fn a_write_by_another_program_moves_the_mark_and_a_reopen_does_not() {
 async fn the_history_keeps_its_last_rows_and_forgets_older_marks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory.db");
-    let mark = |path: std::path::PathBuf| async move {
-        let store = TursoStore::open_local(&path, TursoOptions::default())
-            .await
-            .unwrap();
-        let mark = store.change_mark().await.unwrap();
-        store.close().await.unwrap();
-        mark
-    };
-    let start = mark(path.clone()).await;
+    let (start, _) = read_marks(&path, None).await;
     let half = CHANGES_KEPT as i64 / 2 + 10;
     let db = libsql::Builder::new_local(&path).build().await.unwrap();
     let conn = db.connect().unwrap();
@@ -86,7 +82,7 @@ async fn the_history_keeps_its_last_rows_and_forgets_older_marks() {
         .await
         .unwrap();
     assert_eq!(inserted, half as u64);
-    let middle = mark(path.clone()).await;
+    let (middle, _) = read_marks(&path, None).await;
     assert_eq!(middle.seq, start.seq + half as u64);
     let updated = conn
         .execute("UPDATE episodes SET version = version + 1", ())

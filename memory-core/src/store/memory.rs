@@ -108,9 +108,14 @@ impl InMemoryStore {
         }
     }
 
-    /// Record one write of `id` that took effect (called under the `episodes` lock).
-    fn changed(&self, id: EpisodeId) -> Result<()> {
-        let mut h = lock(&self.history)?;
+    /// Record one write of `id` that took effect (called under the `episodes` lock; the
+    /// write is done, so a poisoned lock is taken over: the history is never left half
+    /// changed).
+    fn changed(&self, id: EpisodeId) {
+        let mut h = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mark = ChangeMark {
             seq: h.last().seq + 1,
             mark: random_u64(),
@@ -121,7 +126,6 @@ impl InMemoryStore {
         {
             h.base = oldest;
         }
-        Ok(())
     }
 }
 
@@ -141,7 +145,8 @@ impl DurableStore for InMemoryStore {
             rules::seqs(&episode.steps),
         )?;
         map.insert(episode.id, episode.clone());
-        self.changed(episode.id)
+        self.changed(episode.id);
+        Ok(())
     }
 
     async fn append_steps(&self, id: EpisodeId, steps: &[Step]) -> Result<()> {
@@ -149,7 +154,8 @@ impl DurableStore for InMemoryStore {
         let e = rules::require(id, map.get_mut(&id))?;
         rules::check_append(id, &StoredState::of(e), rules::seqs(steps))?;
         e.steps.extend_from_slice(steps);
-        self.changed(id)
+        self.changed(id);
+        Ok(())
     }
 
     async fn complete_episode(&self, episode: &Episode) -> Result<()> {
@@ -168,7 +174,8 @@ impl DurableStore for InMemoryStore {
         let stored_len = next.steps.len();
         next.steps.extend_from_slice(&episode.steps[stored_len..]);
         *stored = next;
-        self.changed(episode.id)
+        self.changed(episode.id);
+        Ok(())
     }
 
     async fn update_episode(&self, episode: &Episode) -> Result<()> {
@@ -180,14 +187,15 @@ impl DurableStore for InMemoryStore {
             steps,
             ..episode.clone()
         };
-        self.changed(episode.id)
+        self.changed(episode.id);
+        Ok(())
     }
 
     async fn delete_episode(&self, id: EpisodeId) -> Result<bool> {
         let mut map = lock(&self.episodes)?;
         let removed = map.remove(&id).is_some();
         if removed {
-            self.changed(id)?;
+            self.changed(id);
         }
         Ok(removed)
     }

@@ -399,19 +399,21 @@ async fn change_mark(conn: &Connection) -> Result<ChangeMark> {
         Vec::new(),
         2,
         "reading the change mark",
-        |values| {
-            let mut f = Fields::new(values, "changes");
-            Ok(ChangeMark {
-                seq: f.u64_bits("seq")?,
-                mark: f.u64_bits("mark")?,
-            })
-        },
+        |values| mark_of(&mut Fields::new(values, "changes")),
     )
     .await?;
     marks
         .into_iter()
         .next()
         .ok_or_else(|| Error::corrupt("the changes table has no row"))
+}
+
+/// The `seq` and `mark` columns of a `changes` row, read in that order.
+fn mark_of(f: &mut Fields) -> Result<ChangeMark> {
+    Ok(ChangeMark {
+        seq: f.u64_bits("seq")?,
+        mark: f.u64_bits("mark")?,
+    })
 }
 
 /// One statement, so one read snapshot: the row of `since` and every row after it.
@@ -424,11 +426,7 @@ async fn changed_since(conn: &Connection, since: ChangeMark) -> Result<Option<Ve
         "reading the changes since a mark",
         |values| {
             let mut f = Fields::new(values, "changes");
-            let mark = ChangeMark {
-                seq: f.u64_bits("seq")?,
-                mark: f.u64_bits("mark")?,
-            };
-            Ok((mark, f.opt_id("id")?))
+            Ok((mark_of(&mut f)?, f.opt_id("id")?))
         },
     )
     .await?;

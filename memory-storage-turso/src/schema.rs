@@ -55,8 +55,36 @@ pub const SCHEMA_VERSION: u32 = 5;
 
 /// The rows of the `changes` table kept: the history `DurableStore::changed_since` can reach
 /// back through (about two rows per episode write, one for the episode row and one for its
-/// summary). The number in the triggers of migration 5.
+/// summary). The number in `record_change!`, the body of migration 5's triggers.
 pub const CHANGES_KEPT: u64 = 250_000;
+
+/// The body of a migration-5 trigger: a `changes` row for the written row's id (`new`, `old`,
+/// or for an `update` both when the id changed), then the delete of the rows more than
+/// 250,000 (`CHANGES_KEPT`) behind the newest.
+macro_rules! record_change {
+    (new) => {
+        record_change!(@ "INSERT INTO changes (id, mark) VALUES (new.id, random());")
+    };
+    (old) => {
+        record_change!(@ "INSERT INTO changes (id, mark) VALUES (old.id, random());")
+    };
+    (update) => {
+        record_change!(@ "INSERT INTO changes (id, mark) SELECT old.id, random() WHERE old.id IS NOT new.id;
+                INSERT INTO changes (id, mark) VALUES (new.id, random());")
+    };
+    (@ $insert:literal) => {
+        concat!(
+            "
+            BEGIN
+                ",
+            $insert,
+            "
+                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
+            END;
+            "
+        )
+    };
+}
 
 /// Migration 4's `up`: also migration 5's `down`.
 macro_rules! v4_change_mark {
@@ -220,39 +248,19 @@ pub const MIGRATIONS: &[Migration] = &[
                 mark INTEGER NOT NULL
             );
             INSERT INTO changes (seq, id, mark) VALUES (1, NULL, random());
-            CREATE TRIGGER episodes_insert_change AFTER INSERT ON episodes
-            BEGIN
-                INSERT INTO changes (id, mark) VALUES (new.id, random());
-                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
-            END;
-            CREATE TRIGGER episodes_update_change AFTER UPDATE ON episodes
-            BEGIN
-                INSERT INTO changes (id, mark) SELECT old.id, random() WHERE old.id IS NOT new.id;
-                INSERT INTO changes (id, mark) VALUES (new.id, random());
-                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
-            END;
-            CREATE TRIGGER episodes_delete_change AFTER DELETE ON episodes
-            BEGIN
-                INSERT INTO changes (id, mark) VALUES (old.id, random());
-                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
-            END;
-            CREATE TRIGGER summaries_insert_change AFTER INSERT ON summaries
-            BEGIN
-                INSERT INTO changes (id, mark) VALUES (new.id, random());
-                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
-            END;
-            CREATE TRIGGER summaries_update_change AFTER UPDATE ON summaries
-            BEGIN
-                INSERT INTO changes (id, mark) SELECT old.id, random() WHERE old.id IS NOT new.id;
-                INSERT INTO changes (id, mark) VALUES (new.id, random());
-                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
-            END;
-            CREATE TRIGGER summaries_delete_change AFTER DELETE ON summaries
-            BEGIN
-                INSERT INTO changes (id, mark) VALUES (old.id, random());
-                DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - 250000;
-            END;
-            "
+            ",
+            "CREATE TRIGGER episodes_insert_change AFTER INSERT ON episodes",
+            record_change!(new),
+            "CREATE TRIGGER episodes_update_change AFTER UPDATE ON episodes",
+            record_change!(update),
+            "CREATE TRIGGER episodes_delete_change AFTER DELETE ON episodes",
+            record_change!(old),
+            "CREATE TRIGGER summaries_insert_change AFTER INSERT ON summaries",
+            record_change!(new),
+            "CREATE TRIGGER summaries_update_change AFTER UPDATE ON summaries",
+            record_change!(update),
+            "CREATE TRIGGER summaries_delete_change AFTER DELETE ON summaries",
+            record_change!(old),
         ),
         down: concat!(
             "

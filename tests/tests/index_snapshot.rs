@@ -278,29 +278,27 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
     shut_down_matching_a_rebuild(e, dir.path(), &after_catch_up).await;
 }
 
-/// Copy the durable store's files (`memory.db` and any `-wal`/`-shm` beside it) from `from`
-/// to `to`, replacing what `to` had: a backup, or its restore.
+/// The durable store's files in `dir`: `memory.db` and any `-wal`/`-shm` beside it.
+fn durable_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("test setup")
+        .map(|entry| entry.expect("test setup").path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("memory.db"))
+        })
+        .collect()
+}
+
+/// Copy the durable store's files from `from` to `to`, replacing those `to` had: a backup,
+/// or its restore.
 fn copy_durable_files(from: &Path, to: &Path) {
-    for dir in [from, to] {
-        std::fs::create_dir_all(dir).expect("test setup");
+    for path in durable_files(to) {
+        std::fs::remove_file(path).expect("test setup");
     }
-    for entry in std::fs::read_dir(to).expect("test setup") {
-        let path = entry.expect("test setup").path();
-        if path
-            .file_name()
-            .expect("test setup")
-            .to_string_lossy()
-            .starts_with("memory.db")
-        {
-            std::fs::remove_file(path).expect("test setup");
-        }
-    }
-    for entry in std::fs::read_dir(from).expect("test setup") {
-        let path = entry.expect("test setup").path();
-        let name = path.file_name().expect("test setup").to_owned();
-        if name.to_string_lossy().starts_with("memory.db") {
-            std::fs::copy(&path, to.join(name)).expect("test setup");
-        }
+    for path in durable_files(from) {
+        let name = path.file_name().expect("test setup");
+        std::fs::copy(&path, to.join(name)).expect("test setup");
     }
 }
 

@@ -67,7 +67,7 @@ impl ClusterSummary {
         self.max_recency_at = self.max_recency_at.max(doc.recency_at());
         self.max_reward = self.max_reward.max(doc.reward);
         self.min_reward = self.min_reward.min(doc.reward);
-        if doc.embedding().is_some() {
+        if doc.has_embedding() {
             self.embeddings += 1;
         }
     }

@@ -7,6 +7,7 @@
 //! query does not read.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 
 use crate::episode::{EpisodeSummary, OutcomeKind};
 use crate::error::{Error, Result};
@@ -17,6 +18,7 @@ use super::config::IndexConfig;
 use super::fields::{FIELD_COUNT, Field};
 use super::footprint;
 use super::interner::{MAX_STRING_BYTES, Sym};
+use super::postings::MAX_SLOTS;
 use super::tokenize;
 
 /// Per-field term frequencies of one term in one document, saturating at 255: a term
@@ -60,7 +62,7 @@ impl RestKey {
             reward_steps += 1;
         }
         let reward_steps = reward_steps.min(Self::REWARD_STEPS);
-        Self(day << 8 | reward_steps << 1 | u32::from(doc.embedding().is_some()))
+        Self(day << 8 | reward_steps << 1 | u32::from(doc.has_embedding()))
     }
 
     /// The recency instant in days since the Unix epoch, at least the document's (unless it
@@ -220,26 +222,42 @@ pub(crate) fn norm(v: &[f32]) -> f64 {
 
 /// An episode inside a shard. Ids (`Sym`) refer to that shard's interners.
 ///
-/// Kept small (80 bytes, one heap block for its ids, one more only with a vector): a shard
-/// holds one per episode. The ids are delta-coded (LEB128, so a few bytes each instead of
-/// four): every reader walks them in order, and none needs one at random.
+/// Kept to 64 bytes, one cache line, with no heap block of its own: a shard holds one per
+/// episode. Its tag and term ids and its vector are in the shard's [`DocHeap`]; read them
+/// through a [`Doc`].
 #[derive(Debug, Clone)]
 pub(crate) struct IndexedEpisode {
     pub(crate) id: EpisodeId,
     pub(crate) version: u64,
-    /// The task type's id in the shard's task-type interner.
-    pub(crate) task_type: Sym,
-    /// How many bytes the tag ids take (LEB128), then the distinct tag ids, ascending, then
-    /// the distinct term ids, ascending, each run delta-coded from 0 ([`Ids`]; the
-    /// frequencies are in the shard's posting lists, the field lengths in its length column).
-    ids: Box<[u8]>,
-    pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
     /// `started_at` in microseconds since the epoch.
     pub(crate) started_at: i64,
     /// `completed_at` in microseconds since the epoch, or [`IN_PROGRESS`].
     completed_at: i64,
-    embedding: Option<Box<Vector>>,
+    /// Where the document's id block begins in the shard's [`DocHeap`].
+    ids_at: usize,
+    /// The task type's id in the shard's task-type interner (the low 24 bits: a shard's ids
+    /// stay below its [`MAX_SLOTS`] documents) and the outcome (the high 8, [`outcome_code`]).
+    /// Never 0, which leaves `Option<IndexedEpisode>` the same size.
+    kind: NonZeroU32,
+    /// The row of its vector in the shard's [`DocHeap`], or [`NO_VECTOR`].
+    vector: u32,
+}
+
+/// [`IndexedEpisode::vector`] of a document without one.
+const NO_VECTOR: u32 = u32::MAX;
+
+/// The task-type bits of [`IndexedEpisode::kind`].
+const TASK_TYPE_BITS: u32 = 24;
+
+/// An outcome as the high byte of [`IndexedEpisode::kind`] (never 0).
+fn outcome_code(outcome: Option<OutcomeKind>) -> u32 {
+    match outcome {
+        None => 1,
+        Some(OutcomeKind::Success) => 2,
+        Some(OutcomeKind::Partial) => 3,
+        Some(OutcomeKind::Failure) => 4,
+    }
 }
 
 /// Append `n` to `out` in LEB128: seven bits a byte, the high bit set on every byte but the
@@ -252,16 +270,35 @@ fn push_leb128(out: &mut Vec<u8>, mut n: u32) {
     out.push(n as u8);
 }
 
-/// The number [`push_leb128`] wrote at the start of `bytes`, and the bytes after it.
-fn split_leb128(bytes: &[u8]) -> (u32, &[u8]) {
+/// The number [`push_leb128`] wrote at `bytes[*at..]`; moves `at` past it.
+fn read_leb128(bytes: &[u8], at: &mut usize) -> usize {
     let mut n = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        n |= u32::from(b & 0x7f) << (7 * i);
+    let mut shift = 0;
+    while let Some(b) = bytes.get(*at) {
+        *at += 1;
+        n |= usize::from(b & 0x7f) << shift;
         if *b < 0x80 {
-            return (n, &bytes[i + 1..]);
+            break;
         }
+        shift += 7;
     }
-    (n, &[])
+    n
+}
+
+/// How many bytes [`push_leb128`] writes for `n`.
+fn leb128_len(n: u32) -> usize {
+    (32 - n.max(1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// How many bytes [`encode`] writes for `ids`.
+fn encoded_len(ids: impl Iterator<Item = Sym>) -> usize {
+    let mut prev = 0;
+    ids.map(|id| {
+        let n = leb128_len(id - prev);
+        prev = id;
+        n
+    })
+    .sum()
 }
 
 /// Append `ids` (ascending) to `out`, each as its difference from the one before (the first
@@ -316,73 +353,52 @@ impl Iterator for Ids<'_> {
 /// `completed_at` of an episode in progress: below any instant a timestamp can hold.
 const IN_PROGRESS: i64 = i64::MIN;
 
-/// A caller's embedding with its norm.
-#[derive(Debug, Clone)]
-struct Vector {
-    values: Box<[f32]>,
-    norm: f64,
-}
-
 impl IndexedEpisode {
-    /// A document of `terms` and `tags` (each distinct and ascending).
+    /// A document whose tags and terms (each distinct and ascending) and vector `heap` holds
+    /// from now on. `task_type` is below [`MAX_SLOTS`] (a shard's interner ids are).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        heap: &mut DocHeap,
         id: EpisodeId,
         version: u64,
         task_type: Sym,
-        terms: impl IntoIterator<Item = Sym>,
-        tags: impl IntoIterator<Item = Sym>,
+        terms: impl Iterator<Item = Sym> + Clone,
+        tags: impl Iterator<Item = Sym> + Clone,
         outcome: Option<OutcomeKind>,
         reward: f64,
         started_at: i64,
         completed_at: Option<i64>,
-        embedding: Option<Box<[f32]>>,
+        embedding: Option<&[f32]>,
     ) -> Self {
-        let mut tag_ids = Vec::new();
-        encode(&mut tag_ids, tags);
-        // A document's ids take far fewer than 4 GiB: a tag costs far more to analyze.
-        let tag_bytes = u32::try_from(tag_ids.len()).expect("tag ids under 4 GiB");
-        let mut ids = Vec::with_capacity(tag_ids.len() + 8);
-        push_leb128(&mut ids, tag_bytes);
-        ids.extend_from_slice(&tag_ids);
-        encode(&mut ids, terms);
+        debug_assert!((task_type as usize) < MAX_SLOTS, "task type {task_type}");
         Self {
             id,
             version,
-            task_type,
-            ids: ids.into_boxed_slice(),
-            outcome,
             reward,
             started_at,
             completed_at: completed_at.map_or(IN_PROGRESS, |t| t.max(IN_PROGRESS + 1)),
-            embedding: embedding.map(|values| {
-                Box::new(Vector {
-                    norm: norm(&values),
-                    values,
-                })
-            }),
+            ids_at: heap.add_ids(tags, terms),
+            kind: NonZeroU32::new(
+                task_type & ((1 << TASK_TYPE_BITS) - 1) | outcome_code(outcome) << TASK_TYPE_BITS,
+            )
+            .expect("an outcome code is never 0"),
+            vector: embedding.map_or(NO_VECTOR, |v| heap.add_vector(v)),
         }
     }
 
-    /// The coded tag ids and the coded term ids.
-    fn runs(&self) -> (&[u8], &[u8]) {
-        let (tag_bytes, rest) = split_leb128(&self.ids);
-        rest.split_at((tag_bytes as usize).min(rest.len()))
+    /// The task type's id in the shard's task-type interner.
+    pub(crate) fn task_type(&self) -> Sym {
+        self.kind.get() & ((1 << TASK_TYPE_BITS) - 1)
     }
 
-    /// Distinct term ids, ascending.
-    pub(crate) fn terms(&self) -> Ids<'_> {
-        Ids::new(self.runs().1)
-    }
-
-    /// How many distinct terms.
-    pub(crate) fn term_count(&self) -> usize {
-        self.terms().count_left()
-    }
-
-    /// Distinct tag ids, ascending.
-    pub(crate) fn tags(&self) -> Ids<'_> {
-        Ids::new(self.runs().0)
+    /// The outcome, if completed.
+    pub(crate) fn outcome(&self) -> Option<OutcomeKind> {
+        match self.kind.get() >> TASK_TYPE_BITS {
+            2 => Some(OutcomeKind::Success),
+            3 => Some(OutcomeKind::Partial),
+            4 => Some(OutcomeKind::Failure),
+            _ => None,
+        }
     }
 
     /// `completed_at` in microseconds since the epoch, if completed.
@@ -395,22 +411,210 @@ impl IndexedEpisode {
         self.completed_at().unwrap_or(self.started_at)
     }
 
-    /// The embedding with its norm, if the document carries one.
-    pub(crate) fn embedding(&self) -> Option<(&[f32], f64)> {
-        self.embedding.as_deref().map(|v| (&*v.values, v.norm))
+    /// Whether the document carries an embedding.
+    pub(crate) fn has_embedding(&self) -> bool {
+        self.vector != NO_VECTOR
+    }
+}
+
+/// What the documents of a shard keep outside their 64-byte slots, in a few large vectors
+/// instead of a heap block or two each: a million documents are then a few allocations rather
+/// than a million or two small ones (each with its allocator header, and freed one by one
+/// among live ones when a shard is dropped).
+///
+/// The tag and term ids: a block per document, end to end, the byte lengths of its two runs
+/// (LEB128), then the distinct tag ids, ascending, then the distinct term ids, ascending,
+/// each run delta-coded from 0 ([`Ids`]; the frequencies are in the shard's posting lists,
+/// the field lengths in its length column). A removed document's block stays, dead, until dead
+/// bytes outweigh live ones and [`DocHeap::compact`] rewrites the vector.
+///
+/// The vectors: a row of the configured dimension per document carrying one, and its norm;
+/// a removed document's row is reused by the next.
+#[derive(Debug, Default)]
+pub(crate) struct DocHeap {
+    ids: Vec<u8>,
+    /// Bytes of `ids` no document's block covers.
+    dead: usize,
+    /// Components of every row (the rows' length is the first vector's).
+    values: Vec<f32>,
+    dimension: usize,
+    /// Per row, its vector's Euclidean norm.
+    norms: Vec<f64>,
+    /// Rows no document holds.
+    free_rows: Vec<u32>,
+}
+
+impl DocHeap {
+    /// Dead bytes are rewritten away once they pass this many and the live ones.
+    const COMPACT_FROM: usize = 4_096;
+
+    /// Room for about `docs` more id blocks of `ids` ids in all.
+    pub(crate) fn reserve(&mut self, docs: usize, ids: usize) {
+        // Two header bytes and at least a byte an id; most gaps take one or two.
+        self.ids.reserve_exact(2 * docs + ids + ids / 4);
+    }
+
+    /// Append the block of `tags` and `terms`; returns where it begins.
+    fn add_ids(
+        &mut self,
+        tags: impl Iterator<Item = Sym> + Clone,
+        terms: impl Iterator<Item = Sym> + Clone,
+    ) -> usize {
+        // A document's ids take far fewer than 4 GiB: they cost far more to analyze.
+        fn run(ids: impl Iterator<Item = Sym>) -> u32 {
+            u32::try_from(encoded_len(ids)).expect("a document's ids under 4 GiB")
+        }
+        let (tag_bytes, term_bytes) = (run(tags.clone()), run(terms.clone()));
+        let need = leb128_len(tag_bytes)
+            + leb128_len(term_bytes)
+            + tag_bytes as usize
+            + term_bytes as usize;
+        if self.ids.capacity() - self.ids.len() < need {
+            // Grown by an eighth, as the index's other long-lived vectors.
+            self.ids.reserve_exact(need.max(self.ids.len() / 8).max(64));
+        }
+        let at = self.ids.len();
+        push_leb128(&mut self.ids, tag_bytes);
+        push_leb128(&mut self.ids, term_bytes);
+        encode(&mut self.ids, tags);
+        encode(&mut self.ids, terms);
+        at
+    }
+
+    /// Keep `v`; returns its row.
+    fn add_vector(&mut self, v: &[f32]) -> u32 {
+        if self.norms.len() == self.free_rows.len() {
+            // No row held: the rows take this vector's length.
+            self.dimension = v.len();
+        }
+        debug_assert_eq!(v.len(), self.dimension, "one dimension per index");
+        match self.free_rows.pop() {
+            Some(row) => {
+                let at = row as usize * self.dimension;
+                self.values[at..at + self.dimension].copy_from_slice(v);
+                self.norms[row as usize] = norm(v);
+                row
+            }
+            None => {
+                footprint::reserve_one(&mut self.norms);
+                self.norms.push(norm(v));
+                if self.values.capacity() - self.values.len() < v.len() {
+                    self.values
+                        .reserve_exact((self.values.len() / 8).max(4 * v.len()));
+                }
+                self.values.extend_from_slice(v);
+                // Rows are at most the documents, under 2^24.
+                (self.norms.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The coded tag ids and the coded term ids of the block at `at`, and where it ends.
+    fn runs(&self, at: usize) -> (&[u8], &[u8], usize) {
+        let mut from = at;
+        let tag_bytes = read_leb128(&self.ids, &mut from);
+        let term_bytes = read_leb128(&self.ids, &mut from);
+        let tags_end = (from + tag_bytes).min(self.ids.len());
+        let end = (tags_end + term_bytes).min(self.ids.len());
+        (&self.ids[from..tags_end], &self.ids[tags_end..end], end)
+    }
+
+    /// `doc` (whose ids and vector this holds) with them.
+    pub(crate) fn view<'a>(&'a self, doc: &'a IndexedEpisode) -> Doc<'a> {
+        Doc { doc, heap: self }
+    }
+
+    /// The bytes of `doc`'s id block.
+    pub(crate) fn block_len(&self, doc: &IndexedEpisode) -> usize {
+        self.runs(doc.ids_at).2 - doc.ids_at
+    }
+
+    /// The bytes `doc` takes here: its id block and its vector's row.
+    pub(crate) fn cost(&self, doc: &IndexedEpisode) -> usize {
+        let row = std::mem::size_of::<f32>() * self.dimension + std::mem::size_of::<f64>();
+        self.block_len(doc) + if doc.has_embedding() { row } else { 0 }
+    }
+
+    /// Forget `doc`'s ids and vector (its document is gone); returns whether dead id bytes now
+    /// outweigh live ones enough for [`DocHeap::compact`].
+    pub(crate) fn release(&mut self, doc: &IndexedEpisode) -> bool {
+        if doc.has_embedding() {
+            footprint::reserve_one(&mut self.free_rows);
+            self.free_rows.push(doc.vector);
+        }
+        self.dead += self.block_len(doc);
+        self.dead > Self::COMPACT_FROM && self.dead > self.ids.len() - self.dead
+    }
+
+    /// Rewrite the blocks of `docs` (every live document of the shard) end to end, without the
+    /// dead bytes, and point each document at its block's new place.
+    pub(crate) fn compact<'a>(&mut self, docs: impl Iterator<Item = &'a mut IndexedEpisode>) {
+        let live = self.ids.len() - self.dead;
+        let mut ids = Vec::with_capacity(live + live / 8);
+        for doc in docs {
+            let end = self.runs(doc.ids_at).2;
+            let at = ids.len();
+            ids.extend_from_slice(&self.ids[doc.ids_at..end]);
+            doc.ids_at = at;
+        }
+        self.ids = ids;
+        self.dead = 0;
+    }
+
+    /// Heap bytes (the vectors' capacities).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        footprint::vec::<u8>(self.ids.capacity())
+            + footprint::vec::<f32>(self.values.capacity())
+            + footprint::vec::<f64>(self.norms.capacity())
+            + footprint::vec::<u32>(self.free_rows.capacity())
+    }
+}
+
+/// A document with the shard's [`DocHeap`], to read its ids and vector (only when asked: most
+/// documents a query meets are filtered out or bounded out on their own fields). Derefs to
+/// the document.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Doc<'a> {
+    doc: &'a IndexedEpisode,
+    heap: &'a DocHeap,
+}
+
+impl std::ops::Deref for Doc<'_> {
+    type Target = IndexedEpisode;
+
+    fn deref(&self) -> &IndexedEpisode {
+        self.doc
+    }
+}
+
+impl<'a> Doc<'a> {
+    /// Distinct term ids, ascending.
+    pub(crate) fn terms(self) -> Ids<'a> {
+        Ids::new(self.heap.runs(self.doc.ids_at).1)
+    }
+
+    /// How many distinct terms.
+    pub(crate) fn term_count(self) -> usize {
+        self.terms().count_left()
+    }
+
+    /// Distinct tag ids, ascending.
+    pub(crate) fn tags(self) -> Ids<'a> {
+        Ids::new(self.heap.runs(self.doc.ids_at).0)
     }
 
     /// Whether the document carries tag `sym`.
-    pub(crate) fn has_tag(&self, sym: Sym) -> bool {
+    pub(crate) fn has_tag(self, sym: Sym) -> bool {
         self.tags().take_while(|t| *t <= sym).any(|t| t == sym)
     }
 
-    /// Heap bytes owned by this document.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        footprint::vec::<u8>(self.ids.len())
-            + self.embedding.as_ref().map_or(0, |v| {
-                std::mem::size_of::<Vector>() + footprint::vec::<f32>(v.values.len())
-            })
+    /// The embedding with its norm, if the document carries one.
+    pub(crate) fn embedding(self) -> Option<(&'a [f32], f64)> {
+        let (heap, row) = (self.heap, self.doc.vector as usize);
+        self.doc.has_embedding().then(|| {
+            let at = row * heap.dimension;
+            (&heap.values[at..at + heap.dimension], heap.norms[row])
+        })
     }
 }
 
@@ -439,16 +643,17 @@ mod tests {
 
     fn doc_at(recency_at: i64, reward: f64, embedding: bool) -> IndexedEpisode {
         IndexedEpisode::new(
+            &mut DocHeap::default(),
             EpisodeId::new(),
             1,
             0,
-            [],
-            [],
+            std::iter::empty(),
+            std::iter::empty(),
             None,
             reward,
             recency_at,
             None,
-            embedding.then(|| vec![1.0f32, 0.0].into_boxed_slice()),
+            embedding.then_some(&[1.0f32, 0.0][..]),
         )
     }
 
@@ -521,40 +726,73 @@ mod tests {
     }
 
     #[test]
-    fn a_document_keeps_its_ids_times_and_vector_in_80_bytes() {
-        let doc = |completed_at, embedding| {
+    fn a_document_keeps_its_times_in_64_bytes_and_its_ids_and_vector_in_the_heap() {
+        let mut heap = DocHeap::default();
+        let doc = |heap: &mut DocHeap, completed_at, outcome, embedding| {
             IndexedEpisode::new(
+                heap,
                 EpisodeId::new(),
                 1,
-                0,
-                [1, 4, 9],
-                [2, 3],
-                None,
+                (1 << 24) - 1,
+                [1, 4, 9].into_iter(),
+                [2, 3].into_iter(),
+                outcome,
                 0.5,
                 -7,
                 completed_at,
                 embedding,
             )
         };
-        let d = doc(None, Some(vec![3.0, 4.0].into_boxed_slice()));
-        assert_eq!(d.terms().collect::<Vec<_>>(), [1, 4, 9]);
-        assert_eq!(d.term_count(), 3);
-        assert_eq!(d.tags().collect::<Vec<_>>(), [2, 3]);
-        assert!(d.has_tag(3) && !d.has_tag(4));
+        let d = doc(&mut heap, None, None, Some(&[3.0, 4.0][..]));
+        let e = doc(
+            &mut heap,
+            Some(i64::MIN + 5),
+            Some(OutcomeKind::Failure),
+            None,
+        );
+        let f = doc(
+            &mut heap,
+            Some(9),
+            Some(OutcomeKind::Partial),
+            Some(&[0.0, 2.0][..]),
+        );
+        let v = heap.view(&d);
+        assert_eq!(v.terms().collect::<Vec<_>>(), [1, 4, 9]);
+        assert_eq!(v.term_count(), 3);
+        assert_eq!(v.tags().collect::<Vec<_>>(), [2, 3]);
+        assert!(v.has_tag(3) && !v.has_tag(4));
         assert_eq!(d.completed_at(), None);
         assert_eq!(d.recency_at(), -7);
-        assert_eq!(d.embedding(), Some((&[3.0f32, 4.0][..], 5.0)));
-        let d = doc(Some(i64::MIN + 5), None);
-        assert_eq!(d.completed_at(), Some(i64::MIN + 5));
-        assert_eq!(d.embedding(), None);
-        assert!(std::mem::size_of::<Option<IndexedEpisode>>() <= 80);
+        assert_eq!((d.task_type(), d.outcome()), ((1 << 24) - 1, None));
+        assert_eq!(v.embedding(), Some((&[3.0f32, 4.0][..], 5.0)));
+        assert_eq!(e.completed_at(), Some(i64::MIN + 5));
+        assert_eq!(e.outcome(), Some(OutcomeKind::Failure));
+        assert_eq!(heap.view(&e).embedding(), None);
+        assert_eq!(heap.view(&e).terms().collect::<Vec<_>>(), [1, 4, 9]);
+        assert_eq!(f.outcome(), Some(OutcomeKind::Partial));
+        assert_eq!(heap.view(&f).embedding(), Some((&[0.0f32, 2.0][..], 2.0)));
+        // A released row is the next vector's.
+        heap.release(&d);
+        let g = doc(
+            &mut heap,
+            None,
+            Some(OutcomeKind::Success),
+            Some(&[6.0, 8.0][..]),
+        );
+        assert_eq!(g.vector, d.vector);
+        assert_eq!(g.outcome(), Some(OutcomeKind::Success));
+        assert_eq!(heap.view(&g).embedding(), Some((&[6.0f32, 8.0][..], 10.0)));
+        assert_eq!(heap.view(&f).embedding(), Some((&[0.0f32, 2.0][..], 2.0)));
+        assert_eq!(std::mem::size_of::<Option<IndexedEpisode>>(), 64);
     }
 
     #[test]
     fn ids_round_trip_through_their_coding_at_every_width() {
         let terms: Vec<Sym> = vec![0, 1, 127, 128, 255, 16_383, 16_384, 2_097_152, u32::MAX];
-        let doc = |tags: &[Sym]| {
+        let mut blocks = DocHeap::default();
+        let mut doc = |tags: &[Sym]| {
             IndexedEpisode::new(
+                &mut blocks,
                 EpisodeId::new(),
                 1,
                 0,
@@ -568,23 +806,73 @@ mod tests {
             )
         };
         let tags: Vec<Sym> = vec![5, 300, 70_000];
-        let d = doc(&tags);
-        assert_eq!(d.terms().collect::<Vec<_>>(), terms);
-        assert_eq!(d.term_count(), terms.len());
-        assert_eq!(d.tags().collect::<Vec<_>>(), tags);
-        assert!(d.has_tag(300) && d.has_tag(70_000) && !d.has_tag(0) && !d.has_tag(299));
-        // Seven bits a byte of each gap: one byte per gap below 128, five for the widest,
-        // after one byte saying how many the tags take.
-        assert_eq!(
-            d.ids.len(),
-            1 + (1 + 2 + 3) + (1 + 1 + 1 + 1 + 1 + 2 + 1 + 3 + 5)
-        );
+        let a = doc(&tags);
         // Tags taking more than 127 bytes: two bytes say so.
-        let tags: Vec<Sym> = (0..100).map(|i| i * 200).collect();
-        let d = doc(&tags);
-        assert_eq!(d.tags().collect::<Vec<_>>(), tags);
-        assert_eq!(d.terms().collect::<Vec<_>>(), terms);
-        assert_eq!(d.ids.len(), 2 + (1 + 99 * 2) + 16);
+        let wide: Vec<Sym> = (0..100).map(|i| i * 200).collect();
+        let b = doc(&wide);
+        let (a, b) = (blocks.view(&a), blocks.view(&b));
+        assert_eq!(a.terms().collect::<Vec<_>>(), terms);
+        assert_eq!(a.term_count(), terms.len());
+        assert_eq!(a.tags().collect::<Vec<_>>(), tags);
+        assert!(a.has_tag(300) && a.has_tag(70_000) && !a.has_tag(0) && !a.has_tag(299));
+        // Seven bits a byte of each gap: one byte per gap below 128, five for the widest,
+        // after a byte for each run's length.
+        let term_bytes = 1 + 1 + 1 + 1 + 1 + 2 + 1 + 3 + 5;
+        assert_eq!(blocks.block_len(&a), 2 + (1 + 2 + 3) + term_bytes);
+        assert_eq!(b.tags().collect::<Vec<_>>(), wide);
+        assert_eq!(b.terms().collect::<Vec<_>>(), terms);
+        assert_eq!(blocks.block_len(&b), 3 + (1 + 99 * 2) + term_bytes);
+    }
+
+    #[test]
+    fn blocks_are_compacted_once_dead_bytes_outweigh_live_ones() {
+        let mut blocks = DocHeap::default();
+        let mut docs: Vec<IndexedEpisode> = (0..1_000u32)
+            .map(|i| {
+                IndexedEpisode::new(
+                    &mut blocks,
+                    EpisodeId::new(),
+                    1,
+                    0,
+                    (0..20).map(|t| t * 1_000 + i),
+                    [i].into_iter(),
+                    None,
+                    0.0,
+                    0,
+                    None,
+                    None,
+                )
+            })
+            .collect();
+        let total = blocks.ids.len();
+        // Release the odd ones: no compaction asked until dead bytes pass the live ones.
+        let mut asked = None;
+        for (k, d) in docs.iter().enumerate().filter(|(k, _)| k % 2 == 1) {
+            if blocks.release(d) {
+                asked.get_or_insert(k);
+            }
+        }
+        assert_eq!(asked, None, "half dead is not more than half");
+        let kept: Vec<IndexedEpisode> = docs.drain(..).step_by(2).collect();
+        let (first, rest) = kept.split_first().expect("kept documents");
+        assert!(blocks.release(first), "dead now outweigh live");
+        let mut rest = rest.to_vec();
+        blocks.compact(rest.iter_mut());
+        assert_eq!(blocks.dead, 0);
+        assert_eq!(
+            blocks.ids.len(),
+            rest.iter().map(|d| blocks.block_len(d)).sum::<usize>()
+        );
+        assert!(blocks.ids.len() < total / 2);
+        for (k, d) in rest.iter().enumerate() {
+            let i = 2 * (k as u32 + 1);
+            let v = blocks.view(d);
+            assert_eq!(v.tags().collect::<Vec<_>>(), [i]);
+            assert_eq!(
+                v.terms().collect::<Vec<_>>(),
+                (0..20).map(|t| t * 1_000 + i).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

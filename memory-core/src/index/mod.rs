@@ -34,7 +34,9 @@ pub use stats::IndexStats;
 
 pub(crate) use cell::ShardCell;
 pub(crate) use cluster::{ClusterSummary, bucket_span};
-pub(crate) use document::{FieldTf, IndexedEpisode, RestKey, check_vector, norm};
+pub(crate) use document::{Doc, FieldTf, RestKey, check_vector, norm};
+#[cfg(test)]
+pub(crate) use document::{DocHeap, IndexedEpisode};
 pub(crate) use image::ShardImage;
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Cluster, Partition, Slot, TimeRewardBox};

@@ -304,11 +304,12 @@ mod tests {
 
     fn doc(started_at: i64, reward: f64) -> IndexedEpisode {
         IndexedEpisode::new(
+            &mut crate::index::DocHeap::default(),
             EpisodeId::new(),
             1,
             0,
-            [],
-            [],
+            std::iter::empty(),
+            std::iter::empty(),
             None,
             reward,
             started_at,

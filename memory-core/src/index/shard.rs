@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 
 use super::document::{
-    Draft, FieldLen, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_len, narrow_tf,
+    Doc, DocHeap, Draft, FieldLen, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_len,
+    narrow_tf,
 };
 use super::fields::FIELD_COUNT;
 use super::footprint;
@@ -37,6 +38,8 @@ pub(crate) struct ShardKey {
 pub(crate) struct Shard {
     bucket_width: i64,
     docs: Vec<Option<IndexedEpisode>>,
+    /// The documents' tag and term ids and vectors.
+    heap: DocHeap,
     /// Per slot of `docs`: the document's field lengths (stale for a free slot). Kept apart
     /// from the documents so the lexical path reads them densely, in slot order.
     lens: Vec<FieldLen>,
@@ -57,9 +60,9 @@ pub(crate) struct Shard {
     embeddings: u64,
     /// Estimated heap bytes: exact ([`Shard::heap_bytes`]) when built, loaded or recounted,
     /// then raised by [`doc_cost`] per document inserted and [`TERM_COST`] per term new to the
-    /// vocabulary, and per document removed lowered by only what that frees (its own heap
-    /// block: the containers keep their room for the next inserts) and raised by the free-list
-    /// entries of the ids it held last. So it errs high, which a budget can afford, and the
+    /// vocabulary, and per document removed raised by the free-list entries of the ids it held
+    /// last (a removal frees nothing: the containers keep their room for the next inserts,
+    /// and its id block stays until the blocks are compacted). So it errs high, which a budget can afford, and the
     /// next exact count corrects it.
     approx_bytes: usize,
     /// Changes queued while the content is spilled (or being spilled), in arrival order.
@@ -104,16 +107,18 @@ impl Pending {
 }
 
 /// Estimated bytes one distinct term costs a shard besides its postings: its interner entry
-/// (16), hash table slot (about 8), posting list (16) and string (a few bytes in the arena).
-const TERM_COST: usize = 48;
+/// (16), hash table slot (about 8), posting list head (8) and string (a few bytes in the
+/// arena).
+const TERM_COST: usize = 40;
 
-/// Estimated bytes one document costs a shard: its table entry and heap, its columns, its
-/// postings, its id-map entry and its slot in its cluster's member list.
-fn doc_cost(doc: &IndexedEpisode) -> usize {
+/// Estimated bytes one document costs a shard: its table entry, its `heap` bytes (id block
+/// and vector), its columns, its postings, its id-map entry and its slot in its cluster's
+/// member list.
+fn doc_cost(doc: Doc<'_>, heap: usize) -> usize {
     // A slot and a control byte per bucket, about 1.5 buckets per entry.
     const ID_MAP_ENTRY: usize = (std::mem::size_of::<Slot>() + 1) * 3 / 2;
     std::mem::size_of::<Option<IndexedEpisode>>()
-        + doc.heap_bytes()
+        + heap
         + std::mem::size_of::<FieldLen>()
         + std::mem::size_of::<RestKey>()
         + doc.term_count() * std::mem::size_of::<Posting>()
@@ -127,6 +132,7 @@ impl Shard {
         Self {
             bucket_width,
             docs: Vec::new(),
+            heap: DocHeap::default(),
             lens: Vec::new(),
             rests: Vec::new(),
             free: Vec::new(),
@@ -188,7 +194,7 @@ impl Shard {
         for (slot, doc) in self.docs.iter().enumerate() {
             if let Some(doc) = doc {
                 groups
-                    .entry(doc.task_type)
+                    .entry(doc.task_type())
                     .or_default()
                     .push((slot as Slot, doc));
             }
@@ -227,7 +233,7 @@ impl Shard {
         let mut total = 0;
         for d in &self.docs {
             next.push(total);
-            total += d.as_ref().map_or(0, IndexedEpisode::term_count);
+            total += d.as_ref().map_or(0, |d| self.heap.view(d).term_count());
         }
         let mut doc_terms = vec![0; total];
         let mut doc_term_tf = vec![[0; FIELD_COUNT]; total];
@@ -245,7 +251,7 @@ impl Shard {
             .docs
             .iter()
             .zip(&self.lens)
-            .filter_map(|(d, len)| d.as_ref().map(|d| (d, *len)))
+            .filter_map(|(d, len)| d.as_ref().map(|d| (self.heap.view(d), *len)))
             .map(|(d, len)| {
                 let from = doc_tags.len();
                 doc_tags.extend(d.tags().map(|sym| tag_map[sym as usize]));
@@ -253,11 +259,11 @@ impl Shard {
                 DocImage {
                     id: d.id,
                     version: d.version,
-                    task_type: task_type_map[d.task_type as usize],
+                    task_type: task_type_map[d.task_type() as usize],
                     tags: count(doc_tags.len() - from),
                     terms: count(d.term_count()),
                     field_len: len.map(u32::from),
-                    outcome: d.outcome,
+                    outcome: d.outcome(),
                     reward: d.reward,
                     started_at: d.started_at,
                     completed_at: d.completed_at(),
@@ -315,6 +321,10 @@ impl Shard {
         shard.lens.reserve_exact(image.docs.len());
         shard.rests.reserve_exact(image.docs.len());
         shard.by_id.reserve(image.docs.len(), &shard.docs);
+        shard.heap.reserve(
+            image.docs.len(),
+            image.doc_terms.len() + image.doc_tags.len(),
+        );
         let (mut terms_at, mut tags_at) = (0, 0);
         for d in &image.docs {
             let terms = &image.doc_terms[terms_at..terms_at + d.terms as usize];
@@ -360,6 +370,7 @@ impl Shard {
                 return Err(bad("an episode appears twice"));
             }
             let doc = IndexedEpisode::new(
+                &mut shard.heap,
                 d.id,
                 d.version,
                 d.task_type,
@@ -369,7 +380,7 @@ impl Shard {
                 d.reward,
                 d.started_at,
                 d.completed_at,
-                d.embedding.clone().map(Vec::into_boxed_slice),
+                d.embedding.as_deref(),
             );
             shard.lens.push(len);
             shard.rests.push(RestKey::of(&doc));
@@ -446,41 +457,45 @@ impl Shard {
         }
         let task_type = self.task_types.acquire(&draft.task_type);
         let doc = IndexedEpisode::new(
+            &mut self.heap,
             draft.id,
             draft.version,
             task_type,
             terms.iter().map(|(sym, _)| *sym),
-            tags,
+            tags.into_iter(),
             draft.outcome,
             draft.reward,
             draft.started_at,
             draft.completed_at,
-            draft.embedding,
+            draft.embedding.as_deref(),
         );
         self.rests[slot as usize] = RestKey::of(&doc);
         doc
     }
 
-    /// Undo [`Shard::attach`] for `doc` at `slot`.
-    fn detach(&mut self, doc: &IndexedEpisode, slot: Slot) {
+    /// Undo [`Shard::attach`] for `doc` at `slot` (no longer in the table); returns whether
+    /// the id blocks should be compacted.
+    fn detach(&mut self, doc: &IndexedEpisode, slot: Slot) -> bool {
+        let view = self.heap.view(doc);
         let mut terms = 0;
-        for sym in doc.terms() {
+        for sym in view.terms() {
             self.inverted.remove(sym, slot);
             self.terms.release(sym);
             terms += 1;
         }
-        for sym in doc.tags() {
+        for sym in view.tags() {
             self.tags.release(sym);
         }
-        self.task_types.release(doc.task_type);
+        self.task_types.release(doc.task_type());
         let len = self.lens[slot as usize];
         for (total, len) in self.field_len_total.iter_mut().zip(len) {
             *total -= u64::from(len);
         }
         self.postings -= terms;
-        if doc.embedding().is_some() {
+        if doc.has_embedding() {
             self.embeddings -= 1;
         }
+        self.heap.release(doc)
     }
 
     /// Insert `draft`, replacing the document with the same id if there is one (also when its
@@ -489,7 +504,7 @@ impl Shard {
         let (slot, previous) = self.place(draft);
         let bucket_width = self.bucket_width;
         let doc = self.docs[slot as usize].as_ref().expect("just placed");
-        let name = self.task_types.text(doc.task_type).unwrap_or_default();
+        let name = self.task_types.text(doc.task_type()).unwrap_or_default();
         match self.partitions.get_mut(name) {
             Some(p) => p.insert(slot, doc, bucket_width),
             None => {
@@ -524,7 +539,8 @@ impl Shard {
         };
         let vocabulary = self.terms.len();
         let doc = self.attach(draft, slot);
-        self.approx_bytes += doc_cost(&doc) + (self.terms.len() - vocabulary) * TERM_COST;
+        self.approx_bytes += doc_cost(self.heap.view(&doc), self.heap.cost(&doc))
+            + (self.terms.len() - vocabulary) * TERM_COST;
         self.docs[slot as usize] = Some(doc);
         self.by_id.insert(slot, &self.docs);
         (slot, previous)
@@ -536,7 +552,7 @@ impl Shard {
         let doc = self.docs.get_mut(slot as usize).and_then(Option::take)?;
         // The partition first: the task type's name goes with its last document.
         let bucket_width = self.bucket_width;
-        let name = self.task_types.text(doc.task_type).unwrap_or_default();
+        let name = self.task_types.text(doc.task_type()).unwrap_or_default();
         let emptied = match self.partitions.get_mut(name) {
             Some(p) => {
                 p.remove(slot, &doc, bucket_width, &self.docs);
@@ -548,14 +564,15 @@ impl Shard {
             self.partitions.remove(name);
         }
         let vocabulary = self.terms.len() + self.tags.len() + self.task_types.len();
-        self.detach(&doc, slot);
-        // Its heap block is freed; each id it held last goes on its interner's free list.
+        let compact = self.detach(&doc, slot);
+        // Nothing is freed (its id block stays until the blocks are compacted, its vector's
+        // row is the next one's); each id it held last goes on its interner's free list.
         let freed_ids = vocabulary - self.terms.len() - self.tags.len() - self.task_types.len();
-        self.approx_bytes = self.approx_bytes.saturating_sub(doc.heap_bytes())
-            + freed_ids * std::mem::size_of::<Sym>();
+        self.approx_bytes += freed_ids * std::mem::size_of::<Sym>();
         if self.is_empty() {
             // Forget the table's shape too: an emptied shard is a new shard.
             self.docs = Vec::new();
+            self.heap = DocHeap::default();
             self.lens = Vec::new();
             self.rests = Vec::new();
             self.free = Vec::new();
@@ -564,6 +581,9 @@ impl Shard {
             self.approx_bytes = 0;
         } else {
             self.free.push(slot);
+            if compact {
+                self.heap.compact(self.docs.iter_mut().flatten());
+            }
         }
         Some(doc.version)
     }
@@ -603,8 +623,11 @@ impl Shard {
     }
 
     /// The document at `slot`.
-    pub(crate) fn doc(&self, slot: Slot) -> Option<&IndexedEpisode> {
-        self.docs.get(slot as usize).and_then(Option::as_ref)
+    pub(crate) fn doc(&self, slot: Slot) -> Option<Doc<'_>> {
+        self.docs
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map(|d| self.heap.view(d))
     }
 
     /// The field lengths of the document at `slot` (meaningless for a free slot).
@@ -621,7 +644,7 @@ impl Shard {
 
     /// The document of `id` with its slot, looked up at `slot` first (where it was when last
     /// seen; a shard reloaded from its file since may have renumbered its slots).
-    pub(crate) fn doc_of(&self, id: EpisodeId, slot: Slot) -> Option<(Slot, &IndexedEpisode)> {
+    pub(crate) fn doc_of(&self, id: EpisodeId, slot: Slot) -> Option<(Slot, Doc<'_>)> {
         match self.doc(slot) {
             Some(d) if d.id == id => Some((slot, d)),
             _ => {
@@ -632,11 +655,11 @@ impl Shard {
     }
 
     /// Every document with its slot (the flat path).
-    pub(crate) fn docs(&self) -> impl Iterator<Item = (Slot, &IndexedEpisode)> {
+    pub(crate) fn docs(&self) -> impl Iterator<Item = (Slot, Doc<'_>)> {
         self.docs
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| d.as_ref().map(|d| (i as Slot, d)))
+            .filter_map(|(i, d)| d.as_ref().map(|d| (i as Slot, self.heap.view(d))))
     }
 
     /// The partition of `task_type`.
@@ -712,21 +735,15 @@ impl Shard {
 
     /// Estimated heap bytes (see `footprint` for the method).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let docs: usize = self
-            .docs
-            .iter()
-            .flatten()
-            .map(IndexedEpisode::heap_bytes)
-            .sum();
         let partitions: usize = self
             .partitions
             .values()
             .map(|p| p.heap_bytes() + p.task_type().len())
             .sum();
         footprint::vec::<Option<IndexedEpisode>>(self.docs.capacity())
+            + self.heap.heap_bytes()
             + footprint::vec::<FieldLen>(self.lens.capacity())
             + footprint::vec::<RestKey>(self.rests.capacity())
-            + docs
             + footprint::vec::<Slot>(self.free.capacity())
             + self.by_id.heap_bytes()
             + self.terms.heap_bytes()
@@ -893,6 +910,62 @@ mod tests {
     }
 
     #[test]
+    fn documents_keep_their_ids_through_the_compaction_of_the_blocks() {
+        let mut shard = Shard::new(WEEK);
+        let drafts: Vec<Draft> = (0..2_000)
+            .map(|k| {
+                let mut d = draft(&format!("order o{k} item i{} lamp", k % 7), "t", k % 30);
+                d.tags = vec![format!("tag{}", k % 5), format!("tag{k}")];
+                d.tags.sort();
+                d
+            })
+            .collect();
+        for d in &drafts {
+            shard.upsert(d.clone());
+        }
+        let before = shard.heap.heap_bytes();
+        // Replace some, then remove three in four: their blocks die and the vector is
+        // rewritten once dead bytes outweigh live ones.
+        for d in drafts.iter().skip(1).step_by(4) {
+            shard.upsert(d.clone());
+        }
+        for (_, d) in drafts.iter().enumerate().filter(|(k, _)| k % 4 != 0) {
+            shard.remove(d.id);
+        }
+        assert!(shard.heap.heap_bytes() < before / 2, "compacted");
+        let kept: Vec<&Draft> = drafts.iter().step_by(4).collect();
+        for d in &kept {
+            let (_, doc) = shard.doc_of(d.id, 0).expect("kept");
+            let terms: Vec<&str> = doc
+                .terms()
+                .map(|t| shard.term_text(t).expect("live term"))
+                .collect();
+            let mut expected: Vec<&str> = d.terms.iter().map(|(t, _)| t.as_str()).collect();
+            let mut got = terms.clone();
+            got.sort();
+            expected.sort();
+            assert_eq!(got, expected);
+            let tags: Vec<&str> = doc
+                .tags()
+                .map(|t| shard.tags.text(t).expect("live tag"))
+                .collect();
+            let mut got = tags.clone();
+            got.sort();
+            assert_eq!(got, d.tags);
+        }
+        let mut clean = Shard::new(WEEK);
+        for d in &kept {
+            clean.upsert((*d).clone());
+        }
+        assert_eq!(shard.stats(), clean.stats());
+        assert_eq!(shard.postings_by_text(), clean.postings_by_text());
+        for d in &kept {
+            shard.remove(d.id);
+        }
+        assert!(shard.is_empty());
+    }
+
+    #[test]
     fn insert_then_remove_leaves_no_trace() {
         let base = [
             draft("return the lamp", "return", 1),
@@ -995,7 +1068,7 @@ mod tests {
         assert_eq!((shard.len(), shard.version_of(again.id)), (3, Some(2)));
         let returns: Vec<Sym> = shard
             .docs()
-            .map(|(_, d)| d.task_type)
+            .map(|(_, d)| d.task_type())
             .filter(|t| shard.task_types.text(*t) == Some("return"))
             .collect();
         assert_eq!(returns.len(), 2);

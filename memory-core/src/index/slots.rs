@@ -95,11 +95,12 @@ mod tests {
 
     fn doc(id: EpisodeId) -> Option<IndexedEpisode> {
         Some(IndexedEpisode::new(
+            &mut crate::index::DocHeap::default(),
             id,
             1,
             0,
-            [],
-            [],
+            std::iter::empty(),
+            std::iter::empty(),
             None,
             0.0,
             0,

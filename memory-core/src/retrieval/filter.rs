@@ -7,7 +7,7 @@
 //! top-k, so a filter can never be satisfied "after the fact". This module must never score.
 
 use crate::episode::OutcomeKind;
-use crate::index::{IndexedEpisode, Shard, Sym, TimeRewardBox};
+use crate::index::{Doc, Shard, Sym, TimeRewardBox};
 
 use super::query::RetrievalQuery;
 
@@ -106,20 +106,20 @@ impl<'q> ShardFilter<'q> {
     }
 
     /// Whether `doc` satisfies every condition of the query.
-    pub(crate) fn matches(&self, doc: &IndexedEpisode) -> bool {
+    pub(crate) fn matches(&self, doc: Doc<'_>) -> bool {
         if self.impossible {
             return false;
         }
         if let Some(t) = self.task_type_sym
-            && doc.task_type != t
+            && doc.task_type() != t
         {
             return false;
         }
-        if !self.include_in_progress && doc.outcome.is_none() {
+        if !self.include_in_progress && doc.outcome().is_none() {
             return false;
         }
         if let Some(kind) = self.outcome
-            && doc.outcome != Some(kind)
+            && doc.outcome() != Some(kind)
         {
             return false;
         }

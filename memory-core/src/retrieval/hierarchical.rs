@@ -175,7 +175,7 @@ fn scan(
 ) {
     for &slot in members {
         if let Some(doc) = visit.shard.doc(slot)
-            && b.holds(doc)
+            && b.holds(&doc)
         {
             visit.consider(slot, doc, top, rest);
         }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use crate::id::EpisodeId;
-use crate::index::{IndexedEpisode, Shard};
+use crate::index::{Doc, Shard};
 
 use super::scorer::idf;
 use super::topk::Candidate;
@@ -36,7 +36,7 @@ fn fnv1a(text: &str) -> u64 {
 
 impl Features {
     /// The features of `doc`, which lives in `shard`.
-    pub(crate) fn extract(shard: &Shard, doc: &IndexedEpisode) -> Self {
+    pub(crate) fn extract(shard: &Shard, doc: Doc<'_>) -> Self {
         let docs = shard.len() as u64;
         let mut terms: Vec<(u64, f64)> = doc
             .terms()

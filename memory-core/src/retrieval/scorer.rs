@@ -11,8 +11,8 @@
 //! member. This module must never touch locks or decide which documents are visited.
 
 use crate::index::{
-    CHANNEL_COUNT, ClusterSummary, FIELD_COUNT, Field, FieldTf, IndexedEpisode, RestKey, Shard,
-    Slot, Sym, TermPostings,
+    CHANNEL_COUNT, ClusterSummary, Doc, FIELD_COUNT, Field, FieldTf, RestKey, Shard, Slot, Sym,
+    TermPostings,
 };
 use crate::time::{self, Timestamp};
 
@@ -124,12 +124,7 @@ impl Resolved<'_> {
 
     /// Call `f` with the query terms `doc` (at `slot` of this shard) holds and its
     /// frequencies of them, by query term index.
-    pub(crate) fn hits_of<R>(
-        &self,
-        doc: &IndexedEpisode,
-        slot: Slot,
-        f: impl FnOnce(&[Hit]) -> R,
-    ) -> R {
+    pub(crate) fn hits_of<R>(&self, doc: Doc<'_>, slot: Slot, f: impl FnOnce(&[Hit]) -> R) -> R {
         const INLINE: usize = 48;
         let mut inline = [(0u32, [0; FIELD_COUNT]); INLINE];
         let mut more: Vec<Hit> = Vec::new();
@@ -656,7 +651,7 @@ impl Scorer {
     /// costlier terms (recency's `exp2`, the cosine) computed.
     pub(crate) fn score_above(
         &self,
-        doc: &IndexedEpisode,
+        doc: Doc<'_>,
         len: &[u32; FIELD_COUNT],
         hits: &[Hit],
         threshold: Option<f64>,
@@ -671,7 +666,7 @@ impl Scorer {
         Some(self.finish(doc, sums))
     }
 
-    fn finish(&self, doc: &IndexedEpisode, sums: (f64, f64)) -> ScoreBreakdown {
+    fn finish(&self, doc: Doc<'_>, sums: (f64, f64)) -> ScoreBreakdown {
         let cosine = match (&self.query_vector, doc.embedding()) {
             (Some((q, qn)), Some((d, dn))) if *qn > 0.0 && dn > 0.0 => {
                 let dot: f64 = q
@@ -762,17 +757,18 @@ mod tests {
                     for reward in [-1.0, 0.0, 0.25, 0.5, 1.0, 3.0] {
                         for embedding in [false, true] {
                             let at = now - age;
-                            let doc = IndexedEpisode::new(
+                            let doc = crate::index::IndexedEpisode::new(
+                                &mut crate::index::DocHeap::default(),
                                 crate::id::EpisodeId::new(),
                                 1,
                                 0,
-                                [],
-                                [],
+                                std::iter::empty(),
+                                std::iter::empty(),
                                 None,
                                 reward,
                                 at,
                                 None,
-                                embedding.then(|| vec![0.5f32, 0.5].into_boxed_slice()),
+                                embedding.then_some(&[0.5f32, 0.5][..]),
                             );
                             let own = scorer.rest_bound(embedding, at, reward);
                             let bound = scorer.rest_of(RestKey::of(&doc));

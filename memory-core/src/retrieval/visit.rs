@@ -5,7 +5,7 @@
 //! offered to the top-k. Both paths (flat and hierarchical) go through it, so they score
 //! identically. This module must never decide which episodes are visited.
 
-use crate::index::{IndexedEpisode, Shard, Slot};
+use crate::index::{Doc, Shard, Slot};
 
 use super::filter::ShardFilter;
 use super::scorer::{Hit, Resolved, Scorer};
@@ -26,13 +26,7 @@ pub(crate) struct ShardVisit<'a> {
 impl ShardVisit<'_> {
     /// Filter, score and offer the episode at `slot`; `rest`, when known, bounds what its
     /// non-lexical terms can add (then a quick bound may skip it before scoring).
-    pub(crate) fn consider(
-        &self,
-        slot: Slot,
-        doc: &IndexedEpisode,
-        top: &mut TopK,
-        rest: Option<f64>,
-    ) {
+    pub(crate) fn consider(&self, slot: Slot, doc: Doc<'_>, top: &mut TopK, rest: Option<f64>) {
         if !self.filter.matches(doc) {
             return;
         }
@@ -51,7 +45,7 @@ impl ShardVisit<'_> {
 
     /// Score and offer the episode at `slot`, which passed the filter and holds the query
     /// terms `hits` (all of them, by query term index).
-    pub(crate) fn offer(&self, slot: Slot, doc: &IndexedEpisode, hits: &[Hit], top: &mut TopK) {
+    pub(crate) fn offer(&self, slot: Slot, doc: Doc<'_>, hits: &[Hit], top: &mut TopK) {
         // An episode that cannot reach the current k-th score is not scored in full (its
         // exact score would be rejected by the top-k anyway).
         let len = &self.shard.field_len(slot);

@@ -222,7 +222,7 @@ pub(crate) fn norm(v: &[f32]) -> f64 {
 
 /// An episode inside a shard. Ids (`Sym`) refer to that shard's interners.
 ///
-/// Kept to 64 bytes, one cache line, with no heap block of its own: a shard holds one per
+/// Kept to 64 bytes, with no heap block of its own: a shard holds one per
 /// episode. Its tag and term ids and its vector are in the shard's [`DocHeap`]; read them
 /// through a [`Doc`].
 #[derive(Debug, Clone)]

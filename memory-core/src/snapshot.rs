@@ -21,7 +21,7 @@
 //! `for_each_image`.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -35,7 +35,7 @@ use crate::store::ChangeMark;
 /// The format version this build writes and reads (2: the manifest lists each shard's
 /// statistics and `(id, version)` list; 3: the manifest begins with the durable store's
 /// change mark the snapshot matched, if known).
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";
@@ -119,22 +119,64 @@ fn shard_hash(namespace: &str, domain: &str) -> u64 {
     h
 }
 
-/// The whole file for `value`. The payload is encoded in place after the header, whose
-/// length field is filled in afterwards: no second copy of the payload.
-fn encode<T: Serialize>(magic: &[u8; 8], fp: Fingerprint, value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(HEADER + 4);
-    out.extend_from_slice(magic);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&fp.bucket_width.to_le_bytes());
-    out.extend_from_slice(&fp.embedding_dimension.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes());
-    let mut out = postcard::to_extend(value, out)
-        .map_err(|e| Error::storage("encoding an index snapshot").with_source(e))?;
-    let len = (out.len() - HEADER) as u64;
-    out[HEADER - 8..HEADER].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
+/// A writer that checksums and counts what passes through it.
+struct Summing<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Summing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The header of a file whose payload is `len` bytes.
+fn header(magic: &[u8; 8], fp: Fingerprint, len: u64) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(magic);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&fp.bucket_width.to_le_bytes());
+    h[20..28].copy_from_slice(&fp.embedding_dimension.to_le_bytes());
+    h[28..].copy_from_slice(&len.to_le_bytes());
+    h
+}
+
+/// Write the whole file for `value` to `f`: the header, the payload encoded straight into the
+/// file as it is produced (no copy of it in memory: a shard's file is about the size of the
+/// shard), then the checksum of header and payload; the header's length field is filled in
+/// last. Returns the file's length.
+fn write_encoded<T: Serialize>(
+    f: &mut File,
+    magic: &[u8; 8],
+    fp: Fingerprint,
+    value: &T,
+) -> std::io::Result<u64> {
+    let mut out = Summing {
+        inner: std::io::BufWriter::with_capacity(1 << 16, &mut *f),
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    out.inner.write_all(&header(magic, fp, 0))?;
+    let mut out = postcard::to_io(value, out).map_err(std::io::Error::other)?;
+    let len = out.len;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header(magic, fp, len));
+    crc.combine(&out.crc);
+    out.inner.write_all(&crc.finalize().to_le_bytes())?;
+    out.inner.flush()?;
+    drop(out);
+    f.seek(SeekFrom::Start((HEADER - 8) as u64))?;
+    f.write_all(&len.to_le_bytes())?;
+    Ok(HEADER as u64 + len + 4)
 }
 
 /// The error for the snapshot file `name`, refused for the reason given.
@@ -243,11 +285,9 @@ impl SnapshotDir {
                 "shard-{:016x}-{generation}",
                 shard_hash(&image.namespace, &image.domain)
             );
-            let bytes = encode(SHARD_MAGIC, fp, &image)?;
-            self.put(&file, &bytes)?;
+            stats.bytes += self.put(&file, SHARD_MAGIC, fp, &image)?;
             stats.shards += 1;
             stats.episodes += image.docs.len();
-            stats.bytes += bytes.len() as u64;
             shards.push(ManifestEntry {
                 versions: image.docs.iter().map(|d| (d.id, d.version)).collect(),
                 namespace: image.namespace,
@@ -263,9 +303,7 @@ impl SnapshotDir {
             generation,
             shards,
         };
-        let bytes = encode(MANIFEST_MAGIC, fp, &manifest)?;
-        stats.bytes += bytes.len() as u64;
-        self.put(MANIFEST, &bytes)?;
+        stats.bytes += self.put(MANIFEST, MANIFEST_MAGIC, fp, &manifest)?;
         sync_dir(&self.path)?;
         // The new manifest is durable: files it does not list belong to older snapshots.
         if let Ok(entries) = fs::read_dir(&self.path) {
@@ -340,15 +378,23 @@ impl SnapshotDir {
         decode(MANIFEST_MAGIC, fp, &bytes, MANIFEST)
     }
 
-    /// Write `bytes` to `name` atomically: temporary file, fsync, rename.
-    fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    /// Write the file for `value` to `name` atomically: temporary file, fsync, rename.
+    /// Returns its length.
+    fn put<T: Serialize>(
+        &self,
+        name: &str,
+        magic: &[u8; 8],
+        fp: Fingerprint,
+        value: &T,
+    ) -> Result<u64> {
         let tmp = self.path.join(format!("{name}.tmp"));
         let target = self.path.join(name);
         let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
+        let len = write_encoded(&mut f, magic, fp, value)
+            .and_then(|len| f.sync_all().map(|()| len))
             .map_err(io(format!("writing {}", tmp.display())))?;
-        fs::rename(&tmp, &target).map_err(io(format!("renaming {}", tmp.display())))
+        fs::rename(&tmp, &target).map_err(io(format!("renaming {}", tmp.display())))?;
+        Ok(len)
     }
 }
 
@@ -412,9 +458,8 @@ impl SpillDir {
 
 impl crate::index::ShardSpill for SpillDir {
     fn save(&self, image: &ShardImage) -> Result<()> {
-        let bytes = encode(SHARD_MAGIC, self.fp, image)?;
-        self.dir
-            .put(&Self::name(&image.namespace, &image.domain), &bytes)
+        let name = Self::name(&image.namespace, &image.domain);
+        self.dir.put(&name, SHARD_MAGIC, self.fp, image).map(|_| ())
     }
 
     fn discard(&self, namespace: &str, domain: &str) -> Result<()> {

@@ -23,13 +23,8 @@ use super::tokenize;
 
 /// Per-field term frequencies of one term in one document, saturating at 255: a term
 /// repeated more often in one field counts as 255 occurrences (BM25's saturation makes the
-/// difference tiny, and a byte per field keeps a posting at 8 bytes).
+/// difference tiny).
 pub(crate) type FieldTf = [u8; FIELD_COUNT];
-
-/// `wide` frequencies at [`FieldTf`]'s width.
-pub(crate) fn narrow_tf(wide: &[u16; FIELD_COUNT]) -> FieldTf {
-    wide.map(|t| u8::try_from(t).unwrap_or(u8::MAX))
-}
 
 /// A document's non-lexical scoring inputs rounded up into 4 bytes, kept per slot beside the
 /// field lengths, so the lexical path can bound what recency, reward and the cosine add to a
@@ -722,7 +717,6 @@ mod tests {
         let lamp = d.terms.iter().find(|(t, _)| t == "lamp").unwrap().1;
         assert_eq!(lamp[Field::Description.index()], u8::MAX);
         assert_eq!(d.field_len[Field::Description.index()], 300);
-        assert_eq!(narrow_tf(&[0, 1, 255, 256]), [0, 1, 255, 255]);
     }
 
     #[test]

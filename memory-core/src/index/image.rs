@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::episode::OutcomeKind;
 use crate::id::EpisodeId;
 
-use super::fields::FIELD_COUNT;
+use super::document::{FieldLen, FieldTf};
 
 /// One shard's content. The documents' tag and term ids are in three flat arrays, one
 /// document after another in the order of `docs` (each document says how many are its own),
@@ -35,9 +35,10 @@ pub(crate) struct ShardImage {
     pub(crate) doc_tags: Vec<u32>,
     /// Each document's distinct term ids, ascending.
     pub(crate) doc_terms: Vec<u32>,
-    /// The per-field frequencies of each of `doc_terms`, in the same order. Frequencies are
-    /// `u16` here whatever the in-memory width (a wider frequency saturates when loaded).
-    pub(crate) doc_term_tf: Vec<[u16; FIELD_COUNT]>,
+    /// The per-field frequencies of each of `doc_terms`, in the same order, at the width a
+    /// shard keeps them (a byte a field, saturating): 4 bytes a posting in memory rather than
+    /// 8, and an image in memory is the larger part of what moving a shard costs.
+    pub(crate) doc_term_tf: Vec<FieldTf>,
 }
 
 /// One analyzed document.
@@ -50,7 +51,8 @@ pub(crate) struct DocImage {
     pub(crate) tags: u32,
     /// How many of [`ShardImage::doc_terms`] are this document's.
     pub(crate) terms: u32,
-    pub(crate) field_len: [u32; FIELD_COUNT],
+    /// At the width a shard keeps them (saturating).
+    pub(crate) field_len: FieldLen,
     pub(crate) outcome: Option<OutcomeKind>,
     pub(crate) reward: f64,
     pub(crate) started_at: i64,

@@ -15,7 +15,6 @@ use crate::id::EpisodeId;
 
 use super::document::{
     Doc, DocHeap, Draft, FieldLen, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_len,
-    narrow_tf,
 };
 use super::fields::FIELD_COUNT;
 use super::footprint;
@@ -242,7 +241,7 @@ impl Shard {
             for p in list.entries() {
                 let at = &mut next[p.slot() as usize];
                 doc_terms[*at] = term;
-                doc_term_tf[*at] = list.tf(*p).map(u16::from);
+                doc_term_tf[*at] = list.tf(*p);
                 *at += 1;
             }
         }
@@ -262,7 +261,7 @@ impl Shard {
                     task_type: task_type_map[d.task_type() as usize],
                     tags: count(doc_tags.len() - from),
                     terms: count(d.term_count()),
-                    field_len: len.map(u32::from),
+                    field_len: len,
                     outcome: d.outcome(),
                     reward: d.reward,
                     started_at: d.started_at,
@@ -358,7 +357,7 @@ impl Shard {
                     None => return Err(bad("an embedding, but none is configured")),
                 }
             }
-            let len = narrow_len(&d.field_len);
+            let len = d.field_len;
             for (total, len) in shard.field_len_total.iter_mut().zip(len) {
                 *total += u64::from(len);
             }
@@ -412,7 +411,7 @@ impl Shard {
         let mut at = 0;
         for (slot, d) in image.docs.iter().enumerate() {
             for k in at..at + d.terms as usize {
-                let tf = narrow_tf(&image.doc_term_tf[k]);
+                let tf = image.doc_term_tf[k];
                 shard
                     .inverted
                     .add(image.doc_terms[k], slot as Slot, &tf, &shard.lens);

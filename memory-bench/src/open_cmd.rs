@@ -223,6 +223,15 @@ pub async fn run(args: &[String]) -> Result<()> {
             fill(&m, &mut g, episodes).await?;
         }
         m.shutdown().await?;
+        if let Some((stats, took)) = m.snapshot_writes().and_then(|w| w.last) {
+            eprintln!(
+                "  snapshot written at shutdown: {} shards, {} episodes, {} bytes in {:.3} s",
+                stats.shards,
+                stats.episodes,
+                stats.bytes,
+                took.as_secs_f64()
+            );
+        }
         drop(m);
         eprintln!(
             "{} {episodes} episodes in {:.1} s",

@@ -153,27 +153,29 @@ fn header(magic: &[u8; 8], fp: Fingerprint, len: u64) -> [u8; HEADER] {
 /// Write the whole file for `value` to `f`: the header, the payload encoded straight into the
 /// file as it is produced (no copy of it in memory: a shard's file is about the size of the
 /// shard), then the checksum of header and payload; the header's length field is filled in
-/// last. Returns the file's length.
+/// last. The checksum is taken over the buffer's 64 KiB writes, not over each value's few
+/// bytes. Returns the file's length.
 fn write_encoded<T: Serialize>(
     f: &mut File,
     magic: &[u8; 8],
     fp: Fingerprint,
     value: &T,
 ) -> std::io::Result<u64> {
-    let mut out = Summing {
-        inner: std::io::BufWriter::with_capacity(1 << 16, &mut *f),
+    f.write_all(&header(magic, fp, 0))?;
+    let summing = Summing {
+        inner: &mut *f,
         crc: crc32fast::Hasher::new(),
         len: 0,
     };
-    out.inner.write_all(&header(magic, fp, 0))?;
-    let mut out = postcard::to_io(value, out).map_err(std::io::Error::other)?;
-    let len = out.len;
+    let out = postcard::to_io(value, std::io::BufWriter::with_capacity(1 << 16, summing))
+        .map_err(std::io::Error::other)?;
+    let Summing {
+        crc: payload, len, ..
+    } = out.into_inner().map_err(|e| e.into_error())?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&header(magic, fp, len));
-    crc.combine(&out.crc);
-    out.inner.write_all(&crc.finalize().to_le_bytes())?;
-    out.inner.flush()?;
-    drop(out);
+    crc.combine(&payload);
+    f.write_all(&crc.finalize().to_le_bytes())?;
     f.seek(SeekFrom::Start((HEADER - 8) as u64))?;
     f.write_all(&len.to_le_bytes())?;
     Ok(HEADER as u64 + len + 4)

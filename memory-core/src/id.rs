@@ -6,14 +6,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
 /// The id of one episode: a UUID version 7, so ids sort by creation time.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "Uuid", into = "Uuid")]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "Uuid")]
 pub struct EpisodeId(Uuid);
 
 impl EpisodeId {
@@ -79,6 +79,35 @@ impl TryFrom<Uuid> for EpisodeId {
     }
 }
 
+impl<'de> Deserialize<'de> for EpisodeId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        if d.is_human_readable() {
+            return Self::from_uuid(Uuid::deserialize(d)?).map_err(de::Error::custom);
+        }
+        // Asked for as an owned buffer, not borrowed from the input: a reader that decodes a
+        // file as it reads it (index snapshots) has no input to lend.
+        d.deserialize_byte_buf(IdBytes)
+    }
+}
+
+/// The 16 bytes of an [`EpisodeId`] in a binary format.
+struct IdBytes;
+
+impl de::Visitor<'_> for IdBytes {
+    type Value = EpisodeId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the 16 bytes of a UUID version 7")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<EpisodeId, E> {
+        let bytes = v
+            .try_into()
+            .map_err(|_| E::invalid_length(v.len(), &self))?;
+        EpisodeId::from_bytes(bytes).map_err(E::custom)
+    }
+}
+
 impl From<EpisodeId> for Uuid {
     fn from(id: EpisodeId) -> Uuid {
         id.0
@@ -140,5 +169,24 @@ mod tests {
         let a = EpisodeId::new();
         assert_eq!(a.to_string().parse::<EpisodeId>().unwrap(), a);
         assert_eq!(EpisodeId::from_bytes(a.to_bytes()).unwrap(), a);
+    }
+
+    #[test]
+    fn ids_round_trip_through_serde_and_other_versions_are_refused() {
+        let a = EpisodeId::new();
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, format!("\"{a}\""));
+        assert_eq!(serde_json::from_str::<EpisodeId>(&json).unwrap(), a);
+        let bytes = postcard::to_allocvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<EpisodeId>(&bytes).unwrap(), a);
+        let v4 = Uuid::from_bytes([0x11; 16]);
+        assert!(serde_json::from_str::<EpisodeId>(&format!("\"{v4}\"")).is_err());
+        let v4_bytes = postcard::to_allocvec(&v4).unwrap();
+        assert!(postcard::from_bytes::<EpisodeId>(&v4_bytes).is_err());
+        // 15 bytes: a length byte, then the bytes.
+        let short: Vec<u8> = std::iter::once(15)
+            .chain(a.to_bytes()[..15].iter().copied())
+            .collect();
+        assert!(postcard::from_bytes::<EpisodeId>(&short).is_err());
     }
 }

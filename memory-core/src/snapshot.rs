@@ -16,7 +16,10 @@
 //! spill directory (`spill/`, where the memory budget also puts shards) and read, checked and
 //! decoded only when its shard is first used. Every byte read is checked (magic, version,
 //! fingerprint, length, CRC) and a refusal says which file and why; images that pass are
-//! validated again when installed. This module must never decide what to do with a refused
+//! validated again when installed. Files are written and read through 64 KiB buffers, the
+//! payload encoded into the file and decoded from it as it goes: neither side holds a copy
+//! of the file in memory (a decoded value is used only once the whole file's checksum
+//! matched). This module must never decide what to do with a refused
 //! snapshot (the engine rebuilds) and never touch the index's locks except through
 //! `for_each_image`.
 
@@ -119,7 +122,7 @@ fn shard_hash(namespace: &str, domain: &str) -> u64 {
     h
 }
 
-/// A writer that checksums and counts what passes through it.
+/// A writer or reader that checksums and counts what passes through it.
 struct Summing<W> {
     inner: W,
     crc: crc32fast::Hasher,
@@ -136,6 +139,15 @@ impl<W: Write> Write for Summing<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Summing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
     }
 }
 
@@ -186,34 +198,140 @@ fn refusal(name: &str) -> impl Fn(String) -> Error + '_ {
     move |why| Error::corrupt(format!("index snapshot file {name}: {why}"))
 }
 
-/// Decode `bytes` (a whole file), checking everything; the error says what is wrong.
-fn decode<T: DeserializeOwned>(
+/// Read the file at `path`, checking everything, and decode its payload as it is read: no
+/// copy of the file is held (a shard's file is about the size of the shard, and loads run
+/// beside the index). The checksum is compared once the payload is read, decoded or not, so
+/// a damaged file is refused as damaged rather than as undecodable; the error says which
+/// file and what is wrong.
+fn read_decoded<T: DeserializeOwned>(
     magic: &[u8; 8],
     fp: Fingerprint,
-    bytes: &[u8],
+    path: &Path,
     name: &str,
 ) -> Result<T> {
     let bad = refusal(name);
-    if bytes.len() < HEADER + 4 {
-        return Err(bad(format!("{} bytes, shorter than a header", bytes.len())));
+    let unreadable = |e: std::io::Error| {
+        Error::corrupt(format!("index snapshot file {} unreadable", path.display())).with_source(e)
+    };
+    let mut f = File::open(path).map_err(unreadable)?;
+    let file_len = f.metadata().map_err(unreadable)?.len();
+    if file_len < (HEADER + 4) as u64 {
+        return Err(bad(format!("{file_len} bytes, shorter than a header")));
     }
-    let len = check_header(magic, fp, bytes, name)?;
-    if bytes.len() != HEADER.saturating_add(len).saturating_add(4) {
+    let mut head = [0u8; HEADER];
+    f.read_exact(&mut head).map_err(unreadable)?;
+    let len = check_header(magic, fp, &head, name)? as u64;
+    let announced = len.saturating_add((HEADER + 4) as u64);
+    if file_len != announced {
         return Err(bad(format!(
-            "{} bytes, the header announces {}",
-            bytes.len(),
-            HEADER.saturating_add(len).saturating_add(4)
+            "{file_len} bytes, the header announces {announced}"
         )));
     }
-    let body = &bytes[..HEADER + len];
-    let mut c = [0u8; 4];
-    c.copy_from_slice(&bytes[HEADER + len..]);
-    let crc = u32::from_le_bytes(c);
-    if crc32fast::hash(body) != crc {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head);
+    let mut input = FileInput {
+        file: Summing {
+            inner: f.take(len),
+            crc,
+            len: 0,
+        },
+        buf: vec![0; 1 << 16].into_boxed_slice(),
+        at: 0,
+        end: 0,
+        temp: Vec::new(),
+    };
+    let mut de = postcard::Deserializer::from_flavor(&mut input);
+    let decoded = T::deserialize(&mut de);
+    drop(de);
+    // What the decoder left unread still counts for the checksum.
+    let unread = (input.end - input.at) as u64
+        + std::io::copy(&mut input.file, &mut std::io::sink()).map_err(unreadable)?;
+    let Summing { inner, crc, .. } = input.file;
+    let mut f = inner.into_inner();
+    let mut stored = [0u8; 4];
+    f.read_exact(&mut stored).map_err(unreadable)?;
+    if crc.finalize() != u32::from_le_bytes(stored) {
         return Err(bad("checksum mismatch".into()));
     }
-    postcard::from_bytes(&bytes[HEADER..HEADER + len])
-        .map_err(|e| bad(format!("undecodable payload: {e}")))
+    let value = decoded.map_err(|e| bad(format!("undecodable payload: {e}")))?;
+    if unread > 0 {
+        return Err(bad(format!(
+            "{unread} bytes of the payload after its content"
+        )));
+    }
+    Ok(value)
+}
+
+/// A postcard input reading a file's payload through a 64 KiB buffer as the decoder asks for
+/// it. A value the decoder needs whole (a string, a float) is lent from the buffer, or copied
+/// into `temp` (grown to the longest such value) when it straddles a refill; a length beyond
+/// what is left of the payload is refused before anything is allocated for it. Nothing is
+/// lent for the input's whole lifetime (the images own their strings), so borrowed takes are
+/// refused.
+struct FileInput {
+    /// The rest of the payload, checksummed as it is read.
+    file: Summing<std::io::Take<File>>,
+    buf: Box<[u8]>,
+    /// `buf[at..end]` is read and not yet taken.
+    at: usize,
+    end: usize,
+    temp: Vec<u8>,
+}
+
+impl FileInput {
+    /// Refill the buffer once it is all taken; false at the end of the payload.
+    fn refill(&mut self) -> postcard::Result<bool> {
+        debug_assert_eq!(self.at, self.end);
+        self.end = self
+            .file
+            .read(&mut self.buf)
+            .map_err(|_| postcard::Error::DeserializeUnexpectedEnd)?;
+        self.at = 0;
+        Ok(self.end > 0)
+    }
+}
+
+impl<'de> postcard::de_flavors::Flavor<'de> for &'de mut FileInput {
+    type Remainder = ();
+    type Source = ();
+
+    fn pop(&mut self) -> postcard::Result<u8> {
+        if self.at == self.end && !self.refill()? {
+            return Err(postcard::Error::DeserializeUnexpectedEnd);
+        }
+        self.at += 1;
+        Ok(self.buf[self.at - 1])
+    }
+
+    fn try_take_n(&mut self, _: usize) -> postcard::Result<&'de [u8]> {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
+
+    fn try_take_n_temp<'a>(&'a mut self, ct: usize) -> postcard::Result<&'a [u8]>
+    where
+        'de: 'a,
+    {
+        let buffered = self.end - self.at;
+        if ct <= buffered {
+            self.at += ct;
+            return Ok(&self.buf[self.at - ct..self.at]);
+        }
+        if (ct - buffered) as u64 > self.file.inner.limit() {
+            return Err(postcard::Error::DeserializeUnexpectedEnd);
+        }
+        self.temp.clear();
+        self.temp.extend_from_slice(&self.buf[self.at..self.end]);
+        self.temp.resize(ct, 0);
+        self.at = self.end;
+        self.file
+            .read_exact(&mut self.temp[buffered..])
+            .map_err(|_| postcard::Error::DeserializeUnexpectedEnd)?;
+        Ok(&self.temp)
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Check the header at the start of `bytes` (at least [`HEADER`] long): magic, format
@@ -376,8 +494,7 @@ impl SnapshotDir {
     }
 
     fn read_manifest(&self, fp: Fingerprint) -> Result<Manifest> {
-        let bytes = read_file(&self.path.join(MANIFEST))?;
-        decode(MANIFEST_MAGIC, fp, &bytes, MANIFEST)
+        read_decoded(MANIFEST_MAGIC, fp, &self.path.join(MANIFEST), MANIFEST)
     }
 
     /// Write the file for `value` to `name` atomically: temporary file, fsync, rename.
@@ -476,8 +593,8 @@ impl crate::index::ShardSpill for SpillDir {
 
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
         let name = Self::name(namespace, domain);
-        let bytes = read_file(&self.dir.path().join(&name))?;
-        let image: ShardImage = decode(SHARD_MAGIC, self.fp, &bytes, &name)?;
+        let image: ShardImage =
+            read_decoded(SHARD_MAGIC, self.fp, &self.dir.path().join(&name), &name)?;
         if image.namespace != namespace || image.domain != domain {
             return Err(Error::corrupt(format!(
                 "spilled shard file {name} holds another shard"
@@ -485,17 +602,6 @@ impl crate::index::ShardSpill for SpillDir {
         }
         Ok(image)
     }
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| {
-            Error::corrupt(format!("index snapshot file {} unreadable", path.display()))
-                .with_source(e)
-        })?;
-    Ok(bytes)
 }
 
 fn sync_dir(path: &Path) -> Result<()> {
@@ -716,5 +822,60 @@ mod tests {
         );
         let e = dir.open(&other, &spill).unwrap_err();
         assert!(e.to_string().contains("other index settings"), "{e}");
+    }
+
+    /// A file of `good`'s header with `payload`, its length and checksum made to match.
+    fn refile(good: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut file = good[..HEADER - 8].to_vec();
+        file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        file.extend_from_slice(payload);
+        let crc = crc32fast::hash(&file);
+        file.extend_from_slice(&crc.to_le_bytes());
+        file
+    }
+
+    #[test]
+    fn files_are_decoded_as_they_are_read_and_checked_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path());
+        let fp = Fingerprint {
+            bucket_width: 1,
+            embedding_dimension: 3,
+        };
+        // Strings longer than the read buffer, ids, floats.
+        let value = (
+            "x".repeat(1 << 20),
+            vec![EpisodeId::new(), EpisodeId::new()],
+            vec![0.5f32, -1.25, 3.0],
+            "y".repeat(100_000),
+        );
+        fs::create_dir_all(tmp.path()).unwrap();
+        dir.put("value", SHARD_MAGIC, fp, &value).unwrap();
+        let path = tmp.path().join("value");
+        let read = |why: &str| -> Result<(String, Vec<EpisodeId>, Vec<f32>, String)> {
+            read_decoded(SHARD_MAGIC, fp, &path, why)
+        };
+        assert_eq!(read("whole").unwrap(), value);
+        let good = fs::read(&path).unwrap();
+        let payload = &good[HEADER..good.len() - 4];
+        // Checksummed, but bytes follow the content.
+        fs::write(&path, refile(&good, &[payload, &[0]].concat())).unwrap();
+        let e = read("longer").unwrap_err().to_string();
+        assert!(
+            e.contains("1 bytes of the payload after its content"),
+            "{e}"
+        );
+        // Checksummed, but the content ends early.
+        fs::write(&path, refile(&good, &payload[..payload.len() / 2])).unwrap();
+        let e = read("cut").unwrap_err().to_string();
+        assert!(e.contains("undecodable"), "{e}");
+        // Damaged: the decoder stops early at a string length past the end, yet the damage is
+        // reported as such.
+        let mut damaged = good.clone();
+        damaged[HEADER] = 0xff;
+        damaged[HEADER + 1] = 0xff;
+        fs::write(&path, &damaged).unwrap();
+        let e = read("damaged").unwrap_err().to_string();
+        assert!(e.contains("checksum mismatch"), "{e}");
     }
 }

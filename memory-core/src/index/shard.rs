@@ -292,42 +292,51 @@ impl Shard {
         bucket_width: i64,
         embedding_dimension: Option<usize>,
     ) -> Result<Self> {
+        // Taken apart, so that each part is freed once used: the documents and the strings go
+        // before the posting lists, the largest part of a shard, are built.
+        let ShardImage {
+            namespace,
+            domain,
+            terms: term_texts,
+            tags: tag_texts,
+            task_types,
+            docs,
+            doc_tags,
+            doc_terms,
+            doc_term_tf,
+        } = image;
         let bad = |what: &str| {
             Error::corrupt(format!(
-                "index snapshot of shard ({:?}, {:?}): {what}",
-                image.namespace, image.domain
+                "index snapshot of shard ({namespace:?}, {domain:?}): {what}"
             ))
         };
-        let mut term_counts = vec![0u32; image.terms.len()];
-        let mut tag_counts = vec![0u32; image.tags.len()];
-        let mut task_type_counts = vec![0u32; image.task_types.len()];
-        if image.docs.len() > MAX_SLOTS {
+        let mut term_counts = vec![0u32; term_texts.len()];
+        let mut tag_counts = vec![0u32; tag_texts.len()];
+        let mut task_type_counts = vec![0u32; task_types.len()];
+        if docs.len() > MAX_SLOTS {
             return Err(bad("more documents than a shard holds"));
         }
         let sum = |count: fn(&DocImage) -> u32| -> usize {
-            image.docs.iter().map(|d| count(d) as usize).sum()
+            docs.iter().map(|d| count(d) as usize).sum()
         };
-        if sum(|d| d.terms) != image.doc_terms.len()
-            || image.doc_term_tf.len() != image.doc_terms.len()
-            || sum(|d| d.tags) != image.doc_tags.len()
+        if sum(|d| d.terms) != doc_terms.len()
+            || doc_term_tf.len() != doc_terms.len()
+            || sum(|d| d.tags) != doc_tags.len()
         {
             return Err(bad(
                 "the documents' term or tag counts do not match their ids",
             ));
         }
         let mut shard = Self::new(bucket_width);
-        shard.docs.reserve_exact(image.docs.len());
-        shard.lens.reserve_exact(image.docs.len());
-        shard.rests.reserve_exact(image.docs.len());
-        shard.by_id.reserve(image.docs.len(), &shard.docs);
-        shard.heap.reserve(
-            image.docs.len(),
-            image.doc_terms.len() + image.doc_tags.len(),
-        );
+        shard.docs.reserve_exact(docs.len());
+        shard.lens.reserve_exact(docs.len());
+        shard.rests.reserve_exact(docs.len());
+        shard.by_id.reserve(docs.len(), &shard.docs);
+        shard.heap.reserve(docs.len(), doc_terms.len() + doc_tags.len());
         let (mut terms_at, mut tags_at) = (0, 0);
-        for d in &image.docs {
-            let terms = &image.doc_terms[terms_at..terms_at + d.terms as usize];
-            let tags = &image.doc_tags[tags_at..tags_at + d.tags as usize];
+        for d in &docs {
+            let terms = &doc_terms[terms_at..terms_at + d.terms as usize];
+            let tags = &doc_tags[tags_at..tags_at + d.tags as usize];
             (terms_at, tags_at) = (terms_at + terms.len(), tags_at + tags.len());
             if !terms.is_sorted_by(|a, b| a < b) || !tags.is_sorted_by(|a, b| a < b) {
                 return Err(bad(
@@ -391,32 +400,33 @@ impl Shard {
         if term_counts.contains(&0) || tag_counts.contains(&0) || task_type_counts.contains(&0) {
             return Err(bad("a term, tag or task type no document holds"));
         }
-        if image
-            .terms
+        drop((docs, doc_tags));
+        if term_texts
             .iter()
-            .chain(&image.tags)
-            .chain(&image.task_types)
+            .chain(&tag_texts)
+            .chain(&task_types)
             .any(|t| t.len() > MAX_STRING_BYTES)
         {
             return Err(bad("a term, tag or task type is longer than 4 GiB"));
         }
         shard.inverted = Postings::with_capacities(&term_counts);
         // Each interner finds a string that appears twice as it hashes them.
-        shard.terms = Interner::from_counted(&image.terms, term_counts)
+        shard.terms = Interner::from_counted(&term_texts, term_counts)
             .ok_or_else(|| bad("a string appears twice"))?;
-        shard.tags = Interner::from_counted(&image.tags, tag_counts)
+        shard.tags = Interner::from_counted(&tag_texts, tag_counts)
             .ok_or_else(|| bad("a string appears twice"))?;
-        shard.task_types = Interner::from_counted(&image.task_types, task_type_counts)
+        shard.task_types = Interner::from_counted(&task_types, task_type_counts)
             .ok_or_else(|| bad("a string appears twice"))?;
+        drop((term_texts, tag_texts, task_types));
         let mut at = 0;
-        for (slot, d) in image.docs.iter().enumerate() {
-            for k in at..at + d.terms as usize {
-                let tf = image.doc_term_tf[k];
+        for (slot, d) in shard.docs.iter().enumerate() {
+            let n = d.as_ref().map_or(0, |d| shard.heap.view(d).term_count());
+            for k in at..at + n {
                 shard
                     .inverted
-                    .add(image.doc_terms[k], slot as Slot, &tf, &shard.lens);
+                    .add(doc_terms[k], slot as Slot, &doc_term_tf[k], &shard.lens);
             }
-            at += d.terms as usize;
+            at += n;
         }
         // Each list was sized to its count above: nothing to shrink.
         shard.build_partitions();

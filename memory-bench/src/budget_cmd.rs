@@ -8,7 +8,8 @@
 //! metrics, then answers `--queries Q` distinct queries. It then shuts down, reopens the same
 //! files without a budget (the whole index in memory) and checks that every query returns the
 //! same episodes with the same lexical scores. The peak RSS reported is the one reached
-//! before that check. Never touches the user's data directory.
+//! before the shutdown; the shutdown (which writes a snapshot) is reported on a line of its
+//! own. Never touches the user's data directory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,7 +148,23 @@ pub async fn run(args: &[String]) -> Result<()> {
         before.index_memory_releases,
         s.index_memory_releases - before.index_memory_releases,
     );
+    let t = Instant::now();
     m.shutdown().await?;
+    if let Some((written, took)) = m.snapshot_writes().and_then(|w| w.last) {
+        println!(
+            "shutdown in {:.2} s, its snapshot {} shards ({} spilled, {} linked from their spill \
+             file), {} bytes in {:.2} s; peak RSS {} MiB; live heap highest during the shutdown \
+             {} MiB",
+            t.elapsed().as_secs_f64(),
+            written.shards,
+            s.index_spilled_shards,
+            written.linked,
+            written.bytes,
+            took.as_secs_f64(),
+            peak_rss_bytes().unwrap_or(0) >> 20,
+            heap.take() >> 20,
+        );
+    }
     drop(m);
     let full = open_with(
         &dir,

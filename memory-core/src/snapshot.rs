@@ -8,9 +8,11 @@
 //! A shard file's payload is a `ShardImage`; the manifest's lists the shards with their file,
 //! namespace, domain, statistics and `(id, version)` list, which is all the index needs to
 //! serve a shard before its file is read. Writing puts every file under a temporary name,
-//! fsyncs it and renames it into place, then the manifest the same way, then fsyncs the
-//! directory, then deletes the files the new manifest no longer lists: a crash at any point
-//! leaves either the old or the new manifest, each with all its files.
+//! fsyncs it and renames it into place (a spilled shard unchanged since it was spilled is not
+//! written again: its spill file, written the same way, is hard-linked under the snapshot's
+//! name), fsyncs the directory, puts the manifest the same way, fsyncs the directory again,
+//! then deletes the files the new manifest no longer lists: a crash at any point leaves
+//! either the old or the new manifest, each with all its files.
 //!
 //! Opening a snapshot reads and checks only the manifest; each shard file is linked into the
 //! spill directory (`spill/`, where the memory budget also puts shards) and read, checked and
@@ -21,7 +23,7 @@
 //! of the file in memory (a decoded value is used only once the whole file's checksum
 //! matched). This module must never decide what to do with a refused
 //! snapshot (the engine rebuilds) and never touch the index's locks except through
-//! `for_each_image`.
+//! `for_each_shard`.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -32,7 +34,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
-use crate::index::{IndexStats, ShardImage, SpatiotemporalIndex, SpilledShard};
+use crate::index::{
+    IndexStats, ShardContent, ShardImage, ShardListing, SpatiotemporalIndex, SpilledShard,
+};
 use crate::store::ChangeMark;
 
 /// The format version this build writes and reads (2: the manifest lists each shard's
@@ -55,6 +59,9 @@ pub struct SnapshotStats {
     pub episodes: usize,
     /// Bytes of all files (manifest included).
     pub bytes: u64,
+    /// Of the shard files, those linked from the spill file of a shard spilled and unchanged
+    /// since, not written again.
+    pub linked: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,9 +247,7 @@ fn read_decoded<T: DeserializeOwned>(
         end: 0,
         temp: Vec::new(),
     };
-    let mut de = postcard::Deserializer::from_flavor(&mut input);
-    let decoded = T::deserialize(&mut de);
-    drop(de);
+    let decoded = T::deserialize(&mut postcard::Deserializer::from_flavor(&mut input));
     // What the decoder left unread still counts for the checksum.
     let unread = (input.end - input.at) as u64
         + std::io::copy(&mut input.file, &mut std::io::sink()).map_err(unreadable)?;
@@ -400,23 +405,60 @@ impl SnapshotDir {
         let generation = self.read_manifest(fp).map_or(0, |m| m.generation) + 1;
         let mut stats = SnapshotStats::default();
         let mut shards = Vec::new();
-        index.for_each_image(|image, shard_stats| {
-            let file = format!(
-                "shard-{:016x}-{generation}",
-                shard_hash(&image.namespace, &image.domain)
-            );
-            stats.bytes += self.put(&file, SHARD_MAGIC, fp, &image)?;
+        index.for_each_shard(|content, shard_stats| {
+            let (namespace, domain) = match &content {
+                ShardContent::Image(image) => (&image.namespace, &image.domain),
+                ShardContent::File {
+                    namespace, domain, ..
+                } => (namespace, domain),
+            };
+            let file = format!("shard-{:016x}-{generation}", shard_hash(namespace, domain));
+            let (namespace, domain, versions) = match content {
+                ShardContent::Image(image) => {
+                    stats.bytes += self.put(&file, SHARD_MAGIC, fp, &image)?;
+                    let versions = image.docs.iter().map(|d| (d.id, d.version)).collect();
+                    (image.namespace, image.domain, versions)
+                }
+                ShardContent::File {
+                    namespace,
+                    domain,
+                    path,
+                } => {
+                    // A spilled shard unchanged since: its spill file is linked, not written
+                    // again, and its episodes are listed from it (checked whole).
+                    let name = path.display().to_string();
+                    let listing: ShardListing = read_decoded(SHARD_MAGIC, fp, &path, &name)?;
+                    if listing.namespace != namespace
+                        || listing.domain != domain
+                        || listing.versions.len() != shard_stats.episodes
+                    {
+                        return Err(Error::corrupt(format!(
+                            "spilled shard file {name} does not hold its shard"
+                        )));
+                    }
+                    let target = self.path.join(&file);
+                    link_or_copy(&path, &target)
+                        .map_err(io(format!("linking {name} into {}", self.path.display())))?;
+                    stats.bytes += fs::metadata(&target)
+                        .map_err(io(format!("reading {}", target.display())))?
+                        .len();
+                    stats.linked += 1;
+                    (namespace, domain, listing.versions)
+                }
+            };
             stats.shards += 1;
-            stats.episodes += image.docs.len();
+            stats.episodes += versions.len();
             shards.push(ManifestEntry {
-                versions: image.docs.iter().map(|d| (d.id, d.version)).collect(),
-                namespace: image.namespace,
-                domain: image.domain,
+                versions,
+                namespace,
+                domain,
                 file,
                 stats: shard_stats,
             });
             Ok(())
         })?;
+        // Every shard file's name durable before the manifest that lists them.
+        sync_dir(&self.path)?;
         let keep: Vec<String> = shards.iter().map(|e| e.file.clone()).collect();
         let manifest = Manifest {
             durable_mark,
@@ -565,13 +607,10 @@ impl SpillDir {
             )));
         }
         let target = self.dir.path().join(Self::name(namespace, domain));
-        let _ = fs::remove_file(&target);
-        fs::hard_link(file, &target)
-            .or_else(|_| fs::copy(file, &target).map(|_| ()))
-            .map_err(io(format!(
-                "linking {} into the spill directory",
-                file.display()
-            )))
+        link_or_copy(file, &target).map_err(io(format!(
+            "linking {} into the spill directory",
+            file.display()
+        )))
     }
 }
 
@@ -591,6 +630,10 @@ impl crate::index::ShardSpill for SpillDir {
         }
     }
 
+    fn file(&self, namespace: &str, domain: &str) -> Option<PathBuf> {
+        Some(self.dir.path().join(Self::name(namespace, domain)))
+    }
+
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
         let name = Self::name(namespace, domain);
         let image: ShardImage =
@@ -602,6 +645,17 @@ impl crate::index::ShardSpill for SpillDir {
         }
         Ok(image)
     }
+}
+
+/// Make `target` name the content of `file`: a hard link (files here are replaced whole,
+/// never changed in place, so a link keeps the content whatever happens to `file`'s name), or
+/// where links are unsupported a copy, synced. Replaces any `target`.
+fn link_or_copy(file: &Path, target: &Path) -> std::io::Result<()> {
+    let _ = fs::remove_file(target);
+    fs::hard_link(file, target).or_else(|_| {
+        fs::copy(file, target)?;
+        File::open(target)?.sync_all()
+    })
 }
 
 fn sync_dir(path: &Path) -> Result<()> {
@@ -620,6 +674,12 @@ mod tests {
 
     fn index_with(n: usize) -> SpatiotemporalIndex {
         let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        fill(&index, n);
+        index
+    }
+
+    /// Index `n` new episodes in domains d0, d1, d2 in turn.
+    fn fill(index: &SpatiotemporalIndex, n: usize) {
         for i in 0..n {
             index
                 .insert(&EpisodeSummary {
@@ -638,7 +698,6 @@ mod tests {
                 })
                 .unwrap();
         }
-        index
     }
 
     fn files(dir: &Path) -> Vec<String> {
@@ -750,6 +809,39 @@ mod tests {
         let mut expected = vec![(moved, 3), (tied, 5), (alone, 1)];
         expected.sort();
         assert_eq!(held, expected);
+    }
+
+    #[test]
+    fn a_snapshot_links_the_files_of_spilled_shards_unchanged_since() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path());
+        let (index, _spill) = fresh(&dir, IndexConfig::default());
+        fill(&index, 30);
+        index.set_budget(1);
+        assert_eq!(index.enforce_budget().unwrap(), 3, "every shard spilled");
+        // A change queued on d0: its file no longer holds its content.
+        fill(&index, 1);
+        let stats = dir.write(&index, None).unwrap();
+        assert_eq!((stats.shards, stats.episodes, stats.linked), (3, 31, 2));
+        let inode = |path: PathBuf| fs::metadata(path).unwrap().ino();
+        for d in ["d0", "d1", "d2"] {
+            let spilled = inode(tmp.path().join("spill").join(SpillDir::name("ns", d)));
+            let written = inode(
+                tmp.path()
+                    .join(format!("shard-{:016x}-1", shard_hash("ns", d))),
+            );
+            assert_eq!(spilled == written, d != "d0", "{d}: linked unless changed");
+        }
+        // The reference: `index` whole again (before the next spill directory empties it).
+        index.set_budget(0);
+        while index.load_one_spilled().unwrap() {}
+        let (opened, spill) = fresh(&dir, IndexConfig::default());
+        let shards = dir.open(&opened, &spill).unwrap().unwrap().shards;
+        assert_eq!(opened.install_spilled(shards).unwrap(), 31);
+        while opened.load_one_spilled().unwrap() {}
+        assert_eq!(sorted_versions(&opened), sorted_versions(&index));
+        assert_eq!(opened.stats(), index.stats());
     }
 
     #[test]

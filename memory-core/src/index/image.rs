@@ -8,6 +8,10 @@
 //! with `Corrupt` rather than panic, so a damaged image that passed its checksum is still never
 //! indexed. This module must never do I/O: snapshot files are the caller's.
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::episode::OutcomeKind;
@@ -58,4 +62,62 @@ pub(crate) struct DocImage {
     pub(crate) started_at: i64,
     pub(crate) completed_at: Option<i64>,
     pub(crate) embedding: Option<Vec<f32>>,
+}
+
+/// What a snapshot's manifest needs of a shard file: its namespace, domain and the `(id,
+/// version)` of every document, decoded from a [`ShardImage`]'s encoding with the rest read
+/// and dropped as it goes (the snapshot of a spilled shard lists it from its spill file).
+/// The fields mirror [`ShardImage`]'s, in its order.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShardListing {
+    pub(crate) namespace: String,
+    pub(crate) domain: String,
+    _terms: Skipped<String>,
+    _tags: Skipped<String>,
+    _task_types: Skipped<String>,
+    #[serde(deserialize_with = "versions")]
+    pub(crate) versions: Vec<(EpisodeId, u64)>,
+    _doc_tags: Skipped<u32>,
+    _doc_terms: Skipped<u32>,
+    _doc_term_tf: Skipped<FieldTf>,
+}
+
+/// A sequence of `T` read and dropped.
+#[derive(Debug)]
+struct Skipped<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Skipped<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Each<T>(PhantomData<T>);
+        impl<'de, T: DeserializeOwned> Visitor<'de> for Each<T> {
+            type Value = Skipped<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped<T>, A::Error> {
+                while seq.next_element::<T>()?.is_some() {}
+                Ok(Skipped(PhantomData))
+            }
+        }
+        d.deserialize_seq(Each(PhantomData))
+    }
+}
+
+/// The `(id, version)` of each of a sequence of [`DocImage`]s.
+fn versions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(EpisodeId, u64)>, D::Error> {
+    struct Each;
+    impl<'de> Visitor<'de> for Each {
+        type Value = Vec<(EpisodeId, u64)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence of documents")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(d) = seq.next_element::<DocImage>()? {
+                out.push((d.id, d.version));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Each)
 }

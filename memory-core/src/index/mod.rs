@@ -27,8 +27,8 @@ mod tokenize;
 pub use cell::LockWaitStats;
 pub use config::IndexConfig;
 pub use fields::{CHANNEL_COUNT, Channel, FIELD_COUNT, Field};
-pub(crate) use spatiotemporal::SpilledShard;
 pub use spatiotemporal::{BulkBuild, SpatiotemporalIndex};
+pub(crate) use spatiotemporal::{ShardContent, SpilledShard};
 pub(crate) use spill::ShardSpill;
 pub use stats::IndexStats;
 
@@ -37,7 +37,7 @@ pub(crate) use cluster::{ClusterSummary, bucket_span};
 pub(crate) use document::{Doc, FieldTf, RestKey, check_vector, norm};
 #[cfg(test)]
 pub(crate) use document::{DocHeap, IndexedEpisode};
-pub(crate) use image::ShardImage;
+pub(crate) use image::{ShardImage, ShardListing};
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Cluster, Partition, Slot, TimeRewardBox};
 pub(crate) use postings::{Posting, TermPostings};

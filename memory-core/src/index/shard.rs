@@ -316,9 +316,8 @@ impl Shard {
         if docs.len() > MAX_SLOTS {
             return Err(bad("more documents than a shard holds"));
         }
-        let sum = |count: fn(&DocImage) -> u32| -> usize {
-            docs.iter().map(|d| count(d) as usize).sum()
-        };
+        let sum =
+            |count: fn(&DocImage) -> u32| -> usize { docs.iter().map(|d| count(d) as usize).sum() };
         if sum(|d| d.terms) != doc_terms.len()
             || doc_term_tf.len() != doc_terms.len()
             || sum(|d| d.tags) != doc_tags.len()
@@ -332,7 +331,9 @@ impl Shard {
         shard.lens.reserve_exact(docs.len());
         shard.rests.reserve_exact(docs.len());
         shard.by_id.reserve(docs.len(), &shard.docs);
-        shard.heap.reserve(docs.len(), doc_terms.len() + doc_tags.len());
+        shard
+            .heap
+            .reserve(docs.len(), doc_terms.len() + doc_tags.len());
         let (mut terms_at, mut tags_at) = (0, 0);
         for d in &docs {
             let terms = &doc_terms[terms_at..terms_at + d.terms as usize];

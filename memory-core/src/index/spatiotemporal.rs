@@ -38,6 +38,19 @@ pub(crate) struct SpilledShard {
     pub(crate) versions: Vec<(EpisodeId, u64)>,
 }
 
+/// One shard's content as [`SpatiotemporalIndex::for_each_shard`] hands it over.
+#[derive(Debug)]
+pub(crate) enum ShardContent {
+    /// Its image.
+    Image(ShardImage),
+    /// Spilled and unchanged since: the spill file at `path` holds exactly its image.
+    File {
+        namespace: String,
+        domain: String,
+        path: std::path::PathBuf,
+    },
+}
+
 type DomainMap = BTreeMap<Arc<str>, Arc<ShardCell>>;
 type ShardMap = HashMap<Arc<str>, DomainMap>;
 
@@ -269,22 +282,50 @@ impl SpatiotemporalIndex {
         }
     }
 
-    /// The content of every shard as an image with its statistics, handed to `each` one shard
-    /// at a time (a shard's read lock is held while its image is made, never while `each`
-    /// runs; a spilled shard is read from the spill target, not loaded). Shards are read one
-    /// after another, so writes made meanwhile may be in some images and not others: a caller
-    /// that persists images must compare them with the durable store when it loads them.
-    pub(crate) fn for_each_image(
+    /// The content of every shard with its statistics, handed to `each` one shard at a time:
+    /// as an image (a shard's read lock is held while its image is made, never while `each`
+    /// runs; a spilled shard with changes queued is read from the spill target and the
+    /// changes applied, not loaded), or, for a spilled shard without queued changes whose spill
+    /// target keeps it in a file, as that file, which holds exactly its content and is not
+    /// replaced while `each` runs (the shard's `moving` lock is held: a query that needs the
+    /// shard loaded waits). Shards are read one after another, so writes made meanwhile may
+    /// be in some and not others: a caller that persists them must compare them with the
+    /// durable store when it loads them.
+    pub(crate) fn for_each_shard(
         &self,
-        mut each: impl FnMut(ShardImage, IndexStats) -> Result<()>,
+        mut each: impl FnMut(ShardContent, IndexStats) -> Result<()>,
     ) -> Result<()> {
         for cell in self.all_cells() {
-            let Some((image, stats)) = self.image_of(&cell)? else {
+            let moving = cell.moving();
+            if let Some(file) = self.unchanged_file(&cell) {
+                each(
+                    ShardContent::File {
+                        namespace: cell.key().namespace.to_string(),
+                        domain: cell.key().domain.to_string(),
+                        path: file,
+                    },
+                    cell.spilled_stats(),
+                )?;
                 continue;
-            };
-            each(image, stats)?;
+            }
+            let image = self.image_of(&cell)?;
+            drop(moving);
+            if let Some((image, stats)) = image {
+                each(ShardContent::Image(image), stats)?;
+            }
         }
         Ok(())
+    }
+
+    /// The spill file of `cell` when it holds exactly the cell's content: spilled, no change
+    /// queued since. The caller holds `cell`'s `moving` lock, so the file stays as it is.
+    fn unchanged_file(&self, cell: &ShardCell) -> Option<std::path::PathBuf> {
+        let shard = cell.read(&self.waits);
+        let unchanged = cell.residence() == Residence::Spilled && shard.pending().is_empty();
+        drop(shard);
+        unchanged
+            .then(|| self.spill.get()?.file(cell.key()))
+            .flatten()
     }
 
     /// Replace the whole content of the index with `shards`, left spilled: each is loaded from
@@ -689,9 +730,9 @@ impl SpatiotemporalIndex {
     }
 
     /// The content of a cell that may be spilled, as an image with its statistics, without
-    /// loading it into the index (a spilled one is restored into a temporary shard).
+    /// loading it into the index (a spilled one is restored into a temporary shard). The
+    /// caller holds the cell's `moving` lock.
     fn image_of(&self, cell: &ShardCell) -> Result<Option<(ShardImage, IndexStats)>> {
-        let _moving = cell.moving();
         if !cell.is_spilled() {
             let shard = cell.read(&self.waits);
             return Ok((!shard.is_empty()).then(|| (shard.image(cell.key()), shard.stats())));
@@ -1168,7 +1209,10 @@ mod tests {
         let images = |index: &SpatiotemporalIndex| {
             let mut v = Vec::new();
             index
-                .for_each_image(|i, stats| {
+                .for_each_shard(|content, stats| {
+                    let ShardContent::Image(i) = content else {
+                        panic!("a test spill target keeps no files");
+                    };
                     assert_eq!(stats.episodes, i.docs.len());
                     v.push((i.namespace.clone(), i.domain.clone(), i.docs.len()));
                     Ok(())

@@ -31,6 +31,12 @@ pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
     fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage>;
     /// Forget the image of `(namespace, domain)` (no error if there is none).
     fn discard(&self, namespace: &str, domain: &str) -> Result<()>;
+    /// The file holding the image last saved for `(namespace, domain)`, for targets that keep
+    /// a file per shard and replace it whole, never in place (a snapshot links such a file
+    /// instead of writing the shard again); `None` for other targets.
+    fn file(&self, _namespace: &str, _domain: &str) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -180,6 +186,11 @@ impl SpillIo {
         let target = self.target.clone();
         let (namespace, domain) = (key.namespace.clone(), key.domain.clone());
         self.run(move || target.discard(&namespace, &domain))
+    }
+
+    /// The target's file of `key`'s image, if it keeps files ([`ShardSpill::file`]).
+    pub(crate) fn file(&self, key: &ShardKey) -> Option<std::path::PathBuf> {
+        self.target.file(&key.namespace, &key.domain)
     }
 
     /// Save `image` on the spill thread (where it is also dropped).

@@ -405,19 +405,16 @@ impl SnapshotDir {
         let generation = self.read_manifest(fp).map_or(0, |m| m.generation) + 1;
         let mut stats = SnapshotStats::default();
         let mut shards = Vec::new();
+        let file_of = |namespace: &str, domain: &str| {
+            format!("shard-{:016x}-{generation}", shard_hash(namespace, domain))
+        };
         index.for_each_shard(|content, shard_stats| {
-            let (namespace, domain) = match &content {
-                ShardContent::Image(image) => (&image.namespace, &image.domain),
-                ShardContent::File {
-                    namespace, domain, ..
-                } => (namespace, domain),
-            };
-            let file = format!("shard-{:016x}-{generation}", shard_hash(namespace, domain));
-            let (namespace, domain, versions) = match content {
+            let (namespace, domain, file, versions) = match content {
                 ShardContent::Image(image) => {
+                    let file = file_of(&image.namespace, &image.domain);
                     stats.bytes += self.put(&file, SHARD_MAGIC, fp, &image)?;
                     let versions = image.docs.iter().map(|d| (d.id, d.version)).collect();
-                    (image.namespace, image.domain, versions)
+                    (image.namespace, image.domain, file, versions)
                 }
                 ShardContent::File {
                     namespace,
@@ -436,6 +433,7 @@ impl SnapshotDir {
                             "spilled shard file {name} does not hold its shard"
                         )));
                     }
+                    let file = file_of(&namespace, &domain);
                     let target = self.path.join(&file);
                     link_or_copy(&path, &target)
                         .map_err(io(format!("linking {name} into {}", self.path.display())))?;
@@ -443,7 +441,7 @@ impl SnapshotDir {
                         .map_err(io(format!("reading {}", target.display())))?
                         .len();
                     stats.linked += 1;
-                    (namespace, domain, listing.versions)
+                    (namespace, domain, file, listing.versions)
                 }
             };
             stats.shards += 1;

@@ -5,7 +5,7 @@
 //! file per shard. Every file is `magic (8 bytes) | format version (u32 LE) | index
 //! fingerprint (bucket width µs i64 LE, embedding dimension u64 LE, u64::MAX for none) |
 //! payload length (u64 LE) | payload (postcard) | CRC-32 of everything before it (u32 LE)`.
-//! A shard file's payload is a `ShardImage`; the manifest's lists the shards with their file,
+//! A shard file's payload is a shard's encoding (`index/image.rs`); the manifest's lists the shards with their file,
 //! namespace, domain, statistics and `(id, version)` list, which is all the index needs to
 //! serve a shard before its file is read. Writing puts every file under a temporary name,
 //! fsyncs it and renames it into place (a spilled shard unchanged since it was spilled is not
@@ -17,8 +17,8 @@
 //! Opening a snapshot reads and checks only the manifest; each shard file is linked into the
 //! spill directory (`spill/`, where the memory budget also puts shards) and read, checked and
 //! decoded only when its shard is first used. Every byte read is checked (magic, version,
-//! fingerprint, length, CRC) and a refusal says which file and why; images that pass are
-//! validated again when installed. Files are written and read through 64 KiB buffers, the
+//! fingerprint, length, CRC) and a refusal says which file and why; a shard's content that
+//! passes is validated again as it is decoded. Files are written and read through 64 KiB buffers, the
 //! payload encoded into the file and decoded from it as it goes: neither side holds a copy
 //! of the file in memory (a decoded value is used only once the whole file's checksum
 //! matched). This module must never decide what to do with a refused
@@ -29,20 +29,23 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 use crate::index::{
-    IndexStats, ShardContent, ShardImage, ShardListing, SpatiotemporalIndex, SpilledShard,
+    IndexStats, Shard, ShardContent, ShardListing, ShardLoad, ShardView, SpatiotemporalIndex,
+    SpilledShard,
 };
 use crate::store::ChangeMark;
 
 /// The format version this build writes and reads (2: the manifest lists each shard's
 /// statistics and `(id, version)` list; 3: the manifest begins with the durable store's
-/// change mark the snapshot matched, if known).
-pub const FORMAT_VERSION: u32 = 6;
+/// change mark the snapshot matched, if known; 7: a shard's terms with each document, their
+/// frequencies beside them, and each string with its count of documents, so that a shard is
+/// decoded straight into its structures).
+pub const FORMAT_VERSION: u32 = 7;
 
 const SHARD_MAGIC: &[u8; 8] = b"MEMIDXS1";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMIDXM1";
@@ -90,7 +93,8 @@ pub(crate) struct OpenedSnapshot {
     pub(crate) durable_mark: Option<ChangeMark>,
 }
 
-/// The settings an image depends on: images of an index with other settings are refused.
+/// The settings a shard's encoding depends on: files of an index with other settings are
+/// refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fingerprint {
     bucket_width: i64,
@@ -169,16 +173,16 @@ fn header(magic: &[u8; 8], fp: Fingerprint, len: u64) -> [u8; HEADER] {
     h
 }
 
-/// Write the whole file for `value` to `f`: the header, the payload encoded straight into the
-/// file as it is produced (no copy of it in memory: a shard's file is about the size of the
-/// shard), then the checksum of header and payload; the header's length field is filled in
-/// last. The checksum is taken over the buffer's 64 KiB writes, not over each value's few
-/// bytes. Returns the file's length.
-fn write_encoded<T: Serialize>(
+/// Write the whole file to `f`: the header, the payload `payload` writes, produced straight
+/// into the file (no copy of it in memory: a shard's file is about the size of the shard),
+/// then the checksum of header and payload; the header's length field is filled in last. The
+/// checksum is taken over the buffer's 64 KiB writes, not over each value's few bytes.
+/// Returns the file's length.
+fn write_file(
     f: &mut File,
     magic: &[u8; 8],
     fp: Fingerprint,
-    value: &T,
+    payload: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<u64> {
     f.write_all(&header(magic, fp, 0))?;
     let summing = Summing {
@@ -186,8 +190,8 @@ fn write_encoded<T: Serialize>(
         crc: crc32fast::Hasher::new(),
         len: 0,
     };
-    let out = postcard::to_io(value, std::io::BufWriter::with_capacity(1 << 16, summing))
-        .map_err(std::io::Error::other)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, summing);
+    payload(&mut out)?;
     let Summing {
         crc: payload, len, ..
     } = out.into_inner().map_err(|e| e.into_error())?;
@@ -215,6 +219,34 @@ fn read_decoded<T: DeserializeOwned>(
     fp: Fingerprint,
     path: &Path,
     name: &str,
+) -> Result<T> {
+    read_seeded(magic, fp, path, name, |_| {
+        Plain::<T>(std::marker::PhantomData)
+    })
+}
+
+/// A value decoded as it is, never refused.
+struct Plain<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Plain<T> {
+    type Value = std::result::Result<T, String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        T::deserialize(d).map(Ok)
+    }
+}
+
+/// [`read_decoded`], decoding with the seed `seed` makes of the payload's length; the seed may
+/// refuse what it decoded, with its reason (reported as the file's refusal).
+fn read_seeded<T, S: for<'de> DeserializeSeed<'de, Value = std::result::Result<T, String>>>(
+    magic: &[u8; 8],
+    fp: Fingerprint,
+    path: &Path,
+    name: &str,
+    seed: impl FnOnce(u64) -> S,
 ) -> Result<T> {
     let bad = refusal(name);
     let unreadable = |e: std::io::Error| {
@@ -247,7 +279,7 @@ fn read_decoded<T: DeserializeOwned>(
         end: 0,
         temp: Vec::new(),
     };
-    let decoded = T::deserialize(&mut postcard::Deserializer::from_flavor(&mut input));
+    let decoded = seed(len).deserialize(&mut postcard::Deserializer::from_flavor(&mut input));
     // What the decoder left unread still counts for the checksum.
     let unread = (input.end - input.at) as u64
         + std::io::copy(&mut input.file, &mut std::io::sink()).map_err(unreadable)?;
@@ -258,7 +290,9 @@ fn read_decoded<T: DeserializeOwned>(
     if crc.finalize() != u32::from_le_bytes(stored) {
         return Err(bad("checksum mismatch".into()));
     }
-    let value = decoded.map_err(|e| bad(format!("undecodable payload: {e}")))?;
+    let value = decoded
+        .map_err(|e| bad(format!("undecodable payload: {e}")))?
+        .map_err(&bad)?;
     if unread > 0 {
         return Err(bad(format!(
             "{unread} bytes of the payload after its content"
@@ -271,7 +305,7 @@ fn read_decoded<T: DeserializeOwned>(
 /// it. A value the decoder needs whole (a string, a float) is lent from the buffer, or copied
 /// into `temp` (grown to the longest such value) when it straddles a refill; a length beyond
 /// what is left of the payload is refused before anything is allocated for it. Nothing is
-/// lent for the input's whole lifetime (the images own their strings), so borrowed takes are
+/// lent for the input's whole lifetime (decoded values own their strings), so borrowed takes are
 /// refused.
 struct FileInput {
     /// The rest of the payload, checksummed as it is read.
@@ -410,11 +444,16 @@ impl SnapshotDir {
         };
         index.for_each_shard(|content, shard_stats| {
             let (namespace, domain, file, versions) = match content {
-                ShardContent::Image(image) => {
-                    let file = file_of(&image.namespace, &image.domain);
-                    stats.bytes += self.put(&file, SHARD_MAGIC, fp, &image)?;
-                    let versions = image.docs.iter().map(|d| (d.id, d.version)).collect();
-                    (image.namespace, image.domain, file, versions)
+                ShardContent::Encoded {
+                    namespace,
+                    domain,
+                    versions,
+                    bytes,
+                } => {
+                    let file = file_of(&namespace, &domain);
+                    stats.bytes +=
+                        self.put_with(&file, SHARD_MAGIC, fp, |w| w.write_all(&bytes))?;
+                    (namespace, domain, file, versions)
                 }
                 ShardContent::File {
                     namespace,
@@ -546,10 +585,25 @@ impl SnapshotDir {
         fp: Fingerprint,
         value: &T,
     ) -> Result<u64> {
+        self.put_with(name, magic, fp, |w| {
+            postcard::to_io(value, w)
+                .map(drop)
+                .map_err(std::io::Error::other)
+        })
+    }
+
+    /// Write the file whose payload `payload` writes to `name` atomically, as [`Self::put`].
+    fn put_with(
+        &self,
+        name: &str,
+        magic: &[u8; 8],
+        fp: Fingerprint,
+        payload: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<u64> {
         let tmp = self.path.join(format!("{name}.tmp"));
         let target = self.path.join(name);
         let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-        let len = write_encoded(&mut f, magic, fp, value)
+        let len = write_file(&mut f, magic, fp, payload)
             .and_then(|len| f.sync_all().map(|()| len))
             .map_err(io(format!("writing {}", tmp.display())))?;
         fs::rename(&tmp, &target).map_err(io(format!("renaming {}", tmp.display())))?;
@@ -587,7 +641,7 @@ impl SpillDir {
         format!("shard-{:016x}", shard_hash(namespace, domain))
     }
 
-    /// Make the snapshot shard file `file` the spilled image of `(namespace, domain)`: a hard
+    /// Make the snapshot shard file `file` the spilled content of `(namespace, domain)`: a hard
     /// link (no copy; later snapshots may delete `file`'s name, the link keeps the content), or
     /// a copy where links are unsupported. Only the file's length is checked here; the rest
     /// when it is loaded.
@@ -613,9 +667,11 @@ impl SpillDir {
 }
 
 impl crate::index::ShardSpill for SpillDir {
-    fn save(&self, image: &ShardImage) -> Result<()> {
-        let name = Self::name(&image.namespace, &image.domain);
-        self.dir.put(&name, SHARD_MAGIC, self.fp, image).map(|_| ())
+    fn save(&self, shard: ShardView<'_>) -> Result<()> {
+        let name = Self::name(shard.namespace(), shard.domain());
+        self.dir
+            .put(&name, SHARD_MAGIC, self.fp, &shard)
+            .map(|_| ())
     }
 
     fn discard(&self, namespace: &str, domain: &str) -> Result<()> {
@@ -632,16 +688,15 @@ impl crate::index::ShardSpill for SpillDir {
         Some(self.dir.path().join(Self::name(namespace, domain)))
     }
 
-    fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
-        let name = Self::name(namespace, domain);
-        let image: ShardImage =
-            read_decoded(SHARD_MAGIC, self.fp, &self.dir.path().join(&name), &name)?;
-        if image.namespace != namespace || image.domain != domain {
-            return Err(Error::corrupt(format!(
-                "spilled shard file {name} holds another shard"
-            )));
-        }
-        Ok(image)
+    fn load(&self, load: ShardLoad) -> Result<Shard> {
+        let name = Self::name(&load.key.namespace, &load.key.domain);
+        let path = self.dir.path().join(&name);
+        read_seeded(SHARD_MAGIC, self.fp, &path, &name, |payload_len| {
+            ShardLoad {
+                payload_len,
+                ..load
+            }
+        })
     }
 }
 

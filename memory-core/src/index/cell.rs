@@ -100,7 +100,8 @@ impl LockWaits {
 pub(crate) enum Residence {
     /// In memory, behind the lock.
     Loaded = 0,
-    /// Being written out: the shard behind the lock holds it, but changes are queued.
+    /// Being written out: taken from behind the lock, which holds an empty shard queuing
+    /// changes, as when spilled.
     Spilling = 1,
     /// On file: the shard behind the lock is empty except for queued changes.
     Spilled = 2,
@@ -163,8 +164,8 @@ impl ShardCell {
         self.residence() != Residence::Loaded
     }
 
-    /// Set where the content is; with `Spilled`, the statistics of the spilled content. The
-    /// caller holds the write lock and has changed the shard accordingly.
+    /// Set where the content is; with statistics, those of the content being or having been
+    /// spilled. The caller holds the write lock and has changed the shard accordingly.
     pub(crate) fn set_residence(&self, residence: Residence, stats: Option<IndexStats>) {
         if let Some(stats) = stats {
             *self

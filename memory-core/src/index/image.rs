@@ -1,85 +1,563 @@
-//! Shard images: the content of a shard in a plain, serializable form, for snapshots.
+//! The content of a shard file: a shard encoded straight from its structures, and decoded
+//! straight into a new shard, with no copy of the content in between.
 //!
-//! Owns [`ShardImage`] and [`DocImage`]: what a shard holds that cannot be recomputed cheaply
-//! (analyzed documents with interned term and tag ids, the strings behind those ids), and
-//! nothing that can (statistics, R-trees, clusters, postings are rebuilt from it). The form is
-//! independent of the in-memory layout, so the layout can change without a snapshot format
-//! change. Converting an image back into a shard validates every id and invariant and fails
-//! with `Corrupt` rather than panic, so a damaged image that passed its checksum is still never
-//! indexed. This module must never do I/O: snapshot files are the caller's.
+//! Owns the encoding (snapshot format 7) and both directions of it: [`ShardView`] serializes a
+//! shard as it stands, [`ShardLoad`] builds a shard as the decoder reads. Moving a shard in or
+//! out of memory under a budget therefore costs what the shard itself costs and a buffer,
+//! whatever the shard's size. The encoding holds what cannot be recomputed cheaply (the
+//! analyzed documents with interned term and tag ids, each term's frequencies in each
+//! document, the strings behind the ids with how many documents hold each) and nothing that
+//! can (statistics, R-trees, clusters and posting-list bounds are rebuilt). It is independent of
+//! the in-memory layout: ids are renumbered densely in string order of first interning,
+//! documents are listed in slot order without the free slots.
+//!
+//! Layout (postcard): namespace, domain, then three lists of `(string, documents holding it)`
+//! (terms, tags, task types; a document's id for each is its position in the list), then the
+//! documents, each `(id, version, task type, field lengths, outcome, reward, started at,
+//! completed at, embedding, tag ids ascending, (term id, per-field frequencies) ascending by
+//! id)`. Decoding checks every id and invariant and fails with an error rather than panic, so
+//! a damaged file that passed its checksum is still never indexed, and no count read from the
+//! file reserves more memory than the payload's length can justify. This module must never
+//! do I/O: files are the caller's.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+use serde::ser::{Error as _, SerializeSeq, SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::episode::OutcomeKind;
 use crate::id::EpisodeId;
 
-use super::document::{FieldLen, FieldTf};
+use super::document::{Doc, FieldLen, FieldTf, check_vector};
+use super::interner::{Interner, MAX_STRING_BYTES, Sym};
+use super::partition::Slot;
+use super::postings::MAX_SLOTS;
+use super::shard::{LoadedDoc, Shard, ShardKey};
 
-/// One shard's content. The documents' tag and term ids are in three flat arrays, one
-/// document after another in the order of `docs` (each document says how many are its own),
-/// not in vectors of their own: an image of a million documents is a few large allocations,
-/// which the allocator hands back whole once the image is dropped, rather than two million
-/// small ones scattered among the index's own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ShardImage {
-    pub(crate) namespace: String,
-    pub(crate) domain: String,
-    /// Term strings; a document's term id is a position in this list.
-    pub(crate) terms: Vec<String>,
-    /// Tag strings; a document's tag id is a position in this list.
-    pub(crate) tags: Vec<String>,
-    /// Task types; a document's task type is a position in this list.
-    pub(crate) task_types: Vec<String>,
-    pub(crate) docs: Vec<DocImage>,
-    /// Each document's distinct tag ids, ascending.
-    pub(crate) doc_tags: Vec<u32>,
-    /// Each document's distinct term ids, ascending.
-    pub(crate) doc_terms: Vec<u32>,
-    /// The per-field frequencies of each of `doc_terms`, in the same order, at the width a
-    /// shard keeps them (a byte a field, saturating): 4 bytes a posting in memory rather than
-    /// 8, and an image in memory is the larger part of what moving a shard costs.
-    pub(crate) doc_term_tf: Vec<FieldTf>,
+/// The fewest bytes a document takes in the encoding (its id alone takes 17).
+const MIN_DOC_BYTES: u64 = 32;
+/// The fewest bytes a term of a document takes (an id and four frequencies).
+const MIN_POSTING_BYTES: u64 = 5;
+
+/// A shard to encode, with its key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardView<'a> {
+    key: &'a ShardKey,
+    shard: &'a Shard,
 }
 
-/// One analyzed document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct DocImage {
-    pub(crate) id: EpisodeId,
-    pub(crate) version: u64,
-    pub(crate) task_type: u32,
-    /// How many of [`ShardImage::doc_tags`] are this document's.
-    pub(crate) tags: u32,
-    /// How many of [`ShardImage::doc_terms`] are this document's.
-    pub(crate) terms: u32,
-    /// At the width a shard keeps them (saturating).
-    pub(crate) field_len: FieldLen,
-    pub(crate) outcome: Option<OutcomeKind>,
-    pub(crate) reward: f64,
-    pub(crate) started_at: i64,
-    pub(crate) completed_at: Option<i64>,
-    pub(crate) embedding: Option<Vec<f32>>,
+impl<'a> ShardView<'a> {
+    pub(crate) fn new(key: &'a ShardKey, shard: &'a Shard) -> Self {
+        Self { key, shard }
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+
+    pub(crate) fn domain(&self) -> &str {
+        &self.key.domain
+    }
+
+    /// The encoding in a vector.
+    pub(crate) fn to_vec(self) -> crate::error::Result<Vec<u8>> {
+        postcard::to_allocvec(&self).map_err(|e| {
+            crate::error::Error::storage(format!(
+                "encoding the shard ({:?}, {:?})",
+                self.namespace(),
+                self.domain()
+            ))
+            .with_source(e)
+        })
+    }
+}
+
+/// Live ids of an interner renumbered densely, in id order: `map[old] = new`.
+fn renumber(interner: &Interner) -> Vec<u32> {
+    let mut map = vec![u32::MAX; interner.id_bound()];
+    for (new, (old, _)) in interner.live().enumerate() {
+        map[old as usize] = new as u32;
+    }
+    map
+}
+
+/// What encoding the documents needs besides the shard.
+struct Encoding<'a> {
+    shard: &'a Shard,
+    terms: Vec<u32>,
+    tags: Vec<u32>,
+    task_types: Vec<u32>,
+    /// Per term id, how many of its postings the documents encoded so far have passed: the
+    /// documents go in slot order, the postings of a list too, so each term's next posting is
+    /// found by stepping forward, never by a search.
+    cursors: RefCell<Vec<u32>>,
+}
+
+impl Serialize for ShardView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let [terms, tags, task_types] = self.shard.interners();
+        let encoding = Encoding {
+            shard: self.shard,
+            terms: renumber(terms),
+            tags: renumber(tags),
+            task_types: renumber(task_types),
+            cursors: RefCell::new(vec![0; terms.id_bound()]),
+        };
+        let mut t = s.serialize_tuple(6)?;
+        t.serialize_element(self.namespace())?;
+        t.serialize_element(self.domain())?;
+        t.serialize_element(&Strings(terms))?;
+        t.serialize_element(&Strings(tags))?;
+        t.serialize_element(&Strings(task_types))?;
+        t.serialize_element(&Docs(&encoding))?;
+        t.end()
+    }
+}
+
+/// An interner's live strings with their counts, in id order.
+struct Strings<'a>(&'a Interner);
+
+impl Serialize for Strings<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (sym, text) in self.0.live() {
+            seq.serialize_element(&(text, self.0.count(sym)))?;
+        }
+        seq.end()
+    }
+}
+
+struct Docs<'a>(&'a Encoding<'a>);
+
+impl Serialize for Docs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let shard = self.0.shard;
+        let mut seq = s.serialize_seq(Some(shard.len()))?;
+        for (slot, doc) in shard.docs() {
+            seq.serialize_element(&DocOut {
+                encoding: self.0,
+                slot,
+                doc,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct DocOut<'a> {
+    encoding: &'a Encoding<'a>,
+    slot: Slot,
+    doc: Doc<'a>,
+}
+
+impl Serialize for DocOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (e, d) = (self.encoding, self.doc);
+        let mut t = s.serialize_tuple(11)?;
+        t.serialize_element(&d.id)?;
+        t.serialize_element(&d.version)?;
+        t.serialize_element(&e.task_types[d.task_type() as usize])?;
+        t.serialize_element(&e.shard.lens()[self.slot as usize])?;
+        t.serialize_element(&d.outcome())?;
+        t.serialize_element(&d.reward)?;
+        t.serialize_element(&d.started_at)?;
+        t.serialize_element(&d.completed_at())?;
+        t.serialize_element(&d.embedding().map(|(v, _)| v))?;
+        t.serialize_element(&TagsOut(self))?;
+        t.serialize_element(&TermsOut(self))?;
+        t.end()
+    }
+}
+
+struct TagsOut<'a>(&'a DocOut<'a>);
+
+impl Serialize for TagsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let tags = self.0.doc.tags();
+        let mut seq = s.serialize_seq(Some(tags.clone().count()))?;
+        for sym in tags {
+            seq.serialize_element(&self.0.encoding.tags[sym as usize])?;
+        }
+        seq.end()
+    }
+}
+
+struct TermsOut<'a>(&'a DocOut<'a>);
+
+impl Serialize for TermsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let DocOut {
+            encoding,
+            slot,
+            doc,
+        } = self.0;
+        let mut cursors = encoding.cursors.borrow_mut();
+        let mut seq = s.serialize_seq(Some(doc.term_count()))?;
+        for sym in doc.terms() {
+            let list = encoding
+                .shard
+                .postings(sym)
+                .ok_or_else(|| S::Error::custom("a document's term has no posting list"))?;
+            let entries = list.entries();
+            let at = &mut cursors[sym as usize];
+            while entries.get(*at as usize).is_some_and(|p| p.slot() < *slot) {
+                *at += 1;
+            }
+            let posting = entries
+                .get(*at as usize)
+                .filter(|p| p.slot() == *slot)
+                .ok_or_else(|| S::Error::custom("a document's term has no posting for it"))?;
+            seq.serialize_element(&(encoding.terms[sym as usize], list.tf(*posting)))?;
+        }
+        seq.end()
+    }
+}
+
+/// How to decode a shard file's content into a shard: which shard it must be, and the index's
+/// settings. A seed: `deserialize` builds the shard as the decoder reads.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardLoad {
+    pub(crate) key: ShardKey,
+    pub(crate) bucket_width: i64,
+    pub(crate) embedding_dimension: Option<usize>,
+    /// The payload's length in bytes: no count read from it may promise more content than
+    /// this holds (so a damaged count never reserves memory for it).
+    pub(crate) payload_len: u64,
+}
+
+/// A shard decoded, or why its content was refused (postcard's errors keep no message, so a
+/// refusal is a value, not a decoding error).
+pub(crate) type Loaded = Result<Shard, String>;
+
+impl ShardLoad {
+    /// Decode `bytes`, the whole content (test spill targets keep shards in memory).
+    #[cfg(test)]
+    pub(crate) fn decode(mut self, bytes: &[u8]) -> crate::error::Result<Shard> {
+        use crate::error::Error;
+        self.payload_len = bytes.len() as u64;
+        let mut d = postcard::Deserializer::from_bytes(bytes);
+        let shard = self
+            .deserialize(&mut d)
+            .map_err(|e| Error::corrupt(format!("undecodable shard content: {e}")))?
+            .map_err(Error::corrupt)?;
+        if !d.finalize().is_ok_and(|rest| rest.is_empty()) {
+            return Err(Error::corrupt("bytes after a shard's content"));
+        }
+        Ok(shard)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ShardLoad {
+    type Value = Loaded;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Loaded, D::Error> {
+        d.deserialize_tuple(6, self)
+    }
+}
+
+/// The next element of `seq`, which must have one.
+fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A) -> Result<T, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| A::Error::custom("the content ends early"))
+}
+
+/// An interner of `(string, documents holding it)` pairs read from a file: each string at
+/// most [`MAX_STRING_BYTES`] and held at least once, none twice.
+fn interner(list: Vec<(String, u32)>) -> Result<Interner, &'static str> {
+    if list.iter().any(|(t, _)| t.len() > MAX_STRING_BYTES) {
+        return Err("a term, tag or task type is longer than 4 GiB");
+    }
+    if list.iter().any(|(_, n)| *n == 0) {
+        return Err("a term, tag or task type no document holds");
+    }
+    let (texts, counts): (Vec<String>, Vec<u32>) = list.into_iter().unzip();
+    Interner::from_counted(&texts, counts).ok_or("a string appears twice")
+}
+
+impl<'de> Visitor<'de> for ShardLoad {
+    type Value = Loaded;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a shard")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loaded, A::Error> {
+        let namespace: String = next(&mut seq)?;
+        let domain: String = next(&mut seq)?;
+        if *namespace != *self.key.namespace || *domain != *self.key.domain {
+            return Ok(Err(format!(
+                "holds the shard ({namespace:?}, {domain:?}), not ({:?}, {:?})",
+                self.key.namespace, self.key.domain
+            )));
+        }
+        let bad = |what: &str| format!("shard ({namespace:?}, {domain:?}): {what}");
+        let terms: Vec<(String, u32)> = next(&mut seq)?;
+        let tags: Vec<(String, u32)> = next(&mut seq)?;
+        let task_types: Vec<(String, u32)> = next(&mut seq)?;
+        let sum = |l: &[(String, u32)]| l.iter().map(|(_, n)| u64::from(*n)).sum::<u64>();
+        let (postings, tag_ids) = (sum(&terms), sum(&tags));
+        if postings * MIN_POSTING_BYTES + tag_ids > self.payload_len {
+            return Ok(Err(bad("more terms and tags than the content holds")));
+        }
+        let interners = (interner(terms), interner(tags), interner(task_types));
+        let (Ok(terms), Ok(tags), Ok(task_types)) = interners else {
+            let why = [interners.0.err(), interners.1.err(), interners.2.err()];
+            return Ok(Err(bad(why
+                .into_iter()
+                .flatten()
+                .next()
+                .unwrap_or_default())));
+        };
+        let seen = [&terms, &tags, &task_types].map(|i| vec![0; i.id_bound()]);
+        let mut loader = Loader {
+            shard: Shard::loading(self.bucket_width, terms, tags, task_types),
+            seen,
+            embedding_dimension: self.embedding_dimension,
+            payload_len: self.payload_len,
+            ids: (postings + tag_ids) as usize,
+            doc_tags: Vec::new(),
+            doc_terms: Vec::new(),
+        };
+        let docs = seq
+            .next_element_seed(DocsIn(&mut loader))?
+            .ok_or_else(|| A::Error::custom("the content ends early"))?;
+        Ok(docs.and_then(|()| loader.finish()).map_err(bad))
+    }
+}
+
+/// A shard being decoded.
+struct Loader {
+    shard: Shard,
+    /// Per term, tag and task type id: the documents holding it, counted as they come, to
+    /// compare with the counts the strings came with.
+    seen: [Vec<u32>; 3],
+    embedding_dimension: Option<usize>,
+    payload_len: u64,
+    /// Term and tag ids of all documents, by the strings' counts.
+    ids: usize,
+    /// The current document's tag ids and terms (reused from one to the next).
+    doc_tags: Vec<Sym>,
+    doc_terms: Vec<(Sym, FieldTf)>,
+}
+
+impl Loader {
+    /// Check and add one decoded document.
+    fn add(&mut self, d: DocIn) -> Result<(), &'static str> {
+        if self.shard.len() >= MAX_SLOTS {
+            return Err("more documents than a shard holds");
+        }
+        if !self.doc_terms.is_sorted_by(|a, b| a.0 < b.0)
+            || !self.doc_tags.is_sorted_by(|a, b| a < b)
+        {
+            return Err("a document's term or tag ids are not strictly ascending");
+        }
+        let [seen_terms, seen_tags, seen_task_types] = &mut self.seen;
+        count(seen_terms, self.doc_terms.iter().map(|(t, _)| *t))?;
+        count(seen_tags, self.doc_tags.iter().copied())?;
+        count(seen_task_types, std::iter::once(d.task_type))?;
+        if !d.reward.is_finite() {
+            return Err("a reward is not finite");
+        }
+        if let Some(e) = &d.embedding {
+            match self.embedding_dimension {
+                Some(dim) => check_vector("snapshot.embedding", e, dim)
+                    .map_err(|_| "an embedding has the wrong dimension or value")?,
+                None => return Err("an embedding, but none is configured"),
+            }
+        }
+        if self.shard.contains(d.id) {
+            return Err("an episode appears twice");
+        }
+        self.shard.push_loaded(LoadedDoc {
+            id: d.id,
+            version: d.version,
+            task_type: d.task_type,
+            len: d.field_len,
+            outcome: d.outcome,
+            reward: d.reward,
+            started_at: d.started_at,
+            completed_at: d.completed_at,
+            embedding: d.embedding.as_deref(),
+            tags: &self.doc_tags,
+            terms: &self.doc_terms,
+        });
+        Ok(())
+    }
+
+    /// The shard, once every count matched what its strings came with.
+    fn finish(self) -> Result<Shard, &'static str> {
+        let matches = self
+            .shard
+            .interners()
+            .iter()
+            .zip(&self.seen)
+            .all(|(interner, seen)| {
+                seen.iter()
+                    .enumerate()
+                    .all(|(id, n)| *n == interner.count(id as Sym))
+            });
+        if !matches {
+            return Err("a string's count of documents does not match the documents");
+        }
+        Ok(self.shard.loaded())
+    }
+}
+
+/// Count `ids` in `seen`, which has an entry for each valid id.
+fn count(seen: &mut [u32], ids: impl Iterator<Item = Sym>) -> Result<(), &'static str> {
+    for id in ids {
+        *seen
+            .get_mut(id as usize)
+            .ok_or("a term, tag or task type id is out of range")? += 1;
+    }
+    Ok(())
+}
+
+/// One document as decoded, before its ids (in the [`Loader`]'s buffers) are checked.
+struct DocIn {
+    id: EpisodeId,
+    version: u64,
+    task_type: Sym,
+    field_len: FieldLen,
+    outcome: Option<OutcomeKind>,
+    reward: f64,
+    started_at: i64,
+    completed_at: Option<i64>,
+    embedding: Option<Vec<f32>>,
+}
+
+/// The documents, added to the loader as they are decoded; a refusal is the inner result.
+struct DocsIn<'a>(&'a mut Loader);
+
+impl<'de> DeserializeSeed<'de> for DocsIn<'_> {
+    type Value = Result<(), &'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocsIn<'_> {
+    type Value = Result<(), &'static str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of documents")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let loader = self.0;
+        let count = seq.size_hint().unwrap_or(0);
+        if count > MAX_SLOTS || count as u64 * MIN_DOC_BYTES > loader.payload_len {
+            return Ok(Err("more documents than the content holds"));
+        }
+        loader.shard.reserve_loaded(count, loader.ids);
+        while let Some(doc) = seq.next_element_seed(DocSeed(loader))? {
+            if let Err(why) = loader.add(doc) {
+                return Ok(Err(why));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// One document: its fields returned, its tag and term ids left in the loader's buffers.
+struct DocSeed<'a>(&'a mut Loader);
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = DocIn;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DocIn, D::Error> {
+        d.deserialize_tuple(11, self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocSeed<'_> {
+    type Value = DocIn;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a document")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DocIn, A::Error> {
+        let doc = DocIn {
+            id: next(&mut seq)?,
+            version: next(&mut seq)?,
+            task_type: next(&mut seq)?,
+            field_len: next(&mut seq)?,
+            outcome: next(&mut seq)?,
+            reward: next(&mut seq)?,
+            started_at: next(&mut seq)?,
+            completed_at: next(&mut seq)?,
+            embedding: next(&mut seq)?,
+        };
+        let loader = self.0;
+        seq.next_element_seed(Refill(&mut loader.doc_tags))?
+            .ok_or_else(|| A::Error::custom("the content ends early"))?;
+        seq.next_element_seed(Refill(&mut loader.doc_terms))?
+            .ok_or_else(|| A::Error::custom("the content ends early"))?;
+        Ok(doc)
+    }
+}
+
+/// A sequence decoded into a buffer, emptied first.
+struct Refill<'a, T>(&'a mut Vec<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Refill<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Refill<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.clear();
+        while let Some(x) = seq.next_element()? {
+            self.0.push(x);
+        }
+        Ok(())
+    }
 }
 
 /// What a snapshot's manifest needs of a shard file: its namespace, domain and the `(id,
-/// version)` of every document, decoded from a [`ShardImage`]'s encoding with the rest read
-/// and dropped as it goes (the snapshot of a spilled shard lists it from its spill file).
-/// The fields mirror [`ShardImage`]'s, in its order.
+/// version)` of every document, decoded with the rest read and dropped as it goes (the
+/// snapshot of a spilled shard lists it from its spill file). The fields mirror the
+/// encoding's, in its order.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ShardListing {
     pub(crate) namespace: String,
     pub(crate) domain: String,
-    _terms: Skipped<String>,
-    _tags: Skipped<String>,
-    _task_types: Skipped<String>,
+    _terms: Skipped<(String, u32)>,
+    _tags: Skipped<(String, u32)>,
+    _task_types: Skipped<(String, u32)>,
     #[serde(deserialize_with = "versions")]
     pub(crate) versions: Vec<(EpisodeId, u64)>,
-    _doc_tags: Skipped<u32>,
-    _doc_terms: Skipped<u32>,
-    _doc_term_tf: Skipped<FieldTf>,
+}
+
+/// A document's fields as [`ShardListing`] reads them: its id and version, the rest dropped.
+#[derive(Debug, Deserialize)]
+struct DocListing {
+    id: EpisodeId,
+    version: u64,
+    _task_type: u32,
+    _field_len: FieldLen,
+    _outcome: Option<OutcomeKind>,
+    _reward: f64,
+    _started_at: i64,
+    _completed_at: Option<i64>,
+    _embedding: Option<Skipped<f32>>,
+    _tags: Skipped<u32>,
+    _terms: Skipped<(u32, FieldTf)>,
 }
 
 /// A sequence of `T` read and dropped.
@@ -103,7 +581,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Skipped<T> {
     }
 }
 
-/// The `(id, version)` of each of a sequence of [`DocImage`]s.
+/// The `(id, version)` of each of a sequence of documents.
 fn versions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(EpisodeId, u64)>, D::Error> {
     struct Each;
     impl<'de> Visitor<'de> for Each {
@@ -113,11 +591,41 @@ fn versions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(EpisodeId, u64)>, D:
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-            while let Some(d) = seq.next_element::<DocImage>()? {
+            while let Some(d) = seq.next_element::<DocListing>()? {
                 out.push((d.id, d.version));
             }
             Ok(out)
         }
     }
     d.deserialize_seq(Each)
+}
+
+/// The encoding as plain data, for tests to read what was written and to write what a
+/// writer never would.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PlainShard {
+    pub(crate) namespace: String,
+    pub(crate) domain: String,
+    pub(crate) terms: Vec<(String, u32)>,
+    pub(crate) tags: Vec<(String, u32)>,
+    pub(crate) task_types: Vec<(String, u32)>,
+    pub(crate) docs: Vec<PlainDoc>,
+}
+
+/// One document of a [`PlainShard`].
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PlainDoc {
+    pub(crate) id: EpisodeId,
+    pub(crate) version: u64,
+    pub(crate) task_type: u32,
+    pub(crate) field_len: FieldLen,
+    pub(crate) outcome: Option<OutcomeKind>,
+    pub(crate) reward: f64,
+    pub(crate) started_at: i64,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) embedding: Option<Vec<f32>>,
+    pub(crate) tags: Vec<u32>,
+    pub(crate) terms: Vec<(u32, FieldTf)>,
 }

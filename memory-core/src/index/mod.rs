@@ -37,7 +37,7 @@ pub(crate) use cluster::{ClusterSummary, bucket_span};
 pub(crate) use document::{Doc, FieldTf, RestKey, check_vector, norm};
 #[cfg(test)]
 pub(crate) use document::{DocHeap, IndexedEpisode};
-pub(crate) use image::{ShardImage, ShardListing};
+pub(crate) use image::{ShardListing, ShardLoad, ShardView};
 pub(crate) use interner::Sym;
 pub(crate) use partition::{Cluster, Partition, Slot, TimeRewardBox};
 pub(crate) use postings::{Posting, TermPostings};

@@ -158,11 +158,6 @@ pub(crate) struct TermPostings<'a> {
 }
 
 impl<'a> TermPostings<'a> {
-    /// The term id.
-    pub(crate) fn sym(&self) -> Sym {
-        self.sym
-    }
-
     /// The postings, by slot, strictly ascending.
     pub(crate) fn entries(&self) -> &'a [Posting] {
         match self.many {
@@ -349,14 +344,6 @@ impl Postings {
         })
     }
 
-    /// Every live list with its term id, by term id.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = TermPostings<'_>> {
-        self.heads
-            .iter()
-            .enumerate()
-            .filter_map(|(sym, head)| self.view(sym as Sym, head))
-    }
-
     /// The documents holding `sym`, if any.
     pub(crate) fn get(&self, sym: Sym) -> Option<TermPostings<'_>> {
         self.view(sym, self.heads.get(sym as usize)?)
@@ -385,7 +372,12 @@ impl Postings {
     /// How many (term, document) pairs are held.
     #[cfg(test)]
     pub(crate) fn pairs(&self) -> usize {
-        self.iter().map(|t| t.entries().len()).sum()
+        self.heads
+            .iter()
+            .enumerate()
+            .filter_map(|(sym, head)| self.view(sym as Sym, head))
+            .map(|t| t.entries().len())
+            .sum()
     }
 
     /// Estimated heap bytes.

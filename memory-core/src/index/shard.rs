@@ -10,18 +10,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::episode::OutcomeKind;
 use crate::id::EpisodeId;
 
 use super::document::{
-    Doc, DocHeap, Draft, FieldLen, FieldTf, IndexedEpisode, RestKey, check_vector, narrow_len,
+    Doc, DocHeap, Draft, FieldLen, FieldTf, IndexedEpisode, RestKey, narrow_len,
 };
 use super::fields::FIELD_COUNT;
 use super::footprint;
-use super::image::{DocImage, ShardImage};
-use super::interner::{Interner, MAX_STRING_BYTES, Sym};
+use super::interner::{Interner, Sym};
 use super::partition::{Partition, Slot};
-use super::postings::{MAX_SLOTS, Posting, Postings, TermPostings};
+use super::postings::{Posting, Postings, TermPostings};
 use super::slots::SlotTable;
 use super::stats::IndexStats;
 
@@ -68,6 +67,22 @@ pub(crate) struct Shard {
     pending: Vec<Pending>,
     /// Estimated heap bytes of `pending`.
     pending_bytes: usize,
+}
+
+/// A document decoded from a shard file, its ids those of the shard's interners.
+#[derive(Debug)]
+pub(crate) struct LoadedDoc<'a> {
+    pub(crate) id: EpisodeId,
+    pub(crate) version: u64,
+    pub(crate) task_type: Sym,
+    pub(crate) len: FieldLen,
+    pub(crate) outcome: Option<OutcomeKind>,
+    pub(crate) reward: f64,
+    pub(crate) started_at: i64,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) embedding: Option<&'a [f32]>,
+    pub(crate) tags: &'a [Sym],
+    pub(crate) terms: &'a [(Sym, FieldTf)],
 }
 
 /// A change queued on a spilled shard.
@@ -209,230 +224,89 @@ impl Shard {
             .collect();
     }
 
-    /// This shard's content as an image (live term and tag ids renumbered densely).
-    pub(crate) fn image(&self, key: &ShardKey) -> ShardImage {
-        // A document's ids are bounded by the input limits, far below 2^32.
-        let count = |n: usize| u32::try_from(n).expect("a document holds under 2^32 ids");
-        let renumber = |interner: &Interner| {
-            let mut map = vec![u32::MAX; interner.id_bound()];
-            let mut texts = Vec::with_capacity(interner.len());
-            for (sym, text) in interner.live() {
-                map[sym as usize] = texts.len() as u32;
-                texts.push(text.to_owned());
-            }
-            (map, texts)
-        };
-        let (term_map, terms) = renumber(&self.terms);
-        let (tag_map, tags) = renumber(&self.tags);
-        let (task_type_map, task_types) = renumber(&self.task_types);
-        // Each document's terms with their frequencies, at its place in the flat arrays (the
-        // documents' term counts summed in slot order), filled list by list in ascending term
-        // order (new ids follow it), so each document's run comes out sorted.
-        let mut next = Vec::with_capacity(self.docs.len());
-        let mut total = 0;
-        for d in &self.docs {
-            next.push(total);
-            total += d.as_ref().map_or(0, |d| self.heap.view(d).term_count());
-        }
-        let mut doc_terms = vec![0; total];
-        let mut doc_term_tf = vec![[0; FIELD_COUNT]; total];
-        for list in self.inverted.iter() {
-            let term = term_map[list.sym() as usize];
-            for p in list.entries() {
-                let at = &mut next[p.slot() as usize];
-                doc_terms[*at] = term;
-                doc_term_tf[*at] = list.tf(*p);
-                *at += 1;
-            }
-        }
-        let mut doc_tags = Vec::new();
-        let docs = self
-            .docs
-            .iter()
-            .zip(&self.lens)
-            .filter_map(|(d, len)| d.as_ref().map(|d| (self.heap.view(d), *len)))
-            .map(|(d, len)| {
-                let from = doc_tags.len();
-                doc_tags.extend(d.tags().map(|sym| tag_map[sym as usize]));
-                doc_tags[from..].sort_unstable();
-                DocImage {
-                    id: d.id,
-                    version: d.version,
-                    task_type: task_type_map[d.task_type() as usize],
-                    tags: count(doc_tags.len() - from),
-                    terms: count(d.term_count()),
-                    field_len: len,
-                    outcome: d.outcome(),
-                    reward: d.reward,
-                    started_at: d.started_at,
-                    completed_at: d.completed_at(),
-                    embedding: d.embedding().map(|(e, _)| e.to_vec()),
-                }
-            })
+    /// An empty shard a file's content is decoded into ([`super::image::ShardLoad`]): its
+    /// interners, holding the counts the documents to come must match, and its posting lists
+    /// sized to those counts.
+    pub(super) fn loading(
+        bucket_width: i64,
+        terms: Interner,
+        tags: Interner,
+        task_types: Interner,
+    ) -> Self {
+        let counts: Vec<u32> = (0..terms.id_bound())
+            .map(|id| terms.count(id as Sym))
             .collect();
-        ShardImage {
-            namespace: key.namespace.to_string(),
-            domain: key.domain.to_string(),
-            terms,
-            tags,
-            task_types,
-            docs,
-            doc_tags,
-            doc_terms,
-            doc_term_tf,
+        let mut shard = Self::new(bucket_width);
+        shard.inverted = Postings::with_capacities(&counts);
+        shard.terms = terms;
+        shard.tags = tags;
+        shard.task_types = task_types;
+        shard
+    }
+
+    /// Room for `docs` documents holding `ids` term and tag ids in all, before a load pushes
+    /// them.
+    pub(super) fn reserve_loaded(&mut self, docs: usize, ids: usize) {
+        self.docs.reserve_exact(docs);
+        self.lens.reserve_exact(docs);
+        self.rests.reserve_exact(docs);
+        self.by_id.reserve(docs, &self.docs);
+        self.heap.reserve(docs, ids);
+    }
+
+    /// Append a decoded document at the next slot. The caller checked it: ids in range and
+    /// ascending, the episode not here yet, a finite reward, a vector of the index's dimension.
+    pub(super) fn push_loaded(&mut self, d: LoadedDoc<'_>) {
+        for (total, len) in self.field_len_total.iter_mut().zip(d.len) {
+            *total += u64::from(len);
+        }
+        self.postings += d.terms.len() as u64;
+        if d.embedding.is_some() {
+            self.embeddings += 1;
+        }
+        let doc = IndexedEpisode::new(
+            &mut self.heap,
+            d.id,
+            d.version,
+            d.task_type,
+            d.terms.iter().map(|(t, _)| *t),
+            d.tags.iter().copied(),
+            d.outcome,
+            d.reward,
+            d.started_at,
+            d.completed_at,
+            d.embedding,
+        );
+        let slot = self.docs.len() as Slot;
+        self.lens.push(d.len);
+        self.rests.push(RestKey::of(&doc));
+        self.docs.push(Some(doc));
+        self.by_id.insert(slot, &self.docs);
+        for (term, tf) in d.terms {
+            self.inverted.add(*term, slot, tf, &self.lens);
         }
     }
 
-    /// The shard an image describes, its trees bulk-loaded. Fails with `Corrupt` if the image
-    /// breaks an invariant (an id out of range, unsorted or repeated ids, a duplicate episode,
-    /// a duplicate string, a non-finite reward, an embedding of another dimension than
-    /// `embedding_dimension`, a string no document uses).
-    pub(crate) fn from_image(
-        image: ShardImage,
-        bucket_width: i64,
-        embedding_dimension: Option<usize>,
-    ) -> Result<Self> {
-        // Taken apart, so that each part is freed once used: the documents and the strings go
-        // before the posting lists, the largest part of a shard, are built.
-        let ShardImage {
-            namespace,
-            domain,
-            terms: term_texts,
-            tags: tag_texts,
-            task_types,
-            docs,
-            doc_tags,
-            doc_terms,
-            doc_term_tf,
-        } = image;
-        let bad = |what: &str| {
-            Error::corrupt(format!(
-                "index snapshot of shard ({namespace:?}, {domain:?}): {what}"
-            ))
-        };
-        let mut term_counts = vec![0u32; term_texts.len()];
-        let mut tag_counts = vec![0u32; tag_texts.len()];
-        let mut task_type_counts = vec![0u32; task_types.len()];
-        if docs.len() > MAX_SLOTS {
-            return Err(bad("more documents than a shard holds"));
-        }
-        let sum =
-            |count: fn(&DocImage) -> u32| -> usize { docs.iter().map(|d| count(d) as usize).sum() };
-        if sum(|d| d.terms) != doc_terms.len()
-            || doc_term_tf.len() != doc_terms.len()
-            || sum(|d| d.tags) != doc_tags.len()
-        {
-            return Err(bad(
-                "the documents' term or tag counts do not match their ids",
-            ));
-        }
-        let mut shard = Self::new(bucket_width);
-        shard.docs.reserve_exact(docs.len());
-        shard.lens.reserve_exact(docs.len());
-        shard.rests.reserve_exact(docs.len());
-        shard.by_id.reserve(docs.len(), &shard.docs);
-        shard
-            .heap
-            .reserve(docs.len(), doc_terms.len() + doc_tags.len());
-        let (mut terms_at, mut tags_at) = (0, 0);
-        for d in &docs {
-            let terms = &doc_terms[terms_at..terms_at + d.terms as usize];
-            let tags = &doc_tags[tags_at..tags_at + d.tags as usize];
-            (terms_at, tags_at) = (terms_at + terms.len(), tags_at + tags.len());
-            if !terms.is_sorted_by(|a, b| a < b) || !tags.is_sorted_by(|a, b| a < b) {
-                return Err(bad(
-                    "a document's term or tag ids are not strictly ascending",
-                ));
-            }
-            for t in terms {
-                *term_counts
-                    .get_mut(*t as usize)
-                    .ok_or_else(|| bad("a term id is out of range"))? += 1;
-            }
-            for t in tags {
-                *tag_counts
-                    .get_mut(*t as usize)
-                    .ok_or_else(|| bad("a tag id is out of range"))? += 1;
-            }
-            *task_type_counts
-                .get_mut(d.task_type as usize)
-                .ok_or_else(|| bad("a task type id is out of range"))? += 1;
-            if !d.reward.is_finite() {
-                return Err(bad("a reward is not finite"));
-            }
-            if let Some(e) = &d.embedding {
-                match embedding_dimension {
-                    Some(dim) => check_vector("snapshot.embedding", e, dim)
-                        .map_err(|_| bad("an embedding has the wrong dimension or value"))?,
-                    None => return Err(bad("an embedding, but none is configured")),
-                }
-            }
-            let len = d.field_len;
-            for (total, len) in shard.field_len_total.iter_mut().zip(len) {
-                *total += u64::from(len);
-            }
-            shard.postings += terms.len() as u64;
-            if d.embedding.is_some() {
-                shard.embeddings += 1;
-            }
-            if shard.by_id.get(d.id, &shard.docs).is_some() {
-                return Err(bad("an episode appears twice"));
-            }
-            let doc = IndexedEpisode::new(
-                &mut shard.heap,
-                d.id,
-                d.version,
-                d.task_type,
-                terms.iter().copied(),
-                tags.iter().copied(),
-                d.outcome,
-                d.reward,
-                d.started_at,
-                d.completed_at,
-                d.embedding.as_deref(),
-            );
-            shard.lens.push(len);
-            shard.rests.push(RestKey::of(&doc));
-            shard.docs.push(Some(doc));
-            shard
-                .by_id
-                .insert((shard.docs.len() - 1) as Slot, &shard.docs);
-        }
-        if term_counts.contains(&0) || tag_counts.contains(&0) || task_type_counts.contains(&0) {
-            return Err(bad("a term, tag or task type no document holds"));
-        }
-        drop((docs, doc_tags));
-        if term_texts
-            .iter()
-            .chain(&tag_texts)
-            .chain(&task_types)
-            .any(|t| t.len() > MAX_STRING_BYTES)
-        {
-            return Err(bad("a term, tag or task type is longer than 4 GiB"));
-        }
-        shard.inverted = Postings::with_capacities(&term_counts);
-        // Each interner finds a string that appears twice as it hashes them.
-        shard.terms = Interner::from_counted(&term_texts, term_counts)
-            .ok_or_else(|| bad("a string appears twice"))?;
-        shard.tags = Interner::from_counted(&tag_texts, tag_counts)
-            .ok_or_else(|| bad("a string appears twice"))?;
-        shard.task_types = Interner::from_counted(&task_types, task_type_counts)
-            .ok_or_else(|| bad("a string appears twice"))?;
-        drop((term_texts, tag_texts, task_types));
-        let mut at = 0;
-        for (slot, d) in shard.docs.iter().enumerate() {
-            let n = d.as_ref().map_or(0, |d| shard.heap.view(d).term_count());
-            for k in at..at + n {
-                shard
-                    .inverted
-                    .add(doc_terms[k], slot as Slot, &doc_term_tf[k], &shard.lens);
-            }
-            at += n;
-        }
-        // Each list was sized to its count above: nothing to shrink.
-        shard.build_partitions();
-        shard.approx_bytes = shard.heap_bytes();
-        Ok(shard)
+    /// The shard once every document was pushed: its partitions built, its estimate exact.
+    pub(super) fn loaded(mut self) -> Self {
+        self.build_partitions();
+        self.approx_bytes = self.heap_bytes();
+        self
+    }
+
+    /// The interners: terms, tags, task types.
+    pub(super) fn interners(&self) -> [&Interner; 3] {
+        [&self.terms, &self.tags, &self.task_types]
+    }
+
+    /// Every slot's field lengths (stale for a free slot).
+    pub(super) fn lens(&self) -> &[FieldLen] {
+        &self.lens
+    }
+
+    /// Whether `id` is here.
+    pub(super) fn contains(&self, id: EpisodeId) -> bool {
+        self.by_id.get(id, &self.docs).is_some()
     }
 
     /// Intern `draft`'s strings, count its statistics and post it under `slot`; the caller
@@ -858,8 +732,9 @@ impl ShardBuilder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::image::{PlainShard, ShardLoad, ShardView};
     use super::*;
-    use crate::episode::{EpisodeSummary, OutcomeKind, TaskContext};
+    use crate::episode::{EpisodeSummary, TaskContext};
     use crate::index::config::IndexConfig;
     use crate::time;
 
@@ -1022,7 +897,7 @@ mod tests {
         // The corpus totals count what the column holds, so a removal takes it all back.
         let totals = s.field_len_total();
         assert_eq!(totals[0], u64::from(u16::MAX));
-        let back = Shard::from_image(s.image(&key), WEEK, None).unwrap();
+        let back = load(&key, &encode(&key, &s)).unwrap();
         assert_eq!(back.field_len_total(), totals);
         assert_eq!(back.field_len(0)[0], u32::from(u16::MAX));
         s.remove(long.id);
@@ -1091,21 +966,45 @@ mod tests {
         assert_eq!(partition.len(), 2);
     }
 
+    fn encode(key: &ShardKey, shard: &Shard) -> Vec<u8> {
+        ShardView::new(key, shard).to_vec().unwrap()
+    }
+
+    fn load(key: &ShardKey, bytes: &[u8]) -> crate::error::Result<Shard> {
+        ShardLoad {
+            key: key.clone(),
+            bucket_width: WEEK,
+            embedding_dimension: None,
+            payload_len: 0,
+        }
+        .decode(bytes)
+    }
+
     #[test]
-    fn an_image_rebuilds_the_same_shard_and_damage_is_refused() {
+    fn an_encoding_rebuilds_the_same_shard_and_damage_is_refused() {
         let key = key();
         let mut s = Shard::new(WEEK);
         let gone = draft("cancel the order", "cancel", 2);
         s.upsert(gone.clone());
         s.upsert(draft("return the lamp", "return", 1));
-        s.upsert(draft("exchange the keyboard lamp", "exchange", 9));
+        let mut tagged = draft("exchange the keyboard lamp", "exchange", 9);
+        tagged.tags = vec!["urgent".into(), "desk".into()];
+        s.upsert(tagged);
         s.remove(gone.id);
-        let image = s.image(&key);
+        let bytes = encode(&key, &s);
+        let plain: PlainShard = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            postcard::to_allocvec(&plain).unwrap(),
+            bytes,
+            "the plain form reads the whole encoding"
+        );
         assert!(
-            !image.terms.iter().any(|t| t == "cancel"),
+            !plain.terms.iter().any(|(t, _)| t == "cancel"),
             "ids are renumbered densely"
         );
-        let back = Shard::from_image(image.clone(), WEEK, None).unwrap();
+        let lamp = plain.terms.iter().find(|(t, _)| t == "lamp").unwrap();
+        assert_eq!(lamp.1, 2, "each string comes with its count of documents");
+        let back = load(&key, &bytes).unwrap();
         assert_eq!(back.stats(), s.stats());
         assert_eq!(
             back.inverted.spare(),
@@ -1120,50 +1019,52 @@ mod tests {
         assert!(
             s.docs()
                 .any(|(slot, d)| back.doc(slot).map(|b| b.id) != Some(d.id)),
-            "the removal left a hole that the image closed"
+            "the removal left a hole that the load closed"
         );
         assert_eq!(back.clusters_by_text(), s.clusters_by_text());
+        assert_eq!(back.postings_by_text(), s.postings_by_text());
         assert_eq!(back.field_len_total(), s.field_len_total());
-        assert_eq!(back.image(&key), image);
+        assert_eq!(encode(&key, &back), bytes);
 
-        let mut damaged = image.clone();
-        damaged.doc_terms[0] = 999;
-        assert!(Shard::from_image(damaged, WEEK, None).is_err());
-        let mut damaged = image.clone();
-        let first_terms = damaged.docs[0].terms as usize;
-        assert!(first_terms > 1);
-        damaged.doc_terms[..first_terms].reverse();
-        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
-        assert!(e.to_string().contains("not strictly ascending"), "{e}");
-        let mut damaged = image.clone();
-        damaged.docs[0].terms += 1;
-        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
-        assert!(e.to_string().contains("counts do not match"), "{e}");
-        // The same document twice, ids and all.
-        let mut damaged = image.clone();
-        let twin = damaged.docs[0].clone();
-        damaged.docs.push(twin.clone());
-        damaged
-            .doc_terms
-            .extend_from_slice(&image.doc_terms[..first_terms]);
-        damaged
-            .doc_term_tf
-            .extend_from_slice(&image.doc_term_tf[..first_terms]);
-        damaged
-            .doc_tags
-            .extend_from_slice(&image.doc_tags[..twin.tags as usize]);
-        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
-        assert!(e.to_string().contains("appears twice"), "{e}");
-        let mut damaged = image.clone();
+        let refused = |why: &str, damaged: PlainShard| {
+            let e = load(&key, &postcard::to_allocvec(&damaged).unwrap()).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt, "{why}: {e}");
+            e.to_string()
+        };
+        let mut damaged = plain.clone();
+        damaged.docs[0].terms.last_mut().unwrap().0 = 999;
+        let e = refused("term id", damaged);
+        assert!(e.contains("out of range"), "{e}");
+        let mut damaged = plain.clone();
+        assert!(damaged.docs[0].terms.len() > 1);
+        damaged.docs[0].terms.reverse();
+        assert!(refused("order", damaged).contains("not strictly ascending"));
+        let mut damaged = plain.clone();
+        damaged.terms[0].1 += 1;
+        assert!(refused("count", damaged).contains("does not match"));
+        let mut damaged = plain.clone();
+        damaged.docs.push(damaged.docs[0].clone());
+        assert!(refused("twin", damaged).contains("episode appears twice"));
+        let mut damaged = plain.clone();
         damaged.docs[0].reward = f64::NAN;
-        assert!(Shard::from_image(damaged, WEEK, None).is_err());
-        let mut damaged = image.clone();
-        damaged.terms[1] = damaged.terms[0].clone();
-        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
-        assert!(e.to_string().contains("appears twice"), "{e}");
-        let mut damaged = image;
-        damaged.terms.push("unused".into());
-        let e = Shard::from_image(damaged, WEEK, None).unwrap_err();
-        assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt);
+        assert!(refused("reward", damaged).contains("not finite"));
+        let mut damaged = plain.clone();
+        damaged.terms[1].0 = damaged.terms[0].0.clone();
+        assert!(refused("same string", damaged).contains("string appears twice"));
+        let mut damaged = plain.clone();
+        damaged.terms.push(("unused".into(), 0));
+        assert!(refused("unused", damaged).contains("no document holds"));
+        let mut damaged = plain.clone();
+        damaged.terms[0].1 = u32::MAX;
+        assert!(refused("huge count", damaged).contains("more terms and tags than"));
+        let mut damaged = plain.clone();
+        damaged.docs[0].embedding = Some(vec![1.0, 0.0]);
+        assert!(refused("vector", damaged).contains("none is configured"));
+        let other = ShardKey {
+            namespace: Arc::from("ns"),
+            domain: Arc::from("elsewhere"),
+        };
+        let e = load(&other, &bytes).unwrap_err();
+        assert!(e.to_string().contains("holds the shard"), "{e}");
     }
 }

@@ -22,7 +22,7 @@ use super::config::IndexConfig;
 use super::directory::{Directory, Located};
 use super::document::Draft;
 use super::footprint;
-use super::image::ShardImage;
+use super::image::ShardView;
 use super::postings::MAX_SLOTS;
 use super::shard::{Pending, Shard, ShardBuilder, ShardKey};
 use super::spill::{ShardSpill, SpillIo};
@@ -41,9 +41,14 @@ pub(crate) struct SpilledShard {
 /// One shard's content as [`SpatiotemporalIndex::for_each_shard`] hands it over.
 #[derive(Debug)]
 pub(crate) enum ShardContent {
-    /// Its image.
-    Image(ShardImage),
-    /// Spilled and unchanged since: the spill file at `path` holds exactly its image.
+    /// Its encoding, with the `(id, version)` of each of its episodes.
+    Encoded {
+        namespace: String,
+        domain: String,
+        versions: Vec<(EpisodeId, u64)>,
+        bytes: Vec<u8>,
+    },
+    /// Spilled and unchanged since: the spill file at `path` holds exactly its content.
     File {
         namespace: String,
         domain: String,
@@ -283,8 +288,8 @@ impl SpatiotemporalIndex {
     }
 
     /// The content of every shard with its statistics, handed to `each` one shard at a time:
-    /// as an image (a shard's read lock is held while its image is made, never while `each`
-    /// runs; a spilled shard with changes queued is read from the spill target and the
+    /// encoded (a shard's read lock is held while it is encoded into memory, never while
+    /// `each` runs; a spilled shard with changes queued is read from the spill target and the
     /// changes applied, not loaded), or, for a spilled shard without queued changes whose spill
     /// target keeps it in a file, as that file, which holds exactly its content and is not
     /// replaced while `each` runs (the shard's `moving` lock is held: a query that needs the
@@ -308,10 +313,10 @@ impl SpatiotemporalIndex {
                 )?;
                 continue;
             }
-            let image = self.image_of(&cell)?;
+            let encoded = self.encoded(&cell)?;
             drop(moving);
-            if let Some((image, stats)) = image {
-                each(ShardContent::Image(image), stats)?;
+            if let Some((content, stats)) = encoded {
+                each(content, stats)?;
             }
         }
         Ok(())
@@ -330,7 +335,7 @@ impl SpatiotemporalIndex {
 
     /// Replace the whole content of the index with `shards`, left spilled: each is loaded from
     /// the spill target when first used, and writes to it are queued until then. Needs a spill
-    /// target holding every shard's image. An episode listed by two shards (a snapshot written
+    /// target holding every shard's content. An episode listed by two shards (a snapshot written
     /// while it moved) is kept at its newer version (the first shard on a tie); its removal
     /// from the other is queued. Returns the number of episodes indexed.
     pub(crate) fn install_spilled(&self, shards: Vec<SpilledShard>) -> Result<usize> {
@@ -472,9 +477,8 @@ impl SpatiotemporalIndex {
             } else {
                 drop(shard);
                 // Queued changes: count the content they make (a temporary restore).
-                match self.image_of(&cell) {
-                    Ok(Some((_, stats))) => total.add(&stats),
-                    Ok(None) => {}
+                match self.restored(&cell) {
+                    Ok(restored) => total.add(&restored.stats()),
                     Err(e) => {
                         tracing::warn!(error = %e, "spilled shard unreadable; counted as spilled");
                         total.add(&cell.spilled_stats());
@@ -664,8 +668,8 @@ impl SpatiotemporalIndex {
             .ok_or_else(|| Error::storage("a shard is spilled but the index has no spill target"))
     }
 
-    /// The shard `cell`'s spilled image describes, with the changes queued since applied.
-    /// The file is read and decoded with no shard lock held.
+    /// The shard `cell`'s spilled content as last saved (the changes queued since are not
+    /// applied). The file is read and decoded with no shard lock held.
     fn restore(&self, cell: &ShardCell) -> Result<Shard> {
         self.spill()?.load(
             cell.key(),
@@ -729,17 +733,36 @@ impl SpatiotemporalIndex {
         }
     }
 
-    /// The content of a cell that may be spilled, as an image with its statistics, without
-    /// loading it into the index (a spilled one is restored into a temporary shard). The
-    /// caller holds the cell's `moving` lock.
-    fn image_of(&self, cell: &ShardCell) -> Result<Option<(ShardImage, IndexStats)>> {
-        if !cell.is_spilled() {
-            let shard = cell.read(&self.waits);
-            return Ok((!shard.is_empty()).then(|| (shard.image(cell.key()), shard.stats())));
-        }
+    /// The content of a spilled cell with the changes queued since applied, in a temporary
+    /// shard (not loaded into the index).
+    fn restored(&self, cell: &ShardCell) -> Result<Shard> {
         let mut restored = self.restore(cell)?;
         restored.apply(cell.read(&self.waits).pending().to_vec());
-        Ok((!restored.is_empty()).then(|| (restored.image(cell.key()), restored.stats())))
+        Ok(restored)
+    }
+
+    /// The content of a cell that may be spilled, encoded, with its statistics, without
+    /// loading it into the index (a spilled one is restored into a temporary shard); `None`
+    /// if it holds nothing. The caller holds the cell's `moving` lock.
+    fn encoded(&self, cell: &ShardCell) -> Result<Option<(ShardContent, IndexStats)>> {
+        let encode = |shard: &Shard| -> Result<Option<(ShardContent, IndexStats)>> {
+            if shard.is_empty() {
+                return Ok(None);
+            }
+            let key = cell.key();
+            let content = ShardContent::Encoded {
+                namespace: key.namespace.to_string(),
+                domain: key.domain.to_string(),
+                versions: shard.docs().map(|(_, d)| (d.id, d.version)).collect(),
+                bytes: ShardView::new(key, shard).to_vec()?,
+            };
+            Ok(Some((content, shard.stats())))
+        };
+        if cell.is_spilled() {
+            encode(&self.restored(cell)?)
+        } else {
+            encode(&cell.read(&self.waits))
+        }
     }
 
     /// Load one spilled shard, the most recently used first; returns whether there was one.
@@ -758,40 +781,39 @@ impl SpatiotemporalIndex {
     }
 
     /// Write `cell`'s content out and drop it from memory. Changes arriving meanwhile are
-    /// queued, not lost: the image is taken and the cell marked *spilling* under the write
-    /// lock, the file is written with no lock held, then the content is dropped (queued
-    /// changes kept) under the write lock; if the write fails, the queued changes are applied
-    /// and the content stays. A shard loaded from its file and unchanged since is dropped
-    /// without a write. Returns whether the cell was spilled.
+    /// queued, not lost: under the write lock the content is taken out of the cell (leaving an
+    /// empty shard that queues changes) and the cell marked *spilling*; the content is written
+    /// and dropped on the spill thread with no lock held (so moving a shard out costs no copy
+    /// of it); if the write fails, the content goes back under the write lock with the queued
+    /// changes applied. A shard loaded from its file and unchanged since is dropped without a
+    /// write. Returns whether the cell was spilled.
     fn spill_cell(&self, cell: &Arc<ShardCell>, spill: &SpillIo) -> Result<bool> {
         let _moving = cell.moving();
-        let (image, stats, resident) = {
-            let shard = cell.write(&self.waits);
+        let (content, saved, resident) = {
+            let mut shard = cell.write(&self.waits);
             if cell.is_spilled() || cell.is_retired() || shard.is_empty() {
                 return Ok(false);
             }
-            // A shard loaded from its file and unchanged since needs no image and no write.
-            let image = (!cell.is_saved()).then(|| shard.image(cell.key()));
-            let taken = (image, shard.stats(), shard.approx_bytes());
-            // Writers queue from here on; nothing else changes the shard.
-            cell.set_residence(Residence::Spilling, None);
-            taken
+            let resident = shard.approx_bytes();
+            let saved = cell.is_saved();
+            let content = std::mem::replace(&mut *shard, Shard::new(self.bucket_width));
+            // Writers queue from here on, on the emptied shard; readers wait for `moving`.
+            cell.set_residence(Residence::Spilling, Some(content.stats()));
+            (content, saved, resident)
         };
-        let saved = image.map_or(Ok(()), |image| spill.save(image));
+        let written = if saved {
+            drop(content);
+            Ok(())
+        } else {
+            spill.save(cell.key(), content)
+        };
         let mut shard = cell.write(&self.waits);
-        let queued = shard.take_pending();
-        match saved {
+        match written {
             Ok(()) => {
-                let mut emptied = Shard::new(self.bucket_width);
-                let bytes = queued
-                    .into_iter()
-                    .map(|op| emptied.queue(op))
-                    .last()
-                    .unwrap_or(0);
-                *shard = emptied;
+                let bytes = shard.pending_bytes();
                 self.moves.spills.fetch_add(1, Ordering::Relaxed);
                 cell.set_spilled_bytes(resident);
-                cell.set_residence(Residence::Spilled, Some(stats));
+                cell.set_residence(Residence::Spilled, None);
                 drop(shard);
                 self.account(cell, bytes);
                 // Hand the pages of spilled shards back to the system every sixteenth of the
@@ -801,11 +823,13 @@ impl SpatiotemporalIndex {
                 spill.freed(resident, self.budget.load(Ordering::Acquire) / 16);
                 Ok(true)
             }
-            Err(e) => {
+            Err((e, mut content)) => {
+                let queued = shard.take_pending();
                 if !queued.is_empty() {
                     cell.set_saved(false);
                 }
-                shard.apply(queued);
+                content.apply(queued);
+                *shard = *content;
                 cell.set_residence(Residence::Loaded, None);
                 let bytes = shard.approx_bytes();
                 drop(shard);
@@ -1018,6 +1042,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    use super::super::image::ShardLoad;
     use super::*;
     use crate::episode::{OutcomeKind, TaskContext};
     use crate::time;
@@ -1091,45 +1116,66 @@ mod tests {
         });
     }
 
-    /// Spilled images kept in memory, counting loads; with `watched` set, each load records
-    /// that index's budgeted bytes as the load starts.
+    /// Spilled shards kept in memory, encoded, counting loads; with `watched` set, each load
+    /// records that index's budgeted bytes as the load starts.
     #[derive(Debug, Default)]
     struct MemorySpill {
-        images: std::sync::Mutex<HashMap<(String, String), ShardImage>>,
+        files: std::sync::Mutex<HashMap<(String, String), Vec<u8>>>,
         loads: std::sync::atomic::AtomicUsize,
         saves: std::sync::atomic::AtomicUsize,
         watched: std::sync::OnceLock<std::sync::Weak<SpatiotemporalIndex>>,
         budgeted_at_load: std::sync::Mutex<Vec<usize>>,
+        /// The next save runs this, then fails (or panics, if true).
+        refuse: std::sync::Mutex<Option<(bool, Meanwhile)>>,
+    }
+
+    /// What a refused save runs first.
+    struct Meanwhile(Box<dyn FnOnce() + Send>);
+
+    impl std::fmt::Debug for Meanwhile {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Meanwhile")
+        }
     }
 
     impl ShardSpill for MemorySpill {
-        fn save(&self, image: &ShardImage) -> Result<()> {
+        fn save(&self, shard: ShardView<'_>) -> Result<()> {
             self.saves.fetch_add(1, Ordering::SeqCst);
-            self.images.lock().unwrap().insert(
-                (image.namespace.clone(), image.domain.clone()),
-                image.clone(),
+            let refused = self.refuse.lock().unwrap().take();
+            if let Some((panics, meanwhile)) = refused {
+                (meanwhile.0)();
+                assert!(!panics, "a spill target bug");
+                return Err(Error::storage("disk full"));
+            }
+            let bytes = shard.to_vec()?;
+            self.files.lock().unwrap().insert(
+                (shard.namespace().to_owned(), shard.domain().to_owned()),
+                bytes,
             );
             Ok(())
         }
         fn discard(&self, namespace: &str, domain: &str) -> Result<()> {
-            self.images
+            self.files
                 .lock()
                 .unwrap()
                 .remove(&(namespace.to_owned(), domain.to_owned()));
             Ok(())
         }
-        fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage> {
+        fn load(&self, load: ShardLoad) -> Result<Shard> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             if let Some(index) = self.watched.get().and_then(std::sync::Weak::upgrade) {
                 let bytes = index.budgeted_bytes();
                 self.budgeted_at_load.lock().unwrap().push(bytes);
             }
-            self.images
+            let key = (load.key.namespace.to_string(), load.key.domain.to_string());
+            let bytes = self
+                .files
                 .lock()
                 .unwrap()
-                .get(&(namespace.to_owned(), domain.to_owned()))
+                .get(&key)
                 .cloned()
-                .ok_or_else(|| Error::storage("no such spilled shard"))
+                .ok_or_else(|| Error::storage("no such spilled shard"))?;
+            load.decode(&bytes)
         }
     }
 
@@ -1206,25 +1252,32 @@ mod tests {
         assert!(spilled >= 2, "{spilled}");
         assert_eq!(budgeted.spilled_shards(), spilled);
         assert!(budgeted.budgeted_bytes() <= full / 2);
-        // Nothing is lost: counts, versions and images agree with the reference.
+        // Nothing is lost: counts, versions and encodings agree with the reference.
         assert_eq!(budgeted.stats(), reference.stats());
         assert_eq!(budgeted.len(), 300);
-        let images = |index: &SpatiotemporalIndex| {
+        let contents = |index: &SpatiotemporalIndex| {
             let mut v = Vec::new();
             index
                 .for_each_shard(|content, stats| {
-                    let ShardContent::Image(i) = content else {
+                    let ShardContent::Encoded {
+                        namespace,
+                        domain,
+                        mut versions,
+                        bytes,
+                    } = content
+                    else {
                         panic!("a test spill target keeps no files");
                     };
-                    assert_eq!(stats.episodes, i.docs.len());
-                    v.push((i.namespace.clone(), i.domain.clone(), i.docs.len()));
+                    assert_eq!(stats.episodes, versions.len());
+                    versions.sort();
+                    v.push((namespace, domain, versions, bytes));
                     Ok(())
                 })
                 .unwrap();
             v.sort();
             v
         };
-        assert_eq!(images(&budgeted), images(&reference));
+        assert_eq!(contents(&budgeted), contents(&reference));
         // Writes and removals reach spilled shards (loaded on demand).
         let cold = ids
             .iter()
@@ -1414,6 +1467,49 @@ mod tests {
                 "load {k} began with {bytes} bytes budgeted: no room for the shard ({largest}) \
                  within {budget}"
             );
+        }
+    }
+
+    #[test]
+    fn a_spill_that_fails_or_panics_keeps_the_content_and_the_changes_made_meanwhile() {
+        for panics in [false, true] {
+            let index = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
+            let spill = Arc::new(MemorySpill::default());
+            index.set_spill(spill.clone()).unwrap();
+            let reference = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+            for i in 0..50 {
+                let mut s = summary(EpisodeId::new(), "ns", "d0");
+                s.description = format!("refund lamp {} order {i}", i % 7);
+                index.insert(&s).unwrap();
+                reference.insert(&s).unwrap();
+            }
+            let mut late = summary(EpisodeId::new(), "ns", "d0");
+            late.description = "a late lamp".into();
+            reference.insert(&late).unwrap();
+            // A write arrives while the content is out being written, then the write fails.
+            let weak = Arc::downgrade(&index);
+            let meanwhile = move || {
+                let index = weak.upgrade().unwrap();
+                assert_eq!(index.insert(&late).unwrap(), None);
+            };
+            *spill.refuse.lock().unwrap() = Some((panics, Meanwhile(Box::new(meanwhile))));
+            index.set_budget(1);
+            let e = index.enforce_budget().unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(if panics { "panicked" } else { "disk full" }),
+                "{e}"
+            );
+            let cell = index.shards_of("ns", Some("d0")).pop().unwrap();
+            assert!(!cell.is_spilled(), "panics: {panics}");
+            assert_eq!(index.len(), 51);
+            assert_eq!(index.stats(), reference.stats(), "panics: {panics}");
+            assert_eq!(index.read_loaded(&cell).unwrap().len(), 51);
+            // The next spill succeeds, and the content comes back whole.
+            assert_eq!(index.enforce_budget().unwrap(), 1);
+            index.set_budget(0);
+            assert_eq!(index.read_loaded(&cell).unwrap().len(), 51);
+            assert_eq!(index.stats(), reference.stats());
         }
     }
 

@@ -18,21 +18,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 
-use super::image::ShardImage;
+use super::image::{ShardLoad, ShardView};
 use super::shard::{Shard, ShardKey};
 
 /// Where the index puts a shard's content when the memory budget asks for room, and takes it
 /// back when the shard is used again. Implementations do blocking I/O; the index calls them
 /// with no shard lock held, from the spill thread.
 pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
-    /// Keep `image` (replacing any earlier image of the same shard).
-    fn save(&self, image: &ShardImage) -> Result<()>;
-    /// The image last saved for `(namespace, domain)`.
-    fn load(&self, namespace: &str, domain: &str) -> Result<ShardImage>;
-    /// Forget the image of `(namespace, domain)` (no error if there is none).
+    /// Keep `shard`'s content (replacing any kept earlier for the same shard).
+    fn save(&self, shard: ShardView<'_>) -> Result<()>;
+    /// The shard whose content was last saved for `load.key`, decoded by `load`.
+    fn load(&self, load: ShardLoad) -> Result<Shard>;
+    /// Forget the content of `(namespace, domain)` (no error if there is none).
     fn discard(&self, namespace: &str, domain: &str) -> Result<()>;
-    /// The file holding the image last saved for `(namespace, domain)`, for targets that keep
-    /// a file per shard and replace it whole, never in place (a snapshot links such a file
+    /// The file holding the content last saved for `(namespace, domain)`, for targets that
+    /// keep a file per shard and replace it whole, never in place (a snapshot links such a file
     /// instead of writing the shard again); `None` for other targets.
     fn file(&self, _namespace: &str, _domain: &str) -> Option<std::path::PathBuf> {
         None
@@ -166,7 +166,7 @@ impl SpillIo {
         run_on(&self.jobs, work)
     }
 
-    /// The shard last saved for `key`, read, decoded and rebuilt on the spill thread.
+    /// The shard last saved for `key`, read and decoded on the spill thread.
     pub(crate) fn load(
         &self,
         key: &ShardKey,
@@ -174,29 +174,54 @@ impl SpillIo {
         embedding_dimension: Option<usize>,
     ) -> Result<Shard> {
         let target = self.target.clone();
-        let (namespace, domain) = (key.namespace.clone(), key.domain.clone());
-        self.run(move || {
-            let image = target.load(&namespace, &domain)?;
-            Shard::from_image(image, bucket_width, embedding_dimension)
-        })
+        let load = ShardLoad {
+            key: key.clone(),
+            bucket_width,
+            embedding_dimension,
+            payload_len: 0,
+        };
+        self.run(move || target.load(load))
     }
 
-    /// Forget the image of `key`, on the spill thread (after any job queued before).
+    /// Forget the content of `key`, on the spill thread (after any job queued before).
     pub(crate) fn discard(&self, key: &ShardKey) -> Result<()> {
         let target = self.target.clone();
         let (namespace, domain) = (key.namespace.clone(), key.domain.clone());
         self.run(move || target.discard(&namespace, &domain))
     }
 
-    /// The target's file of `key`'s image, if it keeps files ([`ShardSpill::file`]).
+    /// The target's file of `key`'s content, if it keeps files ([`ShardSpill::file`]).
     pub(crate) fn file(&self, key: &ShardKey) -> Option<std::path::PathBuf> {
         self.target.file(&key.namespace, &key.domain)
     }
 
-    /// Save `image` on the spill thread (where it is also dropped).
-    pub(crate) fn save(&self, image: ShardImage) -> Result<()> {
-        let target = self.target.clone();
-        self.run(move || target.save(&image))
+    /// Save `shard`, the content of `key`, on the spill thread, where it is dropped once saved
+    /// (the memory it frees goes back to the arena it was loaded into). If it cannot be saved
+    /// it is handed back with the error: the content is never lost, even to a panicking target.
+    pub(crate) fn save(
+        &self,
+        key: &ShardKey,
+        shard: Shard,
+    ) -> std::result::Result<(), (Error, Box<Shard>)> {
+        let shared = Arc::new(shard);
+        let (target, key, job) = (self.target.clone(), key.clone(), shared.clone());
+        let saved = self.run(move || target.save(ShardView::new(&key, &job)));
+        // `run` returns once the job has run, panicked or was refused: its handle is dropped
+        // by then in each case, so the content is ours alone again.
+        let Some(shard) = Arc::into_inner(shared) else {
+            unreachable!("a spill job outlived its reply");
+        };
+        match saved {
+            Ok(()) => {
+                // Nothing is lost if this cannot run: the content is dropped here instead.
+                let _ = self.run(move || {
+                    drop(shard);
+                    Ok(())
+                });
+                Ok(())
+            }
+            Err(e) => Err((e, Box::new(shard))),
+        }
     }
 }
 
@@ -235,10 +260,11 @@ mod tests {
     }
 
     impl ShardSpill for Panicky {
-        fn save(&self, _: &ShardImage) -> Result<()> {
+        fn save(&self, _: ShardView<'_>) -> Result<()> {
             Ok(())
         }
-        fn load(&self, namespace: &str, _: &str) -> Result<ShardImage> {
+        fn load(&self, load: ShardLoad) -> Result<Shard> {
+            let namespace = &*load.key.namespace;
             let name = std::thread::current().name().map(str::to_owned);
             self.threads.lock().unwrap().push(name);
             if namespace == "boom" {

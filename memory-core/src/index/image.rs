@@ -302,14 +302,15 @@ impl<'de> Visitor<'de> for ShardLoad {
         if postings * MIN_POSTING_BYTES + tag_ids > self.payload_len {
             return Ok(Err(bad("more terms and tags than the content holds")));
         }
-        let interners = (interner(terms), interner(tags), interner(task_types));
-        let (Ok(terms), Ok(tags), Ok(task_types)) = interners else {
-            let why = [interners.0.err(), interners.1.err(), interners.2.err()];
-            return Ok(Err(bad(why
-                .into_iter()
-                .flatten()
-                .next()
-                .unwrap_or_default())));
+        if task_types.len() > MAX_SLOTS {
+            // A document keeps its task type's id in 24 bits.
+            return Ok(Err(bad("more task types than a shard holds documents")));
+        }
+        let interners =
+            interner(terms).and_then(|terms| Ok((terms, interner(tags)?, interner(task_types)?)));
+        let (terms, tags, task_types) = match interners {
+            Ok(interners) => interners,
+            Err(why) => return Ok(Err(bad(why))),
         };
         let seen = [&terms, &tags, &task_types].map(|i| vec![0; i.id_bound()]);
         let mut loader = Loader {

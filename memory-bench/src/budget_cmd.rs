@@ -6,9 +6,9 @@
 //! concurrent tasks), sampling the process's peak RSS (`VmHWM`), its RSS, the live Rust heap
 //! (now, and the highest since the last line: [`crate::heap`]), the engine's budget
 //! metrics and the redb cache's entries (its bookkeeping costs about 100 bytes an entry in
-//! memory, outside the budget), then answers `--queries Q` distinct queries. It then shuts down, reopens the same
-//! files without a budget (the whole index in memory) and checks that every query returns the
-//! same episodes with the same lexical scores. The peak RSS reported is the one reached
+//! memory, outside the budget), then answers `--queries Q` distinct queries. It then shuts
+//! down, reopens the same files without a budget (the whole index in memory) and checks that
+//! every query returns the same episodes with the same lexical scores. The peak RSS reported is the one reached
 //! before the shutdown; the shutdown (which writes a snapshot) is reported on a line of its
 //! own. Never touches the user's data directory.
 

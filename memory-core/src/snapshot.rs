@@ -5,9 +5,9 @@
 //! file per shard. Every file is `magic (8 bytes) | format version (u32 LE) | index
 //! fingerprint (bucket width µs i64 LE, embedding dimension u64 LE, u64::MAX for none) |
 //! payload length (u64 LE) | payload (postcard) | CRC-32 of everything before it (u32 LE)`.
-//! A shard file's payload is a shard's encoding (`index/image.rs`); the manifest's lists the shards with their file,
-//! namespace, domain, statistics and `(id, version)` list, which is all the index needs to
-//! serve a shard before its file is read. Writing puts every file under a temporary name,
+//! A shard file's payload is a shard's encoding (`index/image.rs`); the manifest's lists the
+//! shards with their file, namespace, domain, statistics and `(id, version)` list, which is
+//! all the index needs to serve a shard before its file is read. Writing puts every file under a temporary name,
 //! fsyncs it and renames it into place (a spilled shard unchanged since it was spilled is not
 //! written again: its spill file, written the same way, is hard-linked under the snapshot's
 //! name), fsyncs the directory, puts the manifest the same way, fsyncs the directory again,
@@ -18,12 +18,13 @@
 //! spill directory (`spill/`, where the memory budget also puts shards) and read, checked and
 //! decoded only when its shard is first used. Every byte read is checked (magic, version,
 //! fingerprint, length, CRC) and a refusal says which file and why; a shard's content that
-//! passes is validated again as it is decoded. Files are written and read through 64 KiB buffers, the
-//! payload encoded into the file and decoded from it as it goes: neither side holds a copy
-//! of the file in memory (a decoded value is used only once the whole file's checksum
-//! matched). This module must never decide what to do with a refused
-//! snapshot (the engine rebuilds) and never touch the index's locks except through
-//! `for_each_shard`.
+//! passes is validated again as it is decoded. Files are written and read through 64 KiB
+//! buffers, the payload encoded into the file and decoded from it as it goes: neither side
+//! holds a copy of the file in memory (a decoded value is used only once the whole file's
+//! checksum matched), except that a snapshot's file for a loaded shard is its encoding made
+//! in memory under the shard's read lock, so that no file is written under a lock. This
+//! module must never decide what to do with a refused snapshot (the engine rebuilds) and
+//! never touch the index's locks except through `for_each_shard`.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};

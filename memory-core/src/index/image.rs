@@ -3,13 +3,14 @@
 //!
 //! Owns the encoding (snapshot format 7) and both directions of it: [`ShardView`] serializes a
 //! shard as it stands, [`ShardLoad`] builds a shard as the decoder reads. Moving a shard in or
-//! out of memory under a budget therefore costs what the shard itself costs and a buffer,
-//! whatever the shard's size. The encoding holds what cannot be recomputed cheaply (the
+//! out of memory under a budget therefore costs what the shard itself costs, a buffer and a
+//! few bytes per distinct string (renumbering maps, cursors, the strings while their
+//! interners are built), however many documents it holds. The encoding holds what cannot be recomputed cheaply (the
 //! analyzed documents with interned term and tag ids, each term's frequencies in each
 //! document, the strings behind the ids with how many documents hold each) and nothing that
 //! can (statistics, R-trees, clusters and posting-list bounds are rebuilt). It is independent of
-//! the in-memory layout: ids are renumbered densely in string order of first interning,
-//! documents are listed in slot order without the free slots.
+//! the in-memory layout: ids are renumbered densely (in the order of the shard's own
+//! ids), documents are listed in slot order without the free slots.
 //!
 //! Layout (postcard): namespace, domain, then three lists of `(string, documents holding it)`
 //! (terms, tags, task types; a document's id for each is its position in the list), then the

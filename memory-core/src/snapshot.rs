@@ -693,10 +693,7 @@ impl crate::index::ShardSpill for SpillDir {
         let name = Self::name(&load.key.namespace, &load.key.domain);
         let path = self.dir.path().join(&name);
         read_seeded(SHARD_MAGIC, self.fp, &path, &name, |payload_len| {
-            ShardLoad {
-                payload_len,
-                ..load
-            }
+            load.of_len(payload_len)
         })
     }
 }

@@ -218,15 +218,12 @@ impl Serialize for TermsOut<'_> {
 }
 
 /// How to decode a shard file's content into a shard: which shard it must be, and the index's
-/// settings. A seed: `deserialize` builds the shard as the decoder reads.
+/// settings. [`ShardLoad::of_len`] makes the seed for a payload of a given length.
 #[derive(Debug, Clone)]
 pub(crate) struct ShardLoad {
     pub(crate) key: ShardKey,
     pub(crate) bucket_width: i64,
     pub(crate) embedding_dimension: Option<usize>,
-    /// The payload's length in bytes: no count read from it may promise more content than
-    /// this holds (so a damaged count never reserves memory for it).
-    pub(crate) payload_len: u64,
 }
 
 /// A shard decoded, or why its content was refused (postcard's errors keep no message, so a
@@ -234,13 +231,23 @@ pub(crate) struct ShardLoad {
 pub(crate) type Loaded = Result<Shard, String>;
 
 impl ShardLoad {
+    /// The seed decoding a payload of `payload_len` bytes: `deserialize` builds the shard as
+    /// the decoder reads, and no count read from the payload may promise more content than
+    /// its length holds (so a damaged count never reserves memory for it).
+    pub(crate) fn of_len(self, payload_len: u64) -> ShardSeed {
+        ShardSeed {
+            load: self,
+            payload_len,
+        }
+    }
+
     /// Decode `bytes`, the whole content (test spill targets keep shards in memory).
     #[cfg(test)]
-    pub(crate) fn decode(mut self, bytes: &[u8]) -> crate::error::Result<Shard> {
+    pub(crate) fn decode(self, bytes: &[u8]) -> crate::error::Result<Shard> {
         use crate::error::Error;
-        self.payload_len = bytes.len() as u64;
         let mut d = postcard::Deserializer::from_bytes(bytes);
         let shard = self
+            .of_len(bytes.len() as u64)
             .deserialize(&mut d)
             .map_err(|e| Error::corrupt(format!("undecodable shard content: {e}")))?
             .map_err(Error::corrupt)?;
@@ -251,7 +258,14 @@ impl ShardLoad {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for ShardLoad {
+/// [`ShardLoad`] for a payload of known length.
+#[derive(Debug)]
+pub(crate) struct ShardSeed {
+    load: ShardLoad,
+    payload_len: u64,
+}
+
+impl<'de> DeserializeSeed<'de> for ShardSeed {
     type Value = Loaded;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Loaded, D::Error> {
@@ -278,7 +292,7 @@ fn interner(list: Vec<(String, u32)>) -> Result<Interner, &'static str> {
     Interner::from_counted(&texts, counts).ok_or("a string appears twice")
 }
 
-impl<'de> Visitor<'de> for ShardLoad {
+impl<'de> Visitor<'de> for ShardSeed {
     type Value = Loaded;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -288,10 +302,15 @@ impl<'de> Visitor<'de> for ShardLoad {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loaded, A::Error> {
         let namespace: String = next(&mut seq)?;
         let domain: String = next(&mut seq)?;
-        if *namespace != *self.key.namespace || *domain != *self.key.domain {
+        let ShardLoad {
+            key,
+            bucket_width,
+            embedding_dimension,
+        } = self.load;
+        if *namespace != *key.namespace || *domain != *key.domain {
             return Ok(Err(format!(
                 "holds the shard ({namespace:?}, {domain:?}), not ({:?}, {:?})",
-                self.key.namespace, self.key.domain
+                key.namespace, key.domain
             )));
         }
         let bad = |what: &str| format!("shard ({namespace:?}, {domain:?}): {what}");
@@ -315,9 +334,9 @@ impl<'de> Visitor<'de> for ShardLoad {
         };
         let seen = [&terms, &tags, &task_types].map(|i| vec![0; i.id_bound()]);
         let mut loader = Loader {
-            shard: Shard::loading(self.bucket_width, terms, tags, task_types),
+            shard: Shard::loading(bucket_width, terms, tags, task_types),
             seen,
-            embedding_dimension: self.embedding_dimension,
+            embedding_dimension,
             payload_len: self.payload_len,
             ids: (postings + tag_ids) as usize,
             doc_tags: Vec::new(),
@@ -347,7 +366,7 @@ struct Loader {
 
 impl Loader {
     /// Check and add one decoded document.
-    fn add(&mut self, d: DocIn) -> Result<(), &'static str> {
+    fn add(&mut self, d: LoadedDoc) -> Result<(), &'static str> {
         if self.shard.len() >= MAX_SLOTS {
             return Err("more documents than a shard holds");
         }
@@ -373,19 +392,7 @@ impl Loader {
         if self.shard.contains(d.id) {
             return Err("an episode appears twice");
         }
-        self.shard.push_loaded(LoadedDoc {
-            id: d.id,
-            version: d.version,
-            task_type: d.task_type,
-            len: d.field_len,
-            outcome: d.outcome,
-            reward: d.reward,
-            started_at: d.started_at,
-            completed_at: d.completed_at,
-            embedding: d.embedding.as_deref(),
-            tags: &self.doc_tags,
-            terms: &self.doc_terms,
-        });
+        self.shard.push_loaded(d, &self.doc_tags, &self.doc_terms);
         Ok(())
     }
 
@@ -416,19 +423,6 @@ fn count(seen: &mut [u32], ids: impl Iterator<Item = Sym>) -> Result<(), &'stati
             .ok_or("a term, tag or task type id is out of range")? += 1;
     }
     Ok(())
-}
-
-/// One document as decoded, before its ids (in the [`Loader`]'s buffers) are checked.
-struct DocIn {
-    id: EpisodeId,
-    version: u64,
-    task_type: Sym,
-    field_len: FieldLen,
-    outcome: Option<OutcomeKind>,
-    reward: f64,
-    started_at: i64,
-    completed_at: Option<i64>,
-    embedding: Option<Vec<f32>>,
 }
 
 /// The documents, added to the loader as they are decoded; a refusal is the inner result.
@@ -469,26 +463,26 @@ impl<'de> Visitor<'de> for DocsIn<'_> {
 struct DocSeed<'a>(&'a mut Loader);
 
 impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
-    type Value = DocIn;
+    type Value = LoadedDoc;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DocIn, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<LoadedDoc, D::Error> {
         d.deserialize_tuple(11, self)
     }
 }
 
 impl<'de> Visitor<'de> for DocSeed<'_> {
-    type Value = DocIn;
+    type Value = LoadedDoc;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a document")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DocIn, A::Error> {
-        let doc = DocIn {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LoadedDoc, A::Error> {
+        let doc = LoadedDoc {
             id: next(&mut seq)?,
             version: next(&mut seq)?,
             task_type: next(&mut seq)?,
-            field_len: next(&mut seq)?,
+            len: next(&mut seq)?,
             outcome: next(&mut seq)?,
             reward: next(&mut seq)?,
             started_at: next(&mut seq)?,

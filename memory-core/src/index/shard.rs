@@ -69,9 +69,10 @@ pub(crate) struct Shard {
     pending_bytes: usize,
 }
 
-/// A document decoded from a shard file, its ids those of the shard's interners.
+/// A document decoded from a shard file (its tag ids and terms beside it), its ids those of
+/// the shard's interners.
 #[derive(Debug)]
-pub(crate) struct LoadedDoc<'a> {
+pub(crate) struct LoadedDoc {
     pub(crate) id: EpisodeId,
     pub(crate) version: u64,
     pub(crate) task_type: Sym,
@@ -80,9 +81,7 @@ pub(crate) struct LoadedDoc<'a> {
     pub(crate) reward: f64,
     pub(crate) started_at: i64,
     pub(crate) completed_at: Option<i64>,
-    pub(crate) embedding: Option<&'a [f32]>,
-    pub(crate) tags: &'a [Sym],
-    pub(crate) terms: &'a [(Sym, FieldTf)],
+    pub(crate) embedding: Option<Vec<f32>>,
 }
 
 /// A change queued on a spilled shard.
@@ -256,11 +255,11 @@ impl Shard {
 
     /// Append a decoded document at the next slot. The caller checked it: ids in range and
     /// ascending, the episode not here yet, a finite reward, a vector of the index's dimension.
-    pub(super) fn push_loaded(&mut self, d: LoadedDoc<'_>) {
+    pub(super) fn push_loaded(&mut self, d: LoadedDoc, tags: &[Sym], terms: &[(Sym, FieldTf)]) {
         for (total, len) in self.field_len_total.iter_mut().zip(d.len) {
             *total += u64::from(len);
         }
-        self.postings += d.terms.len() as u64;
+        self.postings += terms.len() as u64;
         if d.embedding.is_some() {
             self.embeddings += 1;
         }
@@ -269,20 +268,20 @@ impl Shard {
             d.id,
             d.version,
             d.task_type,
-            d.terms.iter().map(|(t, _)| *t),
-            d.tags.iter().copied(),
+            terms.iter().map(|(t, _)| *t),
+            tags.iter().copied(),
             d.outcome,
             d.reward,
             d.started_at,
             d.completed_at,
-            d.embedding,
+            d.embedding.as_deref(),
         );
         let slot = self.docs.len() as Slot;
         self.lens.push(d.len);
         self.rests.push(RestKey::of(&doc));
         self.docs.push(Some(doc));
         self.by_id.insert(slot, &self.docs);
-        for (term, tf) in d.terms {
+        for (term, tf) in terms {
             self.inverted.add(*term, slot, tf, &self.lens);
         }
     }
@@ -975,7 +974,6 @@ mod tests {
             key: key.clone(),
             bucket_width: WEEK,
             embedding_dimension: None,
-            payload_len: 0,
         }
         .decode(bytes)
     }

@@ -178,7 +178,6 @@ impl SpillIo {
             key: key.clone(),
             bucket_width,
             embedding_dimension,
-            payload_len: 0,
         };
         self.run(move || target.load(load))
     }

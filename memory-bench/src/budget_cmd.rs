@@ -90,16 +90,16 @@ pub async fn run(args: &[String]) -> Result<()> {
     let heap = PeakSampler::start();
     println!(
         "| episodes | elapsed s | peak RSS MiB | RSS now MiB | live heap now / highest MiB | \
-         index budgeted MiB | spilled shards | redb cache entries / MiB |"
+         index budgeted MiB | spilled shards | queues folded | redb cache entries / MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     while done < episodes {
         let n = (episodes - done).min(250_000);
         fill(&m, &mut g, n).await?;
         done += n;
         let s = m.metrics();
         println!(
-            "| {done} | {:.0} | {} | {} | {} / {} | {:.1} | {} | {} / {} |",
+            "| {done} | {:.0} | {} | {} | {} / {} | {:.1} | {} | {} | {} / {} |",
             started.elapsed().as_secs_f64(),
             peak_rss_bytes().unwrap_or(0) >> 20,
             rss_bytes().unwrap_or(0) >> 20,
@@ -107,6 +107,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             heap.take() >> 20,
             s.index_budgeted_bytes as f64 / f64::from(1 << 20),
             s.index_spilled_shards,
+            s.index_shard_folds,
             s.cache.entries,
             s.cache.bytes >> 20,
         );
@@ -132,7 +133,7 @@ pub async fn run(args: &[String]) -> Result<()> {
          peak RSS {} MiB (now {} MiB); live heap {} MiB, highest during the queries {} MiB; \
          index budgeted {:.1} MiB, index estimate {:.1} MiB, spilled shards \
          {}, in-progress {} bytes; {queries} queries in {:.2} s ({:.1} ms each, shards loaded \
-         on demand: {} loads, {} spills during the queries; freed memory handed back to \
+         on demand: {} loads, {} spills, {} queues folded during the queries; freed memory handed back to \
          the system {} times during ingest, {} during the queries)",
         hot >> 20,
         s.indexed_episodes,
@@ -148,6 +149,7 @@ pub async fn run(args: &[String]) -> Result<()> {
         query_time.as_secs_f64() * 1e3 / queries.max(1) as f64,
         s.index_shard_loads - before.index_shard_loads,
         s.index_shard_spills - before.index_shard_spills,
+        s.index_shard_folds - before.index_shard_folds,
         before.index_memory_releases,
         s.index_memory_releases - before.index_memory_releases,
     );

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::EpisodeId;
 use crate::index::{
-    IndexStats, Shard, ShardContent, ShardListing, ShardLoad, ShardView, SpatiotemporalIndex,
-    SpilledShard,
+    IndexStats, Shard, ShardContent, ShardFold, ShardListing, ShardLoad, ShardView,
+    SpatiotemporalIndex, SpilledShard,
 };
 use crate::store::ChangeMark;
 
@@ -696,6 +696,23 @@ impl crate::index::ShardSpill for SpillDir {
             load.of_len(payload_len)
         })
     }
+
+    /// Two reads of the file (a plan, then the new file written as the old one is read
+    /// again), each checked as a load checks it; the new file replaces the old one
+    /// atomically, as a save does.
+    fn fold(&self, fold: &ShardFold) -> Result<IndexStats> {
+        let key = &fold.load().key;
+        let name = Self::name(&key.namespace, &key.domain);
+        let path = self.dir.path().join(&name);
+        let plan = read_seeded(SHARD_MAGIC, self.fp, &path, &name, |len| fold.plan(len))?;
+        self.dir.put_with(&name, SHARD_MAGIC, self.fp, |out| {
+            read_seeded(SHARD_MAGIC, self.fp, &path, &name, |_| {
+                plan.write(fold, out)
+            })
+            .map_err(std::io::Error::other)
+        })?;
+        Ok(plan.stats())
+    }
 }
 
 /// Make `target` name the content of `file`: a hard link (files here are replaced whole,
@@ -863,6 +880,64 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_folds_into_its_spill_file_and_a_damaged_file_stays_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path());
+        let (index, _spill) = fresh(&dir, IndexConfig::default());
+        let reference = index_with(0);
+        let summaries = |n: usize| {
+            let summary = |i: usize| EpisodeSummary {
+                id: EpisodeId::new(),
+                version: 1,
+                context: TaskContext::new("ns", format!("d{}", i % 3), "t"),
+                description: format!("refund lamp number {i}"),
+                tools: vec![],
+                step_count: 1,
+                successful_steps: 1,
+                outcome: Some(OutcomeKind::Success),
+                reward: 1.0,
+                embedding: None,
+                started_at: time::from_micros(i as i64),
+                completed_at: Some(time::from_micros(i as i64 + 1)),
+            };
+            (0..n).map(summary).collect::<Vec<_>>()
+        };
+        let first = summaries(30);
+        for s in &first {
+            index.insert(s).unwrap();
+            reference.insert(s).unwrap();
+        }
+        index.set_budget(1);
+        assert_eq!(index.enforce_budget().unwrap(), 3, "every shard spilled");
+        let path = tmp.path().join("spill").join(SpillDir::name("ns", "d0"));
+        // Changes queued on every shard; d0's file damaged: its fold fails, the others'
+        // run, and the damaged file is neither replaced nor loaded.
+        for s in summaries(6) {
+            index.insert(&s).unwrap();
+            reference.insert(&s).unwrap();
+        }
+        assert!(index.remove(first[0].id) && reference.remove(first[0].id));
+        let good = fs::read(&path).unwrap();
+        let mut damaged = good.clone();
+        damaged[HEADER + 3] ^= 0x40;
+        fs::write(&path, &damaged).unwrap();
+        let e = index.enforce_budget().unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt, "{e}");
+        assert_eq!(fs::read(&path).unwrap(), damaged);
+        fs::write(&path, &good).unwrap();
+        while index.shard_moves().folds < 3 {
+            index.enforce_budget().unwrap();
+        }
+        assert_eq!(index.shard_moves().loads, 0, "no shard was loaded to fold");
+        assert_ne!(fs::read(&path).unwrap(), good, "the file holds the changes");
+        assert_eq!(index.stats(), reference.stats());
+        index.set_budget(0);
+        while index.load_one_spilled().unwrap() {}
+        assert_eq!(index.stats(), reference.stats());
+        assert_eq!(sorted_versions(&index), sorted_versions(&reference));
+    }
+
+    #[test]
     fn a_snapshot_links_the_files_of_spilled_shards_unchanged_since() {
         use std::os::unix::fs::MetadataExt;
         let tmp = tempfile::tempdir().unwrap();
@@ -871,10 +946,17 @@ mod tests {
         fill(&index, 30);
         index.set_budget(1);
         assert_eq!(index.enforce_budget().unwrap(), 3, "every shard spilled");
-        // A change queued on d0: its file no longer holds its content.
-        fill(&index, 1);
+        // d1 and d2 loaded again; then a change queued on d0, folded into its file, which is
+        // then linked, and one made to d1, whose content is written. d2's file still holds
+        // its content: linked.
+        for d in ["d1", "d2"] {
+            let cell = index.shards_of("ns", Some(d)).pop().unwrap();
+            index.ensure_loaded(&cell).unwrap();
+        }
+        fill(&index, 2);
         let stats = dir.write(&index, None).unwrap();
-        assert_eq!((stats.shards, stats.episodes, stats.linked), (3, 31, 2));
+        assert_eq!((stats.shards, stats.episodes, stats.linked), (3, 32, 2));
+        assert_eq!(index.shard_moves().folds, 1);
         let inode = |path: PathBuf| fs::metadata(path).unwrap().ino();
         for d in ["d0", "d1", "d2"] {
             let spilled = inode(tmp.path().join("spill").join(SpillDir::name("ns", d)));
@@ -882,14 +964,14 @@ mod tests {
                 tmp.path()
                     .join(format!("shard-{:016x}-1", shard_hash("ns", d))),
             );
-            assert_eq!(spilled == written, d != "d0", "{d}: linked unless changed");
+            assert_eq!(spilled == written, d != "d1", "{d}: linked unless changed");
         }
         // The reference: `index` whole again (before the next spill directory empties it).
         index.set_budget(0);
         while index.load_one_spilled().unwrap() {}
         let (opened, spill) = fresh(&dir, IndexConfig::default());
         let shards = dir.open(&opened, &spill).unwrap().unwrap().shards;
-        assert_eq!(opened.install_spilled(shards).unwrap(), 31);
+        assert_eq!(opened.install_spilled(shards).unwrap(), 32);
         while opened.load_one_spilled().unwrap() {}
         assert_eq!(sorted_versions(&opened), sorted_versions(&index));
         assert_eq!(opened.stats(), index.stats());

@@ -528,6 +528,7 @@ impl SelfLearningMemory {
             index_spilled_shards: index.spilled_shards() as u64,
             index_shard_loads: moves.loads,
             index_shard_spills: moves.spills,
+            index_shard_folds: moves.folds,
             index_memory_releases: moves.releases,
             index_rebuilds: inner.rebuilt.load(Ordering::Acquire),
             in_progress_bytes: self.inner.live.approx_bytes() as u64,

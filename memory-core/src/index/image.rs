@@ -2,7 +2,9 @@
 //! straight into a new shard, with no copy of the content in between.
 //!
 //! Owns the encoding (snapshot format 7) and both directions of it: [`ShardView`] serializes a
-//! shard as it stands, [`ShardLoad`] builds a shard as the decoder reads. Moving a shard in or
+//! shard as it stands, [`ShardLoad`] builds a shard as the decoder reads, reading a file's
+//! head ([`Head`]) and handing each document, checked, to a [`DocSink`] (the fold of queued
+//! changes into a file, `fold.rs`, reads files through the same two). Moving a shard in or
 //! out of memory under a budget therefore costs what the shard itself costs, a buffer and a
 //! few bytes per distinct string (renumbering maps, cursors, the strings while their
 //! interners are built), however many documents it holds. The encoding holds what cannot be recomputed cheaply (the
@@ -77,7 +79,7 @@ impl<'a> ShardView<'a> {
 }
 
 /// Live ids of an interner renumbered densely, in id order: `map[old] = new`.
-fn renumber(interner: &Interner) -> Vec<u32> {
+pub(super) fn renumber(interner: &Interner) -> Vec<u32> {
     let mut map = vec![u32::MAX; interner.id_bound()];
     for (new, (old, _)) in interner.live().enumerate() {
         map[old as usize] = new as u32;
@@ -119,7 +121,7 @@ impl Serialize for ShardView<'_> {
 }
 
 /// An interner's live strings with their counts, in id order.
-struct Strings<'a>(&'a Interner);
+pub(super) struct Strings<'a>(pub(super) &'a Interner);
 
 impl Serialize for Strings<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -274,7 +276,9 @@ impl<'de> DeserializeSeed<'de> for ShardSeed {
 }
 
 /// The next element of `seq`, which must have one.
-fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A) -> Result<T, A::Error> {
+pub(super) fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+    seq: &mut A,
+) -> Result<T, A::Error> {
     seq.next_element()?
         .ok_or_else(|| A::Error::custom("the content ends early"))
 }
@@ -300,53 +304,87 @@ impl<'de> Visitor<'de> for ShardSeed {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loaded, A::Error> {
-        let namespace: String = next(&mut seq)?;
-        let domain: String = next(&mut seq)?;
-        let ShardLoad {
-            key,
-            bucket_width,
-            embedding_dimension,
-        } = self.load;
+        let Head {
+            namespace,
+            domain,
+            strings,
+        } = match Head::read(&mut seq, &self.load.key, self.payload_len)? {
+            Ok(head) => head,
+            Err(why) => return Ok(Err(why)),
+        };
+        let bad = |what: &str| format!("shard ({namespace:?}, {domain:?}): {what}");
+        // Term and tag ids of all documents, which the strings' counts add up to.
+        let ids: u64 = strings[..2]
+            .iter()
+            .flatten()
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        let [terms, tags, task_types] = match interners(strings) {
+            Ok(interners) => interners,
+            Err(why) => return Ok(Err(bad(why))),
+        };
+        let seen = [&terms, &tags, &task_types].map(|i| vec![0; i.id_bound()]);
+        let mut loader = Loader {
+            shard: Shard::loading(self.load.bucket_width, terms, tags, task_types),
+            seen,
+            embedding_dimension: self.load.embedding_dimension,
+            ids: ids as usize,
+        };
+        let docs = next_docs(&mut seq, &mut loader, self.payload_len)?;
+        Ok(docs.and_then(|()| loader.finish()).map_err(|why| bad(&why)))
+    }
+}
+
+/// The strings lists of a shard file: terms, tags, task types, each `(string, documents
+/// holding it)`.
+pub(super) type StringLists = [Vec<(String, u32)>; 3];
+
+/// What a shard file holds before its documents: whose shard it is, and its strings.
+pub(super) struct Head {
+    pub(super) namespace: String,
+    pub(super) domain: String,
+    pub(super) strings: StringLists,
+}
+
+impl Head {
+    /// Read the head of the file of `key`'s shard, whose payload is `payload_len` bytes; the
+    /// inner error refuses it (another shard's file, or counts the payload cannot hold).
+    pub(super) fn read<'de, A: SeqAccess<'de>>(
+        seq: &mut A,
+        key: &ShardKey,
+        payload_len: u64,
+    ) -> Result<Result<Self, String>, A::Error> {
+        let namespace: String = next(seq)?;
+        let domain: String = next(seq)?;
         if *namespace != *key.namespace || *domain != *key.domain {
             return Ok(Err(format!(
                 "holds the shard ({namespace:?}, {domain:?}), not ({:?}, {:?})",
                 key.namespace, key.domain
             )));
         }
-        let bad = |what: &str| format!("shard ({namespace:?}, {domain:?}): {what}");
-        let terms: Vec<(String, u32)> = next(&mut seq)?;
-        let tags: Vec<(String, u32)> = next(&mut seq)?;
-        let task_types: Vec<(String, u32)> = next(&mut seq)?;
+        let strings: StringLists = [next(seq)?, next(seq)?, next(seq)?];
+        let bad = |what: &str| Ok(Err(format!("shard ({namespace:?}, {domain:?}): {what}")));
         let sum = |l: &[(String, u32)]| l.iter().map(|(_, n)| u64::from(*n)).sum::<u64>();
-        let (postings, tag_ids) = (sum(&terms), sum(&tags));
-        if postings * MIN_POSTING_BYTES + tag_ids > self.payload_len {
-            return Ok(Err(bad("more terms and tags than the content holds")));
+        let (postings, tag_ids) = (sum(&strings[0]), sum(&strings[1]));
+        if postings * MIN_POSTING_BYTES + tag_ids > payload_len {
+            return bad("more terms and tags than the content holds");
         }
-        if task_types.len() > MAX_SLOTS {
+        if strings[2].len() > MAX_SLOTS {
             // A document keeps its task type's id in 24 bits.
-            return Ok(Err(bad("more task types than a shard holds documents")));
+            return bad("more task types than a shard holds documents");
         }
-        let interners =
-            interner(terms).and_then(|terms| Ok((terms, interner(tags)?, interner(task_types)?)));
-        let (terms, tags, task_types) = match interners {
-            Ok(interners) => interners,
-            Err(why) => return Ok(Err(bad(why))),
-        };
-        let seen = [&terms, &tags, &task_types].map(|i| vec![0; i.id_bound()]);
-        let mut loader = Loader {
-            shard: Shard::loading(bucket_width, terms, tags, task_types),
-            seen,
-            embedding_dimension,
-            payload_len: self.payload_len,
-            ids: (postings + tag_ids) as usize,
-            doc_tags: Vec::new(),
-            doc_terms: Vec::new(),
-        };
-        let docs = seq
-            .next_element_seed(DocsIn(&mut loader))?
-            .ok_or_else(|| A::Error::custom("the content ends early"))?;
-        Ok(docs.and_then(|()| loader.finish()).map_err(bad))
+        Ok(Ok(Self {
+            namespace,
+            domain,
+            strings,
+        }))
     }
+}
+
+/// The interners of a file's strings lists (terms, tags, task types).
+pub(super) fn interners(strings: StringLists) -> Result<[Interner; 3], &'static str> {
+    let [terms, tags, task_types] = strings;
+    Ok([interner(terms)?, interner(tags)?, interner(task_types)?])
 }
 
 /// A shard being decoded.
@@ -356,48 +394,32 @@ struct Loader {
     /// compare with the counts the strings came with.
     seen: [Vec<u32>; 3],
     embedding_dimension: Option<usize>,
-    payload_len: u64,
     /// Term and tag ids of all documents, by the strings' counts.
     ids: usize,
-    /// The current document's tag ids and terms (reused from one to the next).
-    doc_tags: Vec<Sym>,
-    doc_terms: Vec<(Sym, FieldTf)>,
+}
+
+impl DocSink for Loader {
+    fn begin(&mut self, count: usize) {
+        self.shard.reserve_loaded(count, self.ids);
+    }
+
+    /// Check and add one decoded document.
+    fn doc(&mut self, d: LoadedDoc, ids: &DocIds) -> Result<(), String> {
+        if self.shard.len() >= MAX_SLOTS {
+            return Err("more documents than a shard holds".into());
+        }
+        check_doc(&d, ids, &mut self.seen, self.embedding_dimension)?;
+        if self.shard.contains(d.id) {
+            return Err("an episode appears twice".into());
+        }
+        self.shard.push_loaded(d, &ids.tags, &ids.terms);
+        Ok(())
+    }
 }
 
 impl Loader {
-    /// Check and add one decoded document.
-    fn add(&mut self, d: LoadedDoc) -> Result<(), &'static str> {
-        if self.shard.len() >= MAX_SLOTS {
-            return Err("more documents than a shard holds");
-        }
-        if !self.doc_terms.is_sorted_by(|a, b| a.0 < b.0)
-            || !self.doc_tags.is_sorted_by(|a, b| a < b)
-        {
-            return Err("a document's term or tag ids are not strictly ascending");
-        }
-        let [seen_terms, seen_tags, seen_task_types] = &mut self.seen;
-        count(seen_terms, self.doc_terms.iter().map(|(t, _)| *t))?;
-        count(seen_tags, self.doc_tags.iter().copied())?;
-        count(seen_task_types, std::iter::once(d.task_type))?;
-        if !d.reward.is_finite() {
-            return Err("a reward is not finite");
-        }
-        if let Some(e) = &d.embedding {
-            match self.embedding_dimension {
-                Some(dim) => check_vector("snapshot.embedding", e, dim)
-                    .map_err(|_| "an embedding has the wrong dimension or value")?,
-                None => return Err("an embedding, but none is configured"),
-            }
-        }
-        if self.shard.contains(d.id) {
-            return Err("an episode appears twice");
-        }
-        self.shard.push_loaded(d, &self.doc_tags, &self.doc_terms);
-        Ok(())
-    }
-
     /// The shard, once every count matched what its strings came with.
-    fn finish(self) -> Result<Shard, &'static str> {
+    fn finish(self) -> Result<Shard, String> {
         let matches = self
             .shard
             .interners()
@@ -409,10 +431,42 @@ impl Loader {
                     .all(|(id, n)| *n == interner.count(id as Sym))
             });
         if !matches {
-            return Err("a string's count of documents does not match the documents");
+            return Err(COUNTS_DIFFER.into());
         }
         Ok(self.shard.loaded())
     }
+}
+
+/// The refusal of a file whose strings' counts differ from its documents'.
+pub(super) const COUNTS_DIFFER: &str = "a string's count of documents does not match the documents";
+
+/// Check one decoded document of a file against the file's strings (ids in range and strictly
+/// ascending; each id counted in `seen`, per term, tag and task type id), and its values (a
+/// finite reward, a vector of the index's dimension).
+pub(super) fn check_doc(
+    d: &LoadedDoc,
+    ids: &DocIds,
+    seen: &mut [Vec<u32>; 3],
+    embedding_dimension: Option<usize>,
+) -> Result<(), &'static str> {
+    if !ids.terms.is_sorted_by(|a, b| a.0 < b.0) || !ids.tags.is_sorted_by(|a, b| a < b) {
+        return Err("a document's term or tag ids are not strictly ascending");
+    }
+    let [seen_terms, seen_tags, seen_task_types] = seen;
+    count(seen_terms, ids.terms.iter().map(|(t, _)| *t))?;
+    count(seen_tags, ids.tags.iter().copied())?;
+    count(seen_task_types, std::iter::once(d.task_type))?;
+    if !d.reward.is_finite() {
+        return Err("a reward is not finite");
+    }
+    if let Some(e) = &d.embedding {
+        match embedding_dimension {
+            Some(dim) => check_vector("snapshot.embedding", e, dim)
+                .map_err(|_| "an embedding has the wrong dimension or value")?,
+            None => return Err("an embedding, but none is configured"),
+        }
+    }
+    Ok(())
 }
 
 /// Count `ids` in `seen`, which has an entry for each valid id.
@@ -425,11 +479,40 @@ fn count(seen: &mut [u32], ids: impl Iterator<Item = Sym>) -> Result<(), &'stati
     Ok(())
 }
 
-/// The documents, added to the loader as they are decoded; a refusal is the inner result.
-struct DocsIn<'a>(&'a mut Loader);
+/// A decoded document's tag ids and terms (buffers reused from one document to the next).
+#[derive(Debug, Default)]
+pub(super) struct DocIds {
+    pub(super) tags: Vec<Sym>,
+    pub(super) terms: Vec<(Sym, FieldTf)>,
+}
+
+/// What takes a file's documents as they are decoded.
+pub(super) trait DocSink {
+    /// The file holds `count` documents (no more than its payload can hold).
+    fn begin(&mut self, count: usize);
+    /// The next document, with its tag and term ids; an error refuses the file.
+    fn doc(&mut self, d: LoadedDoc, ids: &DocIds) -> Result<(), String>;
+}
+
+/// Decode the next element of `seq`, a file's documents, into `sink`; the inner error refuses
+/// the file.
+pub(super) fn next_docs<'de, A: SeqAccess<'de>>(
+    seq: &mut A,
+    sink: &mut dyn DocSink,
+    payload_len: u64,
+) -> Result<Result<(), String>, A::Error> {
+    seq.next_element_seed(DocsIn { sink, payload_len })?
+        .ok_or_else(|| A::Error::custom("the content ends early"))
+}
+
+/// The documents, handed to a sink as they are decoded; a refusal is the inner result.
+struct DocsIn<'a> {
+    sink: &'a mut dyn DocSink,
+    payload_len: u64,
+}
 
 impl<'de> DeserializeSeed<'de> for DocsIn<'_> {
-    type Value = Result<(), &'static str>;
+    type Value = Result<(), String>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
@@ -437,21 +520,21 @@ impl<'de> DeserializeSeed<'de> for DocsIn<'_> {
 }
 
 impl<'de> Visitor<'de> for DocsIn<'_> {
-    type Value = Result<(), &'static str>;
+    type Value = Result<(), String>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a sequence of documents")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let loader = self.0;
         let count = seq.size_hint().unwrap_or(0);
-        if count > MAX_SLOTS || count as u64 * MIN_DOC_BYTES > loader.payload_len {
-            return Ok(Err("more documents than the content holds"));
+        if count > MAX_SLOTS || count as u64 * MIN_DOC_BYTES > self.payload_len {
+            return Ok(Err("more documents than the content holds".into()));
         }
-        loader.shard.reserve_loaded(count, loader.ids);
-        while let Some(doc) = seq.next_element_seed(DocSeed(loader))? {
-            if let Err(why) = loader.add(doc) {
+        self.sink.begin(count);
+        let mut ids = DocIds::default();
+        while let Some(doc) = seq.next_element_seed(DocSeed(&mut ids))? {
+            if let Err(why) = self.sink.doc(doc, &ids) {
                 return Ok(Err(why));
             }
         }
@@ -459,8 +542,8 @@ impl<'de> Visitor<'de> for DocsIn<'_> {
     }
 }
 
-/// One document: its fields returned, its tag and term ids left in the loader's buffers.
-struct DocSeed<'a>(&'a mut Loader);
+/// One document: its fields returned, its tag and term ids left in the buffers.
+struct DocSeed<'a>(&'a mut DocIds);
 
 impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
     type Value = LoadedDoc;
@@ -489,10 +572,10 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
             completed_at: next(&mut seq)?,
             embedding: next(&mut seq)?,
         };
-        let loader = self.0;
-        seq.next_element_seed(Refill(&mut loader.doc_tags))?
+        let ids = self.0;
+        seq.next_element_seed(Refill(&mut ids.tags))?
             .ok_or_else(|| A::Error::custom("the content ends early"))?;
-        seq.next_element_seed(Refill(&mut loader.doc_terms))?
+        seq.next_element_seed(Refill(&mut ids.terms))?
             .ok_or_else(|| A::Error::custom("the content ends early"))?;
         Ok(doc)
     }
@@ -558,7 +641,7 @@ struct DocListing {
 
 /// A sequence of `T` read and dropped.
 #[derive(Debug)]
-struct Skipped<T>(PhantomData<T>);
+pub(super) struct Skipped<T>(PhantomData<T>);
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Skipped<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -177,6 +177,15 @@ impl Shard {
         std::mem::take(&mut self.pending)
     }
 
+    /// Forget the `n` oldest queued changes (folded into the spilled content); returns the
+    /// queue's estimated bytes.
+    pub(crate) fn forget_pending(&mut self, n: usize) -> usize {
+        for op in self.pending.drain(..n) {
+            self.pending_bytes -= op.bytes();
+        }
+        self.pending_bytes
+    }
+
     /// The queued changes, oldest first.
     pub(crate) fn pending(&self) -> &[Pending] {
         &self.pending
@@ -731,6 +740,7 @@ impl ShardBuilder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fold::ShardFold;
     use super::super::image::{PlainShard, ShardLoad, ShardView};
     use super::*;
     use crate::episode::{EpisodeSummary, TaskContext};
@@ -1063,6 +1073,122 @@ mod tests {
             domain: Arc::from("elsewhere"),
         };
         let e = load(&other, &bytes).unwrap_err();
+        assert!(e.to_string().contains("holds the shard"), "{e}");
+    }
+
+    /// For tests: every document as (id, version, task type, tags, (term, frequencies)),
+    /// by id, all as text: comparable across shards whatever their ids and slots.
+    #[allow(clippy::type_complexity)]
+    fn described(
+        shard: &Shard,
+    ) -> Vec<(EpisodeId, u64, String, Vec<String>, Vec<(String, FieldTf)>)> {
+        let text = |i: &Interner, sym: Sym| i.text(sym).unwrap().to_owned();
+        let mut out: Vec<_> = shard
+            .docs()
+            .map(|(slot, d)| {
+                let mut tags: Vec<String> = d.tags().map(|t| text(&shard.tags, t)).collect();
+                tags.sort();
+                let mut terms: Vec<(String, FieldTf)> = d
+                    .terms()
+                    .map(|t| (text(&shard.terms, t), shard.term_tf(t, slot).unwrap()))
+                    .collect();
+                terms.sort();
+                let task_type = text(&shard.task_types, d.task_type());
+                (d.id, d.version, task_type, tags, terms)
+            })
+            .collect();
+        out.sort_by_key(|d| d.0);
+        out
+    }
+
+    #[test]
+    fn a_fold_writes_what_loading_the_file_and_applying_the_changes_makes() {
+        let key = key();
+        let mut s = Shard::new(WEEK);
+        let mut held = Vec::new();
+        for k in 0..12 {
+            let d = draft(
+                &format!("refund lamp order o{k}"),
+                ["return", "cancel"][k % 2],
+                k as i64,
+            );
+            held.push(d.clone());
+            s.upsert(d);
+        }
+        let bytes = encode(&key, &s);
+        let mut changes = vec![Pending::Remove(EpisodeId::new())];
+        // The only "cancel" documents go (their task type with them), one by a replacement
+        // into a new task type with new words and tags; others are replaced in place.
+        for (k, d) in held.iter().enumerate() {
+            match k % 4 {
+                1 => changes.push(Pending::Remove(d.id)),
+                3 => {
+                    let mut again = draft(&format!("swap keyboard k{k}"), "swap", 40);
+                    again.id = d.id;
+                    again.version = 2;
+                    again.tags = vec!["urgent".into()];
+                    changes.push(Pending::Upsert(again));
+                }
+                2 => {
+                    let mut again = draft("refund lamp twice", "return", 3);
+                    again.id = d.id;
+                    again.version = 3;
+                    changes.push(Pending::Upsert(again));
+                }
+                _ => {}
+            }
+        }
+        let brief = draft("gone before the fold", "return", 5);
+        changes.push(Pending::Upsert(brief.clone()));
+        changes.push(Pending::Remove(brief.id));
+        let twice = draft("first words", "return", 6);
+        let mut later = draft("second words", "exchange", 90);
+        later.id = twice.id;
+        changes.push(Pending::Upsert(twice));
+        changes.push(Pending::Upsert(later));
+
+        let mut expected = load(&key, &bytes).unwrap();
+        expected.apply(changes.clone());
+        let fold = ShardFold::new(
+            ShardLoad {
+                key: key.clone(),
+                bucket_width: WEEK,
+                embedding_dimension: None,
+            },
+            changes,
+        );
+        let (folded, stats) = fold.fold_bytes(&bytes).unwrap();
+        assert_eq!(stats, expected.stats());
+        let back = load(&key, &folded).unwrap();
+        assert_eq!(back.stats(), expected.stats());
+        assert_eq!(described(&back), described(&expected));
+        assert!(described(&back).iter().all(|d| d.2 != "cancel"));
+        assert_eq!(back.postings_by_text(), expected.postings_by_text());
+        assert_eq!(back.clusters_by_text(), expected.clusters_by_text());
+        assert_eq!(back.field_len_total(), expected.field_len_total());
+        let plain: PlainShard = postcard::from_bytes(&folded).unwrap();
+        assert!(
+            !plain.terms.iter().any(|(t, _)| t == "o1"),
+            "a string no document holds any more is dropped"
+        );
+
+        // The file is checked as a load checks it.
+        let mut damaged: PlainShard = postcard::from_bytes(&bytes).unwrap();
+        damaged.terms[0].1 += 1;
+        let e = fold
+            .fold_bytes(&postcard::to_allocvec(&damaged).unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("does not match"), "{e}");
+        let mut damaged: PlainShard = postcard::from_bytes(&bytes).unwrap();
+        damaged.docs[0].terms.last_mut().unwrap().0 = 999;
+        let e = fold
+            .fold_bytes(&postcard::to_allocvec(&damaged).unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        damaged.domain = "elsewhere".into();
+        let e = fold
+            .fold_bytes(&postcard::to_allocvec(&damaged).unwrap())
+            .unwrap_err();
         assert!(e.to_string().contains("holds the shard"), "{e}");
     }
 }

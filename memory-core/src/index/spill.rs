@@ -1,8 +1,9 @@
 //! Where spilled shards go, and the one thread that reads and writes them.
 //!
 //! Owns the [`ShardSpill`] trait (the spill target: files in production, memory in tests) and
-//! [`SpillIo`], which runs every load (read, decode, rebuild the shard) and every save (encode,
-//! write) of spilled shards on one dedicated thread. One thread, so that the large transient
+//! [`SpillIo`], which runs every load (read, decode, rebuild the shard), every save (encode,
+//! write) and every fold of queued changes into a file (read twice, write) of spilled shards
+//! on one dedicated thread. One thread, so that the large transient
 //! buffers of loads and saves, and the content of every shard loaded from a file, come from
 //! one allocator arena: with glibc's per-thread arenas, loads spread over query threads left
 //! freed shard memory stranded in many arenas (measured in `docs/benchmarks.md`, "Memory
@@ -18,8 +19,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 
+use super::fold::ShardFold;
 use super::image::{ShardLoad, ShardView};
-use super::shard::{Shard, ShardKey};
+use super::shard::{Pending, Shard, ShardKey};
+use super::stats::IndexStats;
 
 /// Where the index puts a shard's content when the memory budget asks for room, and takes it
 /// back when the shard is used again. Implementations do blocking I/O; the index calls them
@@ -29,6 +32,10 @@ pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
     fn save(&self, shard: ShardView<'_>) -> Result<()>;
     /// The shard whose content was last saved for `load.key`, decoded by `load`.
     fn load(&self, load: ShardLoad) -> Result<Shard>;
+    /// Replace the content last saved for `fold`'s shard with that content with `fold`'s
+    /// changes applied, without decoding it into a shard; returns the new content's
+    /// statistics. On an error the content saved is unchanged.
+    fn fold(&self, fold: &ShardFold) -> Result<IndexStats>;
     /// Forget the content of `(namespace, domain)` (no error if there is none).
     fn discard(&self, namespace: &str, domain: &str) -> Result<()>;
     /// The file holding the content last saved for `(namespace, domain)`, for targets that
@@ -166,20 +173,17 @@ impl SpillIo {
         run_on(&self.jobs, work)
     }
 
-    /// The shard last saved for `key`, read and decoded on the spill thread.
-    pub(crate) fn load(
-        &self,
-        key: &ShardKey,
-        bucket_width: i64,
-        embedding_dimension: Option<usize>,
-    ) -> Result<Shard> {
+    /// The shard last saved for `load.key`, read and decoded on the spill thread.
+    pub(crate) fn load(&self, load: ShardLoad) -> Result<Shard> {
         let target = self.target.clone();
-        let load = ShardLoad {
-            key: key.clone(),
-            bucket_width,
-            embedding_dimension,
-        };
         self.run(move || target.load(load))
+    }
+
+    /// Fold `changes` (oldest first) into the content last saved for `load.key`, on the spill
+    /// thread ([`ShardSpill::fold`]); returns the new content's statistics.
+    pub(crate) fn fold(&self, load: ShardLoad, changes: Vec<Pending>) -> Result<IndexStats> {
+        let target = self.target.clone();
+        self.run(move || target.fold(&ShardFold::new(load, changes)))
     }
 
     /// Forget the content of `key`, on the spill thread (after any job queued before).
@@ -262,6 +266,9 @@ mod tests {
         fn save(&self, _: ShardView<'_>) -> Result<()> {
             Ok(())
         }
+        fn fold(&self, _: &ShardFold) -> Result<IndexStats> {
+            Err(Error::corrupt("nothing saved"))
+        }
         fn load(&self, load: ShardLoad) -> Result<Shard> {
             let namespace = &*load.key.namespace;
             let name = std::thread::current().name().map(str::to_owned);
@@ -284,9 +291,14 @@ mod tests {
             namespace: Arc::from(ns),
             domain: Arc::from("d"),
         };
-        let e = io.load(&key("boom"), 1, None).unwrap_err();
+        let load = |ns: &str| ShardLoad {
+            key: key(ns),
+            bucket_width: 1,
+            embedding_dimension: None,
+        };
+        let e = io.load(load("boom")).unwrap_err();
         assert!(e.to_string().contains("panicked"), "{e}");
-        let e = io.load(&key("ns"), 1, None).unwrap_err();
+        let e = io.load(load("ns")).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Corrupt, "{e}");
         let spill_thread = Some("memory-index-spill".to_owned());
         assert_eq!(

@@ -61,6 +61,7 @@ pub(crate) fn publish(s: &MetricsSnapshot) {
     counter!("memory_index_rebuilds_total").absolute(s.index_rebuilds);
     counter!("memory_index_shard_loads_total").absolute(s.index_shard_loads);
     counter!("memory_index_shard_spills_total").absolute(s.index_shard_spills);
+    counter!("memory_index_shard_folds_total").absolute(s.index_shard_folds);
     counter!("memory_index_memory_releases_total").absolute(s.index_memory_releases);
     gauge!("memory_completions_in_flight").set(s.completions.in_flight as f64);
     gauge!("memory_completions_waiting").set(s.completions.waiting as f64);

@@ -122,13 +122,15 @@ pub struct MetricsSnapshot {
     /// Shards whose content is on file, not in memory (loaded again when used): spilled by
     /// the memory budget, or not yet loaded after opening a snapshot.
     pub index_spilled_shards: u64,
-    /// Shards loaded back from their spill (or snapshot) file since open: by queries, by
-    /// writes and budget checks folding queued changes, and by the background load after a
-    /// snapshot open. Climbing with queries means the budget's share is too small for the
-    /// shards they search.
+    /// Shards loaded back from their spill (or snapshot) file since open: by queries and by
+    /// the background load after a snapshot open. Climbing with queries means the budget's
+    /// share is too small for the shards they search.
     pub index_shard_loads: u64,
     /// Shards spilled (written out, or dropped when their file already held them) since open.
     pub index_shard_spills: u64,
+    /// Queues of changes on spilled shards that budget checks folded into the shards' files
+    /// since open (the file rewritten with the changes, the shard not loaded).
+    pub index_shard_folds: u64,
     /// Times the index asked the allocator to return the memory of spilled shards to the
     /// system since open (glibc's `malloc_trim`, once per sixteenth of the budget spilled;
     /// always 0 elsewhere, where allocators return freed memory themselves).

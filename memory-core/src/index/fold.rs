@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Write;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
@@ -38,7 +39,8 @@ use super::stats::IndexStats;
 #[derive(Debug)]
 pub(crate) struct ShardFold {
     load: ShardLoad,
-    changes: Vec<Pending>,
+    /// Shared with the shard, which keeps them queued until the fold is done.
+    changes: Arc<Vec<Pending>>,
     /// Each episode the changes touch: the position in `changes` of its last upsert, or `None`
     /// if its last change removes it.
     last: HashMap<EpisodeId, Option<usize>>,
@@ -46,7 +48,7 @@ pub(crate) struct ShardFold {
 
 impl ShardFold {
     /// The fold of `changes` (oldest first) into the file of the shard `load` describes.
-    pub(crate) fn new(load: ShardLoad, changes: Vec<Pending>) -> Self {
+    pub(crate) fn new(load: ShardLoad, changes: Arc<Vec<Pending>>) -> Self {
         let mut last = HashMap::with_capacity(changes.len());
         for (at, change) in changes.iter().enumerate() {
             match change {

@@ -65,7 +65,10 @@ pub(crate) struct Shard {
     approx_bytes: usize,
     /// Changes queued while the content is spilled (or being spilled), in arrival order.
     pending: Vec<Pending>,
-    /// Estimated heap bytes of `pending`.
+    /// Changes queued before `pending` and being folded into the spilled content
+    /// ([`Shard::begin_fold`]), shared with the fold, not copied.
+    folding: Option<Arc<Vec<Pending>>>,
+    /// Estimated heap bytes of `folding` and `pending`.
     pending_bytes: usize,
 }
 
@@ -160,6 +163,7 @@ impl Shard {
             embeddings: 0,
             approx_bytes: 0,
             pending: Vec::new(),
+            folding: None,
             pending_bytes: 0,
         }
     }
@@ -173,22 +177,53 @@ impl Shard {
 
     /// Take the queued changes.
     pub(crate) fn take_pending(&mut self) -> Vec<Pending> {
+        // Whoever takes them holds the shard's `moving` lock, as a fold does.
+        debug_assert!(self.folding.is_none(), "taken during a fold");
         self.pending_bytes = 0;
         std::mem::take(&mut self.pending)
     }
 
-    /// Forget the `n` oldest queued changes (folded into the spilled content); returns the
-    /// queue's estimated bytes.
-    pub(crate) fn forget_pending(&mut self, n: usize) -> usize {
-        for op in self.pending.drain(..n) {
-            self.pending_bytes -= op.bytes();
+    /// Hand the queued changes to a fold (`None` if there are none): they stay queued, and
+    /// counted, until [`Shard::end_fold`].
+    pub(crate) fn begin_fold(&mut self) -> Option<Arc<Vec<Pending>>> {
+        debug_assert!(self.folding.is_none(), "one fold at a time");
+        if self.pending.is_empty() {
+            return None;
+        }
+        let changes = Arc::new(std::mem::take(&mut self.pending));
+        self.folding = Some(changes.clone());
+        Some(changes)
+    }
+
+    /// End the fold begun last: if `folded`, its changes are in the spilled content and leave
+    /// the queue; if not, they stay queued before those queued since. Returns the queue's
+    /// estimated bytes.
+    pub(crate) fn end_fold(&mut self, folded: bool) -> usize {
+        let Some(changes) = self.folding.take() else {
+            return self.pending_bytes;
+        };
+        if folded {
+            self.pending_bytes -= changes.iter().map(Pending::bytes).sum::<usize>();
+        } else {
+            // The fold's handle is gone once it returned: the changes move back, uncopied.
+            let mut changes = Arc::try_unwrap(changes).unwrap_or_else(|shared| (*shared).clone());
+            changes.append(&mut self.pending);
+            self.pending = changes;
         }
         self.pending_bytes
     }
 
+    /// How many changes are queued.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.folding.as_ref().map_or(0, |f| f.len()) + self.pending.len()
+    }
+
     /// The queued changes, oldest first.
-    pub(crate) fn pending(&self) -> &[Pending] {
-        &self.pending
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &Pending> {
+        self.folding
+            .iter()
+            .flat_map(|f| f.iter())
+            .chain(&self.pending)
     }
 
     /// Estimated heap bytes of the queued changes.
@@ -1155,7 +1190,7 @@ mod tests {
                 bucket_width: WEEK,
                 embedding_dimension: None,
             },
-            changes,
+            Arc::new(changes),
         );
         let (folded, stats) = fold.fold_bytes(&bytes).unwrap();
         assert_eq!(stats, expected.stats());

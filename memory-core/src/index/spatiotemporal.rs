@@ -220,7 +220,7 @@ impl SpatiotemporalIndex {
             let replaced = if cell.is_spilled() {
                 // Every queued change counts as a new episode: a bound, without a walk of
                 // the queue on each insert.
-                let queued = shard.pending().len();
+                let queued = shard.pending_len();
                 if same_cell.is_none() && cell.spilled_stats().episodes + queued >= limit {
                     return Err(shard_full(cell.key(), limit));
                 }
@@ -336,7 +336,7 @@ impl SpatiotemporalIndex {
         let shard = cell.read(&self.waits);
         // Under the read lock: a change clears `is_saved` under the write lock, before it.
         let stats = match cell.residence() {
-            Residence::Spilled if shard.pending().is_empty() => cell.spilled_stats(),
+            Residence::Spilled if shard.pending_len() == 0 => cell.spilled_stats(),
             Residence::Loaded if cell.is_saved() => shard.stats(),
             _ => return None,
         };
@@ -483,7 +483,7 @@ impl SpatiotemporalIndex {
                 if !shard.is_empty() {
                     total.add(&shard.stats());
                 }
-            } else if shard.pending().is_empty() {
+            } else if shard.pending_len() == 0 {
                 total.add(&cell.spilled_stats());
             } else {
                 drop(shard);
@@ -696,23 +696,28 @@ impl SpatiotemporalIndex {
     }
 
     /// Fold the changes queued on spilled `cell` into its spilled content without loading it
-    /// ([`ShardSpill::fold`]): a copy of the queue goes to the spill thread, and once the new
-    /// content is saved, those changes leave the queue (changes queued meanwhile stay). If
-    /// the fold fails, nothing changes. Returns whether a queue was folded.
+    /// ([`ShardSpill::fold`]): the queue is shared with the spill thread (not copied), and
+    /// once the new content is saved, those changes leave the queue (changes queued meanwhile
+    /// stay). If the fold fails, nothing changes. Returns whether a queue was folded.
     fn fold_cell(&self, cell: &Arc<ShardCell>, spill: &SpillIo) -> Result<bool> {
         let _moving = cell.moving();
         let changes = {
-            let shard = cell.read(&self.waits);
-            if cell.residence() != Residence::Spilled || shard.pending().is_empty() {
+            let mut shard = cell.write(&self.waits);
+            if cell.residence() != Residence::Spilled {
                 return Ok(false);
             }
-            shard.pending().to_vec()
+            match shard.begin_fold() {
+                Some(changes) => changes,
+                None => return Ok(false),
+            }
         };
-        let (folded, before) = (changes.len(), cell.spilled_stats());
-        let stats = spill.fold(self.shard_load(cell), changes)?;
+        let before = cell.spilled_stats();
+        let folded = spill.fold(self.shard_load(cell), changes);
         let mut shard = cell.write(&self.waits);
         let queued = shard.pending_bytes();
-        let bytes = shard.forget_pending(folded);
+        let bytes = shard.end_fold(folded.is_ok());
+        // A failed fold left the changes queued, and nothing else changed.
+        let stats = folded?;
         cell.set_residence(Residence::Spilled, Some(stats));
         // The room a load will need: the size last measured, scaled by the documents and
         // postings the content has now.
@@ -724,8 +729,8 @@ impl SpatiotemporalIndex {
         drop(shard);
         self.account(cell, bytes);
         self.moves.folds.fetch_add(1, Ordering::Relaxed);
-        // What the fold freed (the queue, and its copy) counts towards the next release, as a
-        // spill's content does.
+        // What the fold freed (the queue) counts towards the next release, as a spill's
+        // content does.
         spill.freed(queued - bytes, self.budget.load(Ordering::Acquire) / 16);
         Ok(true)
     }
@@ -789,7 +794,8 @@ impl SpatiotemporalIndex {
     /// shard (not loaded into the index).
     fn restored(&self, cell: &ShardCell) -> Result<Shard> {
         let mut restored = self.restore(cell)?;
-        restored.apply(cell.read(&self.waits).pending().to_vec());
+        let queued: Vec<Pending> = cell.read(&self.waits).pending().cloned().collect();
+        restored.apply(queued);
         Ok(restored)
     }
 
@@ -1184,9 +1190,12 @@ mod tests {
         budgeted_at_load: std::sync::Mutex<Vec<usize>>,
         /// The next save runs this, then fails (or panics, if true).
         refuse: std::sync::Mutex<Option<(bool, Meanwhile)>>,
+        /// The next fold runs this first, then goes on (`None`), or fails (or panics, if
+        /// true).
+        during_fold: std::sync::Mutex<Option<(Option<bool>, Meanwhile)>>,
     }
 
-    /// What a refused save runs first.
+    /// What a refused save, or a fold, runs first.
     struct Meanwhile(Box<dyn FnOnce() + Send>);
 
     impl std::fmt::Debug for Meanwhile {
@@ -1219,6 +1228,14 @@ mod tests {
             Ok(())
         }
         fn fold(&self, fold: &crate::index::ShardFold) -> Result<IndexStats> {
+            let hook = self.during_fold.lock().unwrap().take();
+            if let Some((fails, meanwhile)) = hook {
+                (meanwhile.0)();
+                if let Some(panics) = fails {
+                    assert!(!panics, "a spill target bug");
+                    return Err(Error::storage("disk full"));
+                }
+            }
             let key = &fold.load().key;
             let key = (key.namespace.to_string(), key.domain.to_string());
             let mut files = self.files.lock().unwrap();
@@ -1406,8 +1423,8 @@ mod tests {
 
     #[test]
     fn the_budget_folds_a_queue_into_its_file_without_loading_the_shard() {
-        let budgeted = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
-        let reference = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let budgeted = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
+        let reference = Arc::new(SpatiotemporalIndex::new(IndexConfig::default()).unwrap());
         let spill = Arc::new(MemorySpill::default());
         budgeted.set_spill(spill.clone()).unwrap();
         let both = |s: &EpisodeSummary| {
@@ -1417,7 +1434,7 @@ mod tests {
         let mut held = Vec::new();
         for i in 0..120 {
             let mut s = summary(EpisodeId::new(), "ns", &format!("d{}", i % 2));
-            s.description = format!("refund lamp {} order {}", i % 7, i % 11);
+            s.description = format!("refund lamp {} order {i}", i % 7);
             both(&s);
             held.push(s);
         }
@@ -1429,6 +1446,7 @@ mod tests {
             assert!(budgeted.remove(s.id));
             assert!(reference.remove(s.id));
         }
+        let mut replaced = Vec::new();
         for (i, s) in held.iter().enumerate().skip(1).step_by(3) {
             let mut again = s.clone();
             again.version = 2;
@@ -1437,6 +1455,7 @@ mod tests {
                 again.context.task_type = "swap".into();
             }
             both(&again);
+            replaced.push(again);
         }
         for i in 0..30 {
             let mut s = summary(EpisodeId::new(), "ns", "d0");
@@ -1448,31 +1467,56 @@ mod tests {
         assert!(budgeted.remove(brief.id));
         assert!(reference.remove(brief.id));
         let cells = budgeted.shards_of("ns", None);
-        let queued = |c: &Arc<ShardCell>| c.read(budgeted.waits()).pending().len();
+        let queued = |c: &Arc<ShardCell>| c.read(budgeted.waits()).pending_len();
         let before: Vec<usize> = cells.iter().map(queued).collect();
         assert!(before.iter().all(|n| *n > 0), "{before:?}");
 
-        // A fold that fails changes nothing.
-        let key = ("ns".to_owned(), "d0".to_owned());
-        let file = spill.files.lock().unwrap().get(&key).cloned().unwrap();
-        spill
-            .files
-            .lock()
-            .unwrap()
-            .insert(key.clone(), vec![0xff; 8]);
-        assert!(budgeted.enforce_budget().is_err());
-        assert_eq!(cells.iter().map(queued).collect::<Vec<_>>()[0], before[0]);
-        spill.files.lock().unwrap().insert(key, file);
+        // A newer version of a replaced episode arrives during a fold of its shard (d0, the
+        // longest queue, folded first), which then fails or panics: every change stays
+        // queued, the newer one after those it replaces.
+        let target = replaced.iter().find(|s| s.context.domain == "d0").unwrap();
+        let later = |version: u64| {
+            let mut later = target.clone();
+            later.version = version;
+            later.description = format!("version {version} of the lamp");
+            reference.insert(&later).unwrap();
+            let weak = Arc::downgrade(&budgeted);
+            Meanwhile(Box::new(move || {
+                weak.upgrade().unwrap().insert(&later).unwrap();
+            }))
+        };
+        let cell = budgeted.shards_of("ns", Some("d0")).pop().unwrap();
+        let mut expected = queued(&cell);
+        for (version, panics) in [(3, false), (4, true)] {
+            *spill.during_fold.lock().unwrap() = Some((Some(panics), later(version)));
+            let e = budgeted.enforce_budget().unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(if panics { "panicked" } else { "disk full" })
+            );
+            expected += 1;
+            assert_eq!(queued(&cell), expected);
+            let newest = cell.read(budgeted.waits()).pending().last().map(
+                |p| matches!(p, Pending::Upsert(d) if d.id == target.id && d.version == version),
+            );
+            assert_eq!(newest, Some(true), "the newest change is queued last");
+        }
+        assert_eq!(spill.loads.load(Ordering::SeqCst), 0, "no shard was loaded");
 
+        // Then they fold; a write made during the fold stays queued, for the next.
+        *spill.during_fold.lock().unwrap() = Some((None, later(5)));
         let folds = budgeted.shard_moves().folds;
         budgeted.enforce_budget().unwrap();
         assert_eq!(budgeted.shard_moves().folds, folds + 2);
+        assert_eq!(queued(&cell), 1);
+        budgeted.enforce_budget().unwrap();
+        assert_eq!(budgeted.shard_moves().folds, folds + 3);
+        assert!(cells.iter().all(|c| queued(c) == 0));
         assert_eq!(spill.loads.load(Ordering::SeqCst), 0, "no shard was loaded");
-        assert!(cells.iter().all(|c| c.is_spilled() && queued(c) == 0));
+        assert!(cells.iter().all(|c| c.is_spilled()));
         // The statistics come from the folds alone (no queue is left to apply).
         assert_eq!(budgeted.stats(), reference.stats());
         assert_eq!(budgeted.len(), reference.len());
-        let (budgeted, reference) = (Arc::new(budgeted), Arc::new(reference));
         let config = crate::retrieval::RetrievalConfig::default();
         let search = |index: &Arc<SpatiotemporalIndex>, q: &crate::retrieval::RetrievalQuery| {
             crate::retrieval::Retriever::new(index.clone(), config.clone(), Arc::default())
@@ -1484,11 +1528,13 @@ mod tests {
             "refund lamp 3",
             "exchange keyboard",
             "brand new words 7",
-            "order",
+            "version",
         ] {
             let q = crate::retrieval::RetrievalQuery::new("ns", text).limit(50);
             assert_eq!(search(&budgeted, &q), search(&reference, &q), "{text}");
         }
+        let loaded = budgeted.read_loaded(&cell).unwrap();
+        assert_eq!(loaded.version_of(target.id), Some(5));
     }
 
     #[test]

@@ -181,7 +181,7 @@ impl SpillIo {
 
     /// Fold `changes` (oldest first) into the content last saved for `load.key`, on the spill
     /// thread ([`ShardSpill::fold`]); returns the new content's statistics.
-    pub(crate) fn fold(&self, load: ShardLoad, changes: Vec<Pending>) -> Result<IndexStats> {
+    pub(crate) fn fold(&self, load: ShardLoad, changes: Arc<Vec<Pending>>) -> Result<IndexStats> {
         let target = self.target.clone();
         self.run(move || target.fold(&ShardFold::new(load, changes)))
     }

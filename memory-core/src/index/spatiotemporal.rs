@@ -945,7 +945,7 @@ impl SpatiotemporalIndex {
         let mut over = self.budgeted_bytes() > budget;
         // Queued changes count against the budget too: fold the longest queues into their
         // files first while over it (each costs two reads and a write of that shard's file,
-        // and memory for a copy of its queue, not for the shard), and any queue past a
+        // and no memory for the shard: the queue is shared, not copied), and any queue past a
         // sixteenth of the budget.
         let mut queued: Vec<(usize, Arc<ShardCell>)> = self
             .all_cells()

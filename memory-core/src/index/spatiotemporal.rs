@@ -294,12 +294,12 @@ impl SpatiotemporalIndex {
     /// encoded (a shard's read lock is held while it is encoded into memory, never while
     /// `each` runs), or, for a shard whose spill target keeps a file holding exactly its
     /// content (spilled with no changes queued, or loaded from that file and unchanged since),
-    /// as that file, which is not replaced while `each` runs (the shard's `moving` lock is held: a query that needs the shard loaded
-    /// waits). A spilled shard's queued changes are folded into its file first
-    /// ([`Self::fold_cell`]); if more arrive before it is read, it is read from the spill
-    /// target and they are applied, not loaded. Shards are read one after another, so writes
-    /// made meanwhile may be in some and not others: a caller that persists them must compare
-    /// them with the durable store when it loads them.
+    /// as that file, which is not replaced while `each` runs (the shard's `moving` lock is
+    /// held: a query that needs the shard loaded waits). A spilled shard's queued changes are
+    /// folded into its file first ([`Self::fold_cell`]); if more arrive before it is read, it
+    /// is read from the spill target and they are applied, not loaded. Shards are read one
+    /// after another, so writes made meanwhile may be in some and not others: a caller that
+    /// persists them must compare them with the durable store when it loads them.
     pub(crate) fn for_each_shard(
         &self,
         mut each: impl FnMut(ShardContent, IndexStats) -> Result<()>,
@@ -700,6 +700,10 @@ impl SpatiotemporalIndex {
     /// once the new content is saved, those changes leave the queue (changes queued meanwhile
     /// stay). If the fold fails, nothing changes. Returns whether a queue was folded.
     fn fold_cell(&self, cell: &Arc<ShardCell>, spill: &SpillIo) -> Result<bool> {
+        if cell.residence() != Residence::Spilled {
+            // Checked again under the locks; this spares loaded shards both.
+            return Ok(false);
+        }
         let _moving = cell.moving();
         let changes = {
             let mut shard = cell.write(&self.waits);
@@ -791,7 +795,8 @@ impl SpatiotemporalIndex {
     }
 
     /// The content of a spilled cell with the changes queued since applied, in a temporary
-    /// shard (not loaded into the index).
+    /// shard (not loaded into the index). During a fold the file may already hold the changes
+    /// being folded: applying them again changes nothing (each sets an episode's state).
     fn restored(&self, cell: &ShardCell) -> Result<Shard> {
         let mut restored = self.restore(cell)?;
         let queued: Vec<Pending> = cell.read(&self.waits).pending().cloned().collect();

@@ -3,14 +3,14 @@
 //! Owns the [`ShardSpill`] trait (the spill target: files in production, memory in tests) and
 //! [`SpillIo`], which runs every load (read, decode, rebuild the shard), every save (encode,
 //! write) and every fold of queued changes into a file (read twice, write) of spilled shards
-//! on one dedicated thread. One thread, so that the large transient
-//! buffers of loads and saves, and the content of every shard loaded from a file, come from
-//! one allocator arena: with glibc's per-thread arenas, loads spread over query threads left
-//! freed shard memory stranded in many arenas (measured in `docs/benchmarks.md`, "Memory
-//! budget"). Callers block until their job is done; jobs run one at a time. A second thread
-//! asks the allocator to return the memory of spilled shards to the system
-//! ([`SpillIo::freed`]). This module must never take an index lock: the threads only run the
-//! target's I/O, the decoding and the releases.
+//! on one dedicated thread. One thread, so that the large transient buffers of loads and
+//! saves, and the content of every shard loaded from a file, come from one allocator arena:
+//! with glibc's per-thread arenas, loads spread over query threads left freed shard memory
+//! stranded in many arenas (measured in `docs/benchmarks.md`, "Memory budget"). Callers
+//! block until their job is done; jobs run one at a time. A second thread asks the allocator
+//! to return the memory of spilled shards to the system ([`SpillIo::freed`]). This module
+//! must never take an index lock: the threads only run the target's I/O, the decoding and the
+//! releases.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

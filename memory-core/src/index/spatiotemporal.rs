@@ -1132,6 +1132,18 @@ mod tests {
         }
     }
 
+    /// `q`'s hits from `index` with the default retrieval settings, at time 0.
+    fn search(
+        index: &Arc<SpatiotemporalIndex>,
+        q: &crate::retrieval::RetrievalQuery,
+    ) -> Vec<crate::retrieval::RetrievalHit> {
+        let config = crate::retrieval::RetrievalConfig::default();
+        crate::retrieval::Retriever::new(index.clone(), config, Arc::default())
+            .unwrap()
+            .search_at(q, time::from_micros(0))
+            .unwrap()
+    }
+
     #[test]
     fn a_bulk_build_keeps_the_later_summary_of_an_id_and_changes_nothing_until_finished() {
         let index = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
@@ -1398,13 +1410,6 @@ mod tests {
         );
         let budgeted = Arc::new(budgeted);
         let reference = Arc::new(reference);
-        let config = crate::retrieval::RetrievalConfig::default();
-        let search = |index: &Arc<SpatiotemporalIndex>, q: &crate::retrieval::RetrievalQuery| {
-            crate::retrieval::Retriever::new(index.clone(), config.clone(), Arc::default())
-                .unwrap()
-                .search_at(q, time::from_micros(0))
-                .unwrap()
-        };
         for text in ["refund lamp 3", "order 5", "lamp"] {
             let q = crate::retrieval::RetrievalQuery::new("ns", text).limit(7);
             assert_eq!(search(&budgeted, &q), search(&reference, &q), "{text}");
@@ -1522,13 +1527,6 @@ mod tests {
         // The statistics come from the folds alone (no queue is left to apply).
         assert_eq!(budgeted.stats(), reference.stats());
         assert_eq!(budgeted.len(), reference.len());
-        let config = crate::retrieval::RetrievalConfig::default();
-        let search = |index: &Arc<SpatiotemporalIndex>, q: &crate::retrieval::RetrievalQuery| {
-            crate::retrieval::Retriever::new(index.clone(), config.clone(), Arc::default())
-                .unwrap()
-                .search_at(q, time::from_micros(0))
-                .unwrap()
-        };
         for text in [
             "refund lamp 3",
             "exchange keyboard",

@@ -21,14 +21,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
-use crate::episode::OutcomeKind;
 use crate::id::EpisodeId;
 
 use super::cluster::bucket_of;
 use super::document::{FieldLen, FieldTf, narrow_len};
 use super::image::{
-    COUNTS_DIFFER, DocIds, DocSink, Head, ShardLoad, Skipped, Strings, check_doc, interners, next,
-    next_docs, renumber,
+    COUNTS_DIFFER, DocIds, DocRecord, DocSink, Head, ShardLoad, Skipped, Strings, check_doc,
+    interners, next, next_docs, renumber,
 };
 use super::interner::{Interner, Sym};
 use super::postings::MAX_SLOTS;
@@ -291,22 +290,6 @@ pub(crate) struct WriteSeed<'a> {
     plan: &'a FoldPlan,
     fold: &'a ShardFold,
     out: &'a mut dyn Write,
-}
-
-/// A document as the encoding lists it, in its order ([`super::image`]).
-#[derive(Serialize)]
-struct DocRecord<'a> {
-    id: EpisodeId,
-    version: u64,
-    task_type: u32,
-    len: FieldLen,
-    outcome: Option<OutcomeKind>,
-    reward: f64,
-    started_at: i64,
-    completed_at: Option<i64>,
-    embedding: Option<&'a [f32]>,
-    tags: &'a [u32],
-    terms: &'a [(u32, FieldTf)],
 }
 
 impl WriteSeed<'_> {

@@ -23,7 +23,6 @@
 //! file reserves more memory than the payload's length can justify. This module must never
 //! do I/O: files are the caller's.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -34,9 +33,8 @@ use serde::{Deserialize, Serialize};
 use crate::episode::OutcomeKind;
 use crate::id::EpisodeId;
 
-use super::document::{Doc, FieldLen, FieldTf, check_vector};
+use super::document::{FieldLen, FieldTf, check_vector};
 use super::interner::{Interner, MAX_STRING_BYTES, Sym};
-use super::partition::Slot;
 use super::postings::MAX_SLOTS;
 use super::shard::{LoadedDoc, Shard, ShardKey};
 
@@ -87,16 +85,13 @@ pub(super) fn renumber(interner: &Interner) -> Vec<u32> {
     map
 }
 
-/// What encoding the documents needs besides the shard.
+/// What encoding the documents needs besides the shard: each interner's ids as the file
+/// numbers them.
 struct Encoding<'a> {
     shard: &'a Shard,
     terms: Vec<u32>,
     tags: Vec<u32>,
     task_types: Vec<u32>,
-    /// Per term id, how many of its postings the documents encoded so far have passed: the
-    /// documents go in slot order, the postings of a list too, so each term's next posting is
-    /// found by stepping forward, never by a search.
-    cursors: RefCell<Vec<u32>>,
 }
 
 impl Serialize for ShardView<'_> {
@@ -107,7 +102,6 @@ impl Serialize for ShardView<'_> {
             terms: renumber(terms),
             tags: renumber(tags),
             task_types: renumber(task_types),
-            cursors: RefCell::new(vec![0; terms.id_bound()]),
         };
         let mut t = s.serialize_tuple(6)?;
         t.serialize_element(self.namespace())?;
@@ -133,87 +127,68 @@ impl Serialize for Strings<'_> {
     }
 }
 
+/// A document as the encoding lists it, in its order: what every writer of a shard file
+/// writes (a shard's view here, a fold in `fold.rs`).
+#[derive(Serialize)]
+pub(super) struct DocRecord<'a> {
+    pub(super) id: EpisodeId,
+    pub(super) version: u64,
+    pub(super) task_type: u32,
+    pub(super) len: FieldLen,
+    pub(super) outcome: Option<OutcomeKind>,
+    pub(super) reward: f64,
+    pub(super) started_at: i64,
+    pub(super) completed_at: Option<i64>,
+    pub(super) embedding: Option<&'a [f32]>,
+    pub(super) tags: &'a [u32],
+    pub(super) terms: &'a [(u32, FieldTf)],
+}
+
 struct Docs<'a>(&'a Encoding<'a>);
 
 impl Serialize for Docs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let shard = self.0.shard;
+        let e = self.0;
+        let shard = e.shard;
+        // Per term id, how many of its postings the documents encoded so far have passed: the
+        // documents go in slot order, the postings of a list too, so each term's next posting
+        // is found by stepping forward, never by a search.
+        let mut cursors = vec![0u32; e.terms.len()];
+        // The current document's ids as the file numbers them (reused from one to the next).
+        let (mut tags, mut terms) = (Vec::new(), Vec::new());
         let mut seq = s.serialize_seq(Some(shard.len()))?;
         for (slot, doc) in shard.docs() {
-            seq.serialize_element(&DocOut {
-                encoding: self.0,
-                slot,
-                doc,
-            })?;
-        }
-        seq.end()
-    }
-}
-
-struct DocOut<'a> {
-    encoding: &'a Encoding<'a>,
-    slot: Slot,
-    doc: Doc<'a>,
-}
-
-impl Serialize for DocOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (e, d) = (self.encoding, self.doc);
-        let mut t = s.serialize_tuple(11)?;
-        t.serialize_element(&d.id)?;
-        t.serialize_element(&d.version)?;
-        t.serialize_element(&e.task_types[d.task_type() as usize])?;
-        t.serialize_element(&e.shard.lens()[self.slot as usize])?;
-        t.serialize_element(&d.outcome())?;
-        t.serialize_element(&d.reward)?;
-        t.serialize_element(&d.started_at)?;
-        t.serialize_element(&d.completed_at())?;
-        t.serialize_element(&d.embedding().map(|(v, _)| v))?;
-        t.serialize_element(&TagsOut(self))?;
-        t.serialize_element(&TermsOut(self))?;
-        t.end()
-    }
-}
-
-struct TagsOut<'a>(&'a DocOut<'a>);
-
-impl Serialize for TagsOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let tags = self.0.doc.tags();
-        let mut seq = s.serialize_seq(Some(tags.clone().count()))?;
-        for sym in tags {
-            seq.serialize_element(&self.0.encoding.tags[sym as usize])?;
-        }
-        seq.end()
-    }
-}
-
-struct TermsOut<'a>(&'a DocOut<'a>);
-
-impl Serialize for TermsOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let DocOut {
-            encoding,
-            slot,
-            doc,
-        } = self.0;
-        let mut cursors = encoding.cursors.borrow_mut();
-        let mut seq = s.serialize_seq(Some(doc.term_count()))?;
-        for sym in doc.terms() {
-            let list = encoding
-                .shard
-                .postings(sym)
-                .ok_or_else(|| S::Error::custom("a document's term has no posting list"))?;
-            let entries = list.entries();
-            let at = &mut cursors[sym as usize];
-            while entries.get(*at as usize).is_some_and(|p| p.slot() < *slot) {
-                *at += 1;
+            tags.clear();
+            tags.extend(doc.tags().map(|sym| e.tags[sym as usize]));
+            terms.clear();
+            for sym in doc.terms() {
+                let list = shard
+                    .postings(sym)
+                    .ok_or_else(|| S::Error::custom("a document's term has no posting list"))?;
+                let entries = list.entries();
+                let at = &mut cursors[sym as usize];
+                while entries.get(*at as usize).is_some_and(|p| p.slot() < slot) {
+                    *at += 1;
+                }
+                let posting = entries
+                    .get(*at as usize)
+                    .filter(|p| p.slot() == slot)
+                    .ok_or_else(|| S::Error::custom("a document's term has no posting for it"))?;
+                terms.push((e.terms[sym as usize], list.tf(*posting)));
             }
-            let posting = entries
-                .get(*at as usize)
-                .filter(|p| p.slot() == *slot)
-                .ok_or_else(|| S::Error::custom("a document's term has no posting for it"))?;
-            seq.serialize_element(&(encoding.terms[sym as usize], list.tf(*posting)))?;
+            seq.serialize_element(&DocRecord {
+                id: doc.id,
+                version: doc.version,
+                task_type: e.task_types[doc.task_type() as usize],
+                len: shard.lens()[slot as usize],
+                outcome: doc.outcome(),
+                reward: doc.reward,
+                started_at: doc.started_at,
+                completed_at: doc.completed_at(),
+                embedding: doc.embedding().map(|(v, _)| v),
+                tags: &tags,
+                terms: &terms,
+            })?;
         }
         seq.end()
     }

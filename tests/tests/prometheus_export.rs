@@ -98,6 +98,7 @@ async fn the_exposition_text_names_and_counts_what_happened() {
         Some(0.0)
     );
     assert_eq!(value(&text, "memory_journal_depth"), Some(0.0));
+    assert_eq!(value(&text, "memory_journal_void_total"), Some(0.0));
     assert_eq!(value(&text, "memory_reconcile_passes_total"), Some(1.0));
     assert_eq!(value(&text, "memory_completions_in_flight"), Some(0.0));
     // libsql groups writes: 3 starts, 3 step appends, 3 completions at least.

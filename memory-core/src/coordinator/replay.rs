@@ -6,11 +6,15 @@
 //! already landed (an ambiguous commit before the outage, or an earlier replay that stopped
 //! before trimming the journal) is recognised by the rules in `landing.rs` and skipped; an
 //! append of which a prefix landed has only its tail applied. Entries of an episode that a
-//! later journaled delete removes are skipped as superseded. A transient failure stops the
-//! replay and leaves the rest for the next call; a non-transient one stops it with an error
-//! naming the entry, which stays in the journal with everything after it. Nothing here ever
-//! drops an entry it has not applied or proven applied, and nothing runs in the background:
-//! the owner calls `replay` periodically.
+//! later journaled delete removes are skipped as superseded; an append, completion or update of
+//! an episode the durable store does not hold is void (a delete the journal did not order
+//! removed the episode first; see [`Landing::Void`]) and is removed without writing. A
+//! transient failure stops the replay and leaves the rest for the next call; a non-transient
+//! one stops it with an error naming the entry, which stays in the journal with everything
+//! after it. Nothing here ever drops an entry it has not applied or proven applied, superseded
+//! or void, and nothing runs in the background: the owner calls `replay` periodically.
+
+use std::sync::atomic::Ordering;
 
 use crate::coordinator::landing::{Landing, landing};
 use crate::coordinator::resilient::ResilientStore;
@@ -30,6 +34,11 @@ pub struct ReplayReport {
     pub skipped: u64,
     /// Entries of episodes that a later journaled delete removes, removed without writing.
     pub superseded: u64,
+    /// Appends, completions and updates of episodes the durable store did not hold when they
+    /// were replayed, removed without writing: journaled while the store could not be read,
+    /// they lost a race with a delete the journal did not order (see the module docs). Each
+    /// is logged at `warn`.
+    pub void: u64,
     /// Journaled writes still pending when the call returned (as this store knows them).
     /// `0` means the journal is drained and writes go direct again.
     pub remaining: u64,
@@ -44,6 +53,7 @@ enum Replayed {
     Applied,
     Skipped,
     Superseded,
+    Void,
 }
 
 /// Why a batch stopped early.
@@ -110,6 +120,7 @@ impl ResilientStore {
             applied = report.applied,
             skipped = report.skipped,
             superseded = report.superseded,
+            void = report.void,
             "journal drained; writes go to the durable store again"
         );
         Ok(report)
@@ -131,6 +142,10 @@ impl ResilientStore {
                 Ok(Replayed::Applied) => report.applied += 1,
                 Ok(Replayed::Skipped) => report.skipped += 1,
                 Ok(Replayed::Superseded) => report.superseded += 1,
+                Ok(Replayed::Void) => {
+                    report.void += 1;
+                    self.void_writes.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(Stop::Failed(e)) => {
                     stop = Some(Stop::Failed(named(*seq, entry, e)));
                     break;
@@ -188,6 +203,15 @@ impl ResilientStore {
             Landing::Tail(steps) => {
                 self.call(self.inner.append_steps(id, steps)).await?;
                 Ok(Replayed::Applied)
+            }
+            Landing::Void => {
+                tracing::warn!(
+                    journal_seq = %seq,
+                    episode_id = %id,
+                    error = %refusal,
+                    "journaled write void: its episode was deleted before it could be replayed"
+                );
+                Ok(Replayed::Void)
             }
             Landing::Missing => Err(Stop::Failed(refusal)),
             Landing::Diverged(why) => Err(Stop::Failed(

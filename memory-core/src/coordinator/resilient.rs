@@ -33,6 +33,7 @@
 //!
 //! This file never holds a std lock across an `.await` and never retries on its own.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -68,6 +69,10 @@ pub struct ResilientStore {
     pub(crate) writer: tokio::sync::Mutex<()>,
     /// Lock 1 (see the module docs).
     pub(crate) replayer: tokio::sync::Mutex<()>,
+    /// Journaled writes replay found void since open ([`ReplayReport::void`]).
+    ///
+    /// [`ReplayReport::void`]: crate::coordinator::ReplayReport::void
+    pub(crate) void_writes: AtomicU64,
 }
 
 impl std::fmt::Debug for ResilientStore {
@@ -129,6 +134,7 @@ impl ResilientStore {
             overlay: Mutex::new(Overlay::default()),
             writer: tokio::sync::Mutex::new(()),
             replayer: tokio::sync::Mutex::new(()),
+            void_writes: AtomicU64::new(0),
         };
         let pending = store.read_journal().await?;
         store.overlay()?.rebuild(pending);
@@ -158,6 +164,14 @@ impl ResilientStore {
     /// Journaled writes not yet replayed, as this store knows them (no I/O).
     pub fn pending_writes(&self) -> usize {
         self.overlay.lock().map(|o| o.len()).unwrap_or_default()
+    }
+
+    /// Journaled writes that replay removed as void since open: changes to episodes a delete
+    /// the journal did not order had removed first (see [`ReplayReport::void`]).
+    ///
+    /// [`ReplayReport::void`]: crate::coordinator::ReplayReport::void
+    pub fn void_writes(&self) -> u64 {
+        self.void_writes.load(Ordering::Relaxed)
     }
 
     /// Whether writes currently go to the journal. A replay loop should call
@@ -368,6 +382,8 @@ impl DurableStore for ResilientStore {
         if !view.is_settled() {
             match self.guarded(self.inner.get_episode(id)).await {
                 Ok(stored) => view = View::of(Base::known(stored), &entries),
+                // The journal's word is all there is: serve a whole episode it claims.
+                Err(e) if e.is_transient() && matches!(view, View::Claimed(_)) => {}
                 Err(e) if e.is_transient() => {
                     return Err(Error::unavailable(format!(
                         "episode {id} has {} journaled writes not yet replayed and the durable \
@@ -380,7 +396,7 @@ impl DurableStore for ResilientStore {
             }
         }
         match view {
-            View::Present(e) => Ok(Some(*e)),
+            View::Present(e) | View::Claimed(e) => Ok(Some(*e)),
             View::Absent => Ok(None),
             View::Inconsistent(why) => Err(Error::unavailable(format!(
                 "episode {id}: journaled writes wait for replay, which will stop here ({why})"

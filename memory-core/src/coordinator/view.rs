@@ -5,9 +5,11 @@
 //! Folding is idempotent: an entry that has already landed in the copy read (replay runs
 //! concurrently with readers) is recognised with the rules of [`crate::coordinator::landing`]
 //! and not applied twice. Without a copy, only what the journal itself says is known: a
-//! journaled create or completion carries the whole episode (a completion is taken to carry
-//! the stored steps, as the facade's always do), a delete says it is gone, appends and updates
-//! leave a [`Partial`] picture.
+//! journaled create carries the whole episode, a delete says it is gone, a completion carries
+//! the whole episode on the condition that the episode is still stored ([`View::Claimed`]: it
+//! is taken to carry the stored steps, as the facade's always do, but a delete the journal did
+//! not order may have removed the episode, which voids it), appends and updates leave a
+//! [`Partial`] picture.
 //!
 //! Pure: no I/O, no clock, no locks. It never invents a field it does not know; unknown parts
 //! stay unknown, and [`View::check`] only refuses what it can prove the durable store would
@@ -58,6 +60,11 @@ pub(crate) enum View {
     Absent,
     /// Known exactly.
     Present(Box<Episode>),
+    /// The episode as the journal alone gives it (a completion journaled over an unknown
+    /// stored copy, and what followed): exact if the episode is still stored, and void if a
+    /// delete the journal did not order removed it ([`crate::coordinator::landing::Landing::Void`]).
+    /// Served when the copy cannot be read; reading it settles the question.
+    Claimed(Box<Episode>),
     /// Exists as far as the journal says; only parts are known.
     Partial(Partial),
     /// The journal and the stored copy contradict each other; replay will stop at this
@@ -98,7 +105,7 @@ impl View {
 
     /// Whether reading the stored copy could not sharpen this view.
     pub(crate) fn is_settled(&self) -> bool {
-        !matches!(self, View::Unknown | View::Partial(_))
+        !matches!(self, View::Unknown | View::Partial(_) | View::Claimed(_))
     }
 
     fn then(self, entry: &JournalEntry) -> View {
@@ -106,6 +113,10 @@ impl View {
             View::Inconsistent(_) => self,
             View::Absent => over_known(None, entry),
             View::Present(e) => over_known(Some(*e), entry),
+            View::Claimed(e) => match over_known(Some(*e), entry) {
+                View::Present(e) => View::Claimed(e),
+                other => other,
+            },
             View::Unknown => over_unknown(None, entry),
             View::Partial(p) => over_unknown(Some(p), entry),
         }
@@ -116,7 +127,7 @@ impl View {
     pub(crate) fn check(&self, write: Write<'_>) -> Result<Verdict> {
         let id = write.id();
         match self {
-            View::Present(s) => check_known(id, Some(StoredState::of(s)), write),
+            View::Present(s) | View::Claimed(s) => check_known(id, Some(StoredState::of(s)), write),
             View::Absent => check_known(id, None, write),
             View::Partial(p) => check_partial(id, *p, write),
             View::Unknown => check_unknown(id, write),
@@ -136,6 +147,7 @@ fn over_known(stored: Option<Episode>, entry: &JournalEntry) -> View {
     match (landing(entry, stored.as_ref()), stored) {
         (Landing::Diverged(why), _) => View::Inconsistent(why),
         (Landing::Landed, stored) => stored.map_or(View::Absent, |s| View::Present(Box::new(s))),
+        (Landing::Void, _) => View::Absent,
         (Landing::Tail(tail), Some(mut s)) => {
             s.steps.extend_from_slice(tail);
             View::Present(Box::new(s))
@@ -204,7 +216,7 @@ fn over_unknown(partial: Option<Partial>, entry: &JournalEntry) -> View {
             if p.step_count.is_some_and(|n| e.steps.len() < n) {
                 return broken("completion carries fewer steps than were appended");
             }
-            View::Present(Box::new(e.clone()))
+            View::Claimed(Box::new(e.clone()))
         }
         JournalEntry::Update(e) => {
             let mut p = partial.unwrap_or_default();
@@ -380,6 +392,45 @@ mod tests {
         assert_eq!(
             v.check(Write::AppendSteps(id, &gap)).unwrap_err().kind(),
             ErrorKind::Conflict
+        );
+    }
+
+    #[test]
+    fn a_completion_over_an_unknown_copy_is_claimed_until_the_copy_is_read() {
+        let all = sample_steps(0, 3);
+        let mut e = sample_episode("ns");
+        e.steps = all[..2].to_vec();
+        let done = completed(e.clone(), all.clone());
+        let entries = vec![
+            JournalEntry::AppendSteps {
+                id: e.id,
+                steps: all[2..].to_vec(),
+            },
+            JournalEntry::Complete(done.clone()),
+        ];
+        let claimed = View::of(Base::Unknown, &entries);
+        assert_eq!(claimed, View::Claimed(Box::new(done.clone())));
+        assert!(!claimed.is_settled(), "a read can still void it");
+        assert_eq!(
+            claimed
+                .check(Write::AppendSteps(e.id, &sample_steps(3, 1)))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::AlreadyCompleted,
+            "checked as the episode it claims"
+        );
+        assert_eq!(
+            View::of(Base::known(Some(e.clone())), &entries),
+            View::Present(Box::new(done))
+        );
+        // A delete the journal did not order removed the episode: the changes are void.
+        let void = View::of(Base::known(None), &entries);
+        assert_eq!(void, View::Absent);
+        assert_eq!(
+            void.check(Write::AppendSteps(e.id, &sample_steps(3, 1)))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
         );
     }
 

@@ -543,6 +543,7 @@ impl SelfLearningMemory {
                 state: r.breaker_state(),
                 transitions: r.breaker_transitions(),
                 journal_depth: r.pending_writes() as u64,
+                journal_void: r.void_writes(),
             }),
             reconciliation,
             reconcile_passes,

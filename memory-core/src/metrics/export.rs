@@ -77,6 +77,7 @@ pub(crate) fn publish(s: &MetricsSnapshot) {
         }
         counter!("memory_breaker_transitions_total").absolute(b.transitions);
         gauge!("memory_journal_depth").set(b.journal_depth as f64);
+        counter!("memory_journal_void_total").absolute(b.journal_void);
     }
     let r = &s.reconciliation;
     counter!("memory_reconcile_passes_total").absolute(s.reconcile_passes);

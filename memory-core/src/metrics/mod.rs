@@ -98,6 +98,9 @@ pub struct BreakerSnapshot {
     pub transitions: u64,
     /// Journaled writes waiting for replay.
     pub journal_depth: u64,
+    /// Journaled writes replay removed as void since open: changes to episodes that a delete
+    /// the journal did not order had removed first (each logged at `warn`).
+    pub journal_void: u64,
 }
 
 /// Everything `SelfLearningMemory::metrics()` reports, at one moment.

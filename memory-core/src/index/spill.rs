@@ -237,7 +237,7 @@ const RELEASES_MEMORY: bool = cfg!(all(target_os = "linux", target_env = "gnu"))
 /// arenas of many threads that kept the RSS 0.8 to 1.2 GiB above the live heap at 2M episodes
 /// with a 512 MiB budget (`docs/benchmarks.md`, "Memory budget"). `malloc_trim(0)` walks each
 /// arena's free chunks under that arena's lock and advises the kernel to drop their pages.
-/// The only `unsafe` in the workspace.
+/// The only `unsafe` in the library (the bench binary has one more, for its allocator).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn release_freed_memory() {

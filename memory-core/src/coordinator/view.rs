@@ -147,14 +147,16 @@ fn over_known(stored: Option<Episode>, entry: &JournalEntry) -> View {
     match (landing(entry, stored.as_ref()), stored) {
         (Landing::Diverged(why), _) => View::Inconsistent(why),
         (Landing::Landed, stored) => stored.map_or(View::Absent, |s| View::Present(Box::new(s))),
-        (Landing::Void, _) => View::Absent,
+        // Nothing to apply the change to (`Tail` needs a stored copy, so never meets `None`).
+        (Landing::Void, _) | (Landing::Tail(_), None) => View::Absent,
         (Landing::Tail(tail), Some(mut s)) => {
             s.steps.extend_from_slice(tail);
             View::Present(Box::new(s))
         }
         (Landing::Missing, stored) => match (entry, stored) {
             (JournalEntry::Create(e), _) => View::Present(Box::new(e.clone())),
-            (JournalEntry::Delete(_), _) => View::Absent,
+            // A change over nothing stored is `Void` above, never `Missing`.
+            (JournalEntry::Delete(_), _) | (_, None) => View::Absent,
             (JournalEntry::AppendSteps { steps, .. }, Some(mut s)) => {
                 s.steps.extend_from_slice(steps);
                 View::Present(Box::new(s))
@@ -170,13 +172,7 @@ fn over_known(stored: Option<Episode>, entry: &JournalEntry) -> View {
                 steps: s.steps,
                 ..e.clone()
             })),
-            (entry, None) => {
-                View::Inconsistent(format!("episode {} is not stored", entry.episode_id()))
-            }
         },
-        (Landing::Tail(_), None) => {
-            View::Inconsistent(format!("episode {} is not stored", entry.episode_id()))
-        }
     }
 }
 

@@ -189,7 +189,7 @@ impl Writers {
                         if (k / own.len()).is_multiple_of(2) {
                             index.insert(s).expect("writer insert");
                         } else {
-                            index.remove(s.id);
+                            index.remove(s.id).expect("writer remove");
                         }
                         k += 1;
                         written.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +198,7 @@ impl Writers {
                         }
                     }
                     for s in &own {
-                        index.remove(s.id);
+                        index.remove(s.id).expect("writer remove");
                     }
                 })
             })
@@ -289,7 +289,7 @@ fn bench_size(c: &mut Criterion, fx: &Fixture, out: &mut Percentiles, pause: Dur
                 }
                 timed += t.elapsed();
                 for s in &batch {
-                    fx.index.remove(s.id);
+                    fx.index.remove(s.id).expect("writer remove");
                 }
                 left -= batch.len();
             }
@@ -312,7 +312,7 @@ fn bench_size(c: &mut Criterion, fx: &Fixture, out: &mut Percentiles, pause: Dur
                 }
                 let t = Instant::now();
                 for s in &batch {
-                    black_box(fx.index.remove(s.id));
+                    black_box(fx.index.remove(s.id).expect("remove"));
                 }
                 timed += t.elapsed();
                 left -= batch.len();

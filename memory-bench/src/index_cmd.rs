@@ -124,7 +124,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rem = Vec::new();
     for s in &fresh {
         let t = Instant::now();
-        index.remove(s.id);
+        index.remove(s.id)?;
         rem.push(t.elapsed());
     }
 
@@ -166,14 +166,14 @@ pub fn run(args: &[String]) -> Result<()> {
                     if (k / own.len()).is_multiple_of(2) {
                         index.insert(s)?;
                     } else {
-                        index.remove(s.id);
+                        index.remove(s.id)?;
                     }
                     k += 1;
                     written.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 for s in &own {
-                    index.remove(s.id);
+                    index.remove(s.id)?;
                 }
                 Ok(())
             })

@@ -689,6 +689,10 @@ impl crate::index::ShardSpill for SpillDir {
         Some(self.dir.path().join(Self::name(namespace, domain)))
     }
 
+    fn scratch_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.path().to_path_buf())
+    }
+
     fn load(&self, load: ShardLoad) -> Result<Shard> {
         let name = Self::name(&load.key.namespace, &load.key.domain);
         let path = self.dir.path().join(&name);
@@ -789,7 +793,7 @@ mod tests {
     }
 
     fn sorted_versions(index: &SpatiotemporalIndex) -> Vec<(EpisodeId, u64)> {
-        let mut v = index.versions();
+        let mut v = index.versions().unwrap();
         v.sort();
         v
     }
@@ -869,10 +873,10 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(installed, 3);
-        assert_eq!(index.contains(moved), Some(3));
-        assert_eq!(index.contains(tied), Some(5));
-        assert_eq!(index.contains(alone), Some(1));
-        let mut held = index.versions();
+        assert_eq!(index.contains(moved).unwrap(), Some(3));
+        assert_eq!(index.contains(tied).unwrap(), Some(5));
+        assert_eq!(index.contains(alone).unwrap(), Some(1));
+        let mut held = index.versions().unwrap();
         held.sort();
         let mut expected = vec![(moved, 3), (tied, 5), (alone, 1)];
         expected.sort();
@@ -916,7 +920,7 @@ mod tests {
             index.insert(&s).unwrap();
             reference.insert(&s).unwrap();
         }
-        assert!(index.remove(first[0].id) && reference.remove(first[0].id));
+        assert!(index.remove(first[0].id).unwrap() && reference.remove(first[0].id).unwrap());
         let good = fs::read(&path).unwrap();
         let mut damaged = good.clone();
         damaged[HEADER + 3] ^= 0x40;
@@ -935,6 +939,82 @@ mod tests {
         while index.load_one_spilled().unwrap() {}
         assert_eq!(index.stats(), reference.stats());
         assert_eq!(sorted_versions(&index), sorted_versions(&reference));
+    }
+
+    #[test]
+    fn under_a_budget_the_id_directory_moves_to_a_file_and_answers_as_before() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::new(tmp.path());
+        let (index, _spill) = fresh(&dir, IndexConfig::default());
+        let reference = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
+        let summary = |i: usize, version: u64, domain: &str| EpisodeSummary {
+            id: EpisodeId::new(),
+            version,
+            context: TaskContext::new("ns", domain, "t"),
+            description: format!("refund lamp number {i}"),
+            tools: vec![],
+            step_count: 1,
+            successful_steps: 1,
+            outcome: Some(OutcomeKind::Success),
+            reward: 1.0,
+            embedding: None,
+            started_at: time::from_micros(i as i64),
+            completed_at: Some(time::from_micros(i as i64 + 1)),
+        };
+        let both = |s: &EpisodeSummary| {
+            let a = index.insert(s).unwrap();
+            assert_eq!(a, reference.insert(s).unwrap(), "{}", s.id);
+        };
+        let held: Vec<EpisodeSummary> = (0..3_000)
+            .map(|i| summary(i, 1, &format!("d{}", i % 3)))
+            .collect();
+        held.iter().for_each(both);
+        let in_memory = index.budgeted_bytes();
+        // A budget the index fits: nothing spills, but the directory goes to a file.
+        index.set_budget(usize::MAX / 2);
+        assert_eq!(index.enforce_budget().unwrap(), 0);
+        assert!(index.directory_on_file());
+        let spill_files = || files(&tmp.path().join("spill"));
+        assert_eq!(spill_files(), ["directory-0"]);
+        let on_file = index.budgeted_bytes();
+        assert!(
+            in_memory - on_file >= 3_000 * 28,
+            "{in_memory} -> {on_file} bytes"
+        );
+        // Replacements (newer, and older: refused), moves to another domain, removals, new
+        // episodes: read through the changes, then through a second file.
+        for (k, s) in held.iter().enumerate() {
+            let mut s = s.clone();
+            match k % 5 {
+                0 => s.version = 2,
+                1 => s.version = 0,
+                2 => s.context.domain = "moved".into(),
+                3 => {
+                    assert_eq!(index.remove(s.id).unwrap(), reference.remove(s.id).unwrap());
+                    continue;
+                }
+                _ => s = summary(k, 1, "d0"),
+            }
+            both(&s);
+        }
+        for s in held.iter().step_by(7) {
+            assert_eq!(
+                index.contains(s.id).unwrap(),
+                reference.contains(s.id).unwrap()
+            );
+        }
+        assert_eq!(sorted_versions(&index), sorted_versions(&reference));
+        assert_eq!(index.enforce_budget().unwrap(), 0);
+        assert_eq!(spill_files(), ["directory-1"], "the first file removed");
+        assert_eq!(sorted_versions(&index), sorted_versions(&reference));
+        assert_eq!(index.len(), reference.len());
+        assert_eq!(index.stats(), reference.stats());
+        for s in &held {
+            assert_eq!(
+                index.contains(s.id).unwrap(),
+                reference.contains(s.id).unwrap()
+            );
+        }
     }
 
     #[test]

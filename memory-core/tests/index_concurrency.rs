@@ -74,7 +74,7 @@ fn concurrent_writes_and_searches_stay_consistent() {
                         let version = round as u64 + 1;
                         let (ns, domain) = (k % 2, (k / 2) % 3);
                         if k % 7 == 3 {
-                            index.remove(id);
+                            index.remove(id).unwrap();
                             mine.insert(id, None);
                         } else {
                             let text = if k % 2 == 0 {
@@ -90,7 +90,7 @@ fn concurrent_writes_and_searches_stay_consistent() {
                         // Contended ids: every writer moves them around.
                         let sid = shared[(round + w) % shared.len()];
                         if k % 5 == 0 {
-                            index.remove(sid);
+                            index.remove(sid).unwrap();
                         } else {
                             index
                                 .insert(&summary(sid, version, (k / 3) % 2, k % 3, "lamp order"))
@@ -111,13 +111,13 @@ fn concurrent_writes_and_searches_stay_consistent() {
     let mut expected_live = 0;
     for mine in &finals {
         for (id, state) in mine {
-            assert_eq!(index.contains(*id), state.map(|(v, _)| v), "{id}");
+            assert_eq!(index.contains(*id).unwrap(), state.map(|(v, _)| v), "{id}");
             expected_live += usize::from(state.is_some());
         }
     }
     let shared_live = shared
         .iter()
-        .filter(|id| index.contains(**id).is_some())
+        .filter(|id| index.contains(**id).unwrap().is_some())
         .count();
     assert_eq!(index.len(), expected_live + shared_live);
     let stats = index.stats();
@@ -130,7 +130,7 @@ fn concurrent_writes_and_searches_stay_consistent() {
         let q = RetrievalQuery::new(name, "lamp").limit(1000);
         for hit in retriever.search(&q).unwrap() {
             assert!(seen.insert(hit.id), "{} found twice", hit.id);
-            assert_eq!(index.contains(hit.id), Some(hit.version));
+            assert_eq!(index.contains(hit.id).unwrap(), Some(hit.version));
         }
     }
     assert_eq!(seen.len(), index.len());

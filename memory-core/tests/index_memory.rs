@@ -77,7 +77,7 @@ fn bytes_per_episode_are_bounded_and_reported() {
     assert!(per_inc > 500 && per_inc < 4096, "{per_inc}");
 
     for e in &data {
-        assert!(incremental.remove(e.id));
+        assert!(incremental.remove(e.id).unwrap());
     }
     assert!(incremental.is_empty());
     assert!(

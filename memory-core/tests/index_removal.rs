@@ -44,14 +44,14 @@ proptest! {
             prop_assert_eq!(dirty.insert(&other).unwrap(), Some(e.version));
         }
         for e in &extra_eps {
-            prop_assert!(dirty.remove(e.id));
-            prop_assert!(!dirty.remove(e.id));
-            prop_assert_eq!(dirty.contains(e.id), None);
+            prop_assert!(dirty.remove(e.id).unwrap());
+            prop_assert!(!dirty.remove(e.id).unwrap());
+            prop_assert_eq!(dirty.contains(e.id).unwrap(), None);
         }
         prop_assert_eq!(dirty.len(), clean.len());
         prop_assert_eq!(dirty.stats(), clean.stats());
         for e in &base_eps {
-            prop_assert_eq!(dirty.contains(e.id), Some(e.version));
+            prop_assert_eq!(dirty.contains(e.id).unwrap(), Some(e.version));
         }
         let a = retriever(&clean, flags(true, true, true));
         let b = retriever(&dirty, flags(true, true, true));
@@ -63,7 +63,7 @@ proptest! {
         }
         // Removing everything leaves an empty index.
         for e in &base_eps {
-            prop_assert!(dirty.remove(e.id));
+            prop_assert!(dirty.remove(e.id).unwrap());
         }
         prop_assert!(dirty.is_empty());
         prop_assert_eq!(dirty.stats(), Default::default());

@@ -32,7 +32,7 @@ proptest! {
         let mut live: HashMap<_, _> = episodes.iter().map(|e| (e.id, e.context.namespace.clone())).collect();
         for i in removals {
             if let Some(e) = episodes.get(i) {
-                index.remove(e.id);
+                index.remove(e.id).unwrap();
                 live.remove(&e.id);
             }
         }

@@ -131,7 +131,7 @@ fn leave_one_out(retriever: &Retriever, data: &[Example]) -> Vec<Vec<RetrievalHi
     let now = now_of(data);
     data.iter()
         .map(|e| {
-            assert!(retriever.index().remove(e.summary.id));
+            assert!(retriever.index().remove(e.summary.id).unwrap());
             let hits = retriever.search_at(&query_of(e), now).unwrap();
             retriever.index().insert(&e.summary).unwrap();
             hits

@@ -135,6 +135,6 @@ async fn a_snapshot_waits_for_a_write_committed_before_its_mark_was_read() {
     let m = open(&store, dir.path()).await;
     let open = m.index_open().clone();
     assert_eq!(open.compared, Compared::Unchanged, "{open:?}");
-    assert!(m.index().contains(held).is_some(), "{open:?}");
+    assert!(m.index().contains(held).unwrap().is_some(), "{open:?}");
     m.shutdown().await.unwrap();
 }

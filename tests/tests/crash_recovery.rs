@@ -543,7 +543,7 @@ async fn check_agreement(
         0,
         "round {round}: the stores agree after one pass: {second:?} (first: {first:?})"
     );
-    let mut indexed = m.index().versions();
+    let mut indexed = m.index().versions().expect("index versions");
     indexed.sort_unstable();
     let durable: Vec<(EpisodeId, u64)> = stored.values().map(|e| (e.id, e.version)).collect();
     assert_eq!(

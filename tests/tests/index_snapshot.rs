@@ -163,7 +163,7 @@ async fn a_change_made_by_another_program_after_a_clean_shutdown_is_caught_up() 
     let (e, open) = reopened_from_snapshot(dir.path()).await;
     assert_eq!(open.compared, Compared::ChangesSince, "{open:?}");
     assert_eq!((open.episodes, open.caught_up, open.removed), (39, 0, 1));
-    assert_eq!(e.memory.index().contains(ids[5]), None);
+    assert_eq!(e.memory.index().contains(ids[5]).unwrap(), None);
     let after = answers(&e.memory).await;
     shut_down_matching_a_rebuild(e, dir.path(), &after).await;
 }
@@ -263,18 +263,18 @@ async fn writes_after_the_last_snapshot_are_caught_up_after_a_kill() {
     assert_eq!((open.caught_up, open.removed), (16, 1), "{open:?}");
     assert_eq!(open.episodes, 54);
     let index = e.memory.index();
-    assert_eq!(index.contains(deleted), None);
+    assert_eq!(index.contains(deleted).unwrap(), None);
     let durable_version = e.memory.get_episode(updated).await.unwrap().version;
-    assert_eq!(index.contains(updated), Some(durable_version));
+    assert_eq!(index.contains(updated).unwrap(), Some(durable_version));
     let after_catch_up = answers(&e.memory).await;
-    let versions = sorted(index.versions());
+    let versions = sorted(index.versions().unwrap());
     e.memory.shutdown().await.unwrap();
     drop(e);
 
     let e = open_embedded(dir.path(), MemoryConfig::default())
         .await
         .unwrap();
-    assert_eq!(sorted(e.memory.index().versions()), versions);
+    assert_eq!(sorted(e.memory.index().versions().unwrap()), versions);
     shut_down_matching_a_rebuild(e, dir.path(), &after_catch_up).await;
 }
 

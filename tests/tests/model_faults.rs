@@ -827,7 +827,7 @@ async fn cached_versions(cache: &RedbCache) -> Vec<(EpisodeId, Option<u64>)> {
 
 /// The invariants that hold after every operation.
 async fn check(env: &Env, model: &Model, n: usize) -> Result<(), TestCaseError> {
-    let mut indexed = env.memory.index().versions();
+    let mut indexed = env.memory.index().versions().expect("index versions");
     indexed.sort();
     indexed.retain(|(id, _)| !model.index_lag.contains(id));
     prop_assert_eq!(indexed, model.indexed_versions(), "index after op {}", n);
@@ -961,7 +961,7 @@ async fn check_final(env: &Env, model: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(&served, got, "the engine serves the durable copy");
     }
 
-    let mut indexed = env.memory.index().versions();
+    let mut indexed = env.memory.index().versions().expect("index versions");
     indexed.sort();
     prop_assert_eq!(&indexed, &stored_versions, "index vs durable store");
 
@@ -1047,7 +1047,7 @@ async fn run(setup: Setup, actions: Vec<Action>) -> Result<(), TestCaseError> {
         },
     )
     .await;
-    let mut indexed = reopened.memory.index().versions();
+    let mut indexed = reopened.memory.index().versions().expect("index versions");
     indexed.sort();
     prop_assert_eq!(indexed, model.versions(), "index after reopen");
     for (id, e) in &model.episodes {

@@ -673,7 +673,12 @@ async fn scenario(outages: bool) {
         .expect("scan");
     assert!(page.next_after.is_none());
     let stored: BTreeMap<EpisodeId, u64> = page.items.iter().map(|s| (s.id, s.version)).collect();
-    let indexed: BTreeMap<EpisodeId, u64> = memory.index().versions().into_iter().collect();
+    let indexed: BTreeMap<EpisodeId, u64> = memory
+        .index()
+        .versions()
+        .expect("index versions")
+        .into_iter()
+        .collect();
     assert_eq!(indexed, stored, "index vs durable store");
     let cached = cache.scan(None, 10_000).await.expect("cache scan");
     for c in &cached.items {

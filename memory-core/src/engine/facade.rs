@@ -961,7 +961,11 @@ impl SelfLearningMemory {
             }
         };
         self.inner.live.remove(id)?;
-        self.index_remove(id);
+        if let Err(e) = self.index_remove(id) {
+            warn!(error = %e, episode_id = %id, "index removal after a delete failed");
+            self.compensate(WriteKind::Delete, Stage::Index, id, None)
+                .await;
+        }
         self.inner.fence.advance(id);
         if let Err(e) = self.inner.cache.invalidate(id).await {
             warn!(error = %e, episode_id = %id, "cache invalidation after a delete failed");
@@ -1070,7 +1074,7 @@ impl SelfLearningMemory {
     }
 
     /// Remove an episode from the index, timed.
-    fn index_remove(&self, id: EpisodeId) -> bool {
+    fn index_remove(&self, id: EpisodeId) -> Result<bool> {
         let _timer = Timer::start(&self.inner.metrics.index_write);
         self.inner.retriever.index().remove(id)
     }
@@ -1178,7 +1182,7 @@ mod tests {
             "reopened one version after the completion"
         );
         assert_eq!(
-            m.index().contains(id),
+            m.index().contains(id).unwrap(),
             Some(3),
             "the index has the reopened episode"
         );
@@ -1194,7 +1198,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(done.version, 4);
-        assert_eq!(m.index().contains(id), Some(4));
+        assert_eq!(m.index().contains(id).unwrap(), Some(4));
         assert_eq!(store.get_episode(id).await.unwrap(), Some(done));
     }
 
@@ -1219,7 +1223,7 @@ mod tests {
         let stored = store.get_episode(id).await.unwrap().unwrap();
         assert_eq!(stored.reflection, done.reflection, "the update was undone");
         assert_eq!(stored.version, done.version + 2, "one version for the undo");
-        assert_eq!(m.index().contains(id), Some(stored.version));
+        assert_eq!(m.index().contains(id).unwrap(), Some(stored.version));
         assert_eq!(m.get_episode(id).await.unwrap(), stored, "no stale cache");
     }
 
@@ -1250,7 +1254,7 @@ mod tests {
         faults.set_plan(FaultPlan::none());
         let stored = store.inner().get_episode(id).await.unwrap().unwrap();
         assert!(stored.is_completed(), "the undo failed: still completed");
-        assert_eq!(m.index().contains(id), Some(1), "the index lags");
+        assert_eq!(m.index().contains(id).unwrap(), Some(1), "the index lags");
         assert_eq!(m.inner.repairs.pending(), 1, "the failed undo is recorded");
         assert_eq!(
             m.get_episode(id).await.unwrap(),
@@ -1260,7 +1264,7 @@ mod tests {
 
         let report = m.reconcile().await.unwrap();
         assert_eq!(report.recorded_repaired, 1, "{report:?}");
-        assert_eq!(m.index().contains(id), Some(stored.version));
+        assert_eq!(m.index().contains(id).unwrap(), Some(stored.version));
         assert_eq!(m.inner.repairs.pending(), 0);
     }
 }

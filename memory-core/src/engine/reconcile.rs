@@ -195,7 +195,7 @@ async fn pass_in(
             after,
             through: page.next_after,
         };
-        let indexed = s.index.versions_in(ids);
+        let indexed = s.index.versions_in(ids)?;
         let stored: HashMap<EpisodeId, u64> = page.items.into_iter().collect();
         let in_cache = cached.take(ids).await?;
         held = held.max(stored.len() + indexed.len() + in_cache.len() + cached.ahead.len());
@@ -290,14 +290,14 @@ async fn apply(
             }
             Repair::IndexOrphan(id) => match durable.get_episode(id).await? {
                 None => {
-                    index.remove(id);
+                    index.remove(id)?;
                     report.index_orphans += 1;
                 }
                 Some(_) => report.raced += 1,
             },
             Repair::IndexMissing(id) | Repair::IndexStale(id) => {
                 match durable.get_episode(id).await? {
-                    Some(e) if index.contains(id) != Some(e.version) => {
+                    Some(e) if index.contains(id)? != Some(e.version) => {
                         index.insert(&e.summary())?;
                         if matches!(repair, Repair::IndexMissing(_)) {
                             report.index_missing += 1;
@@ -356,11 +356,11 @@ pub(crate) async fn resync(
     let ticket = fence.ticket(id);
     match durable.get_episode(id).await? {
         None => {
-            index.remove(id);
+            index.remove(id)?;
             cache.invalidate(id).await
         }
         Some(e) => {
-            if index.contains(id) != Some(e.version) {
+            if index.contains(id)? != Some(e.version) {
                 index.insert(&e.summary())?;
             }
             if e.is_completed() {
@@ -490,7 +490,7 @@ mod tests {
         // cached plus a page of 2 read ahead.
         assert!(held <= 12, "one step held {held} ids");
 
-        let mut indexed = index.versions();
+        let mut indexed = index.versions().unwrap();
         indexed.sort();
         let stored = crate::store::scan_all_versions(&durable).await.unwrap();
         assert_eq!(indexed, stored, "the index agrees with the durable store");

@@ -210,12 +210,12 @@ pub(crate) async fn open_index(
                     // The manifest changed since its first bytes were read: compare all.
                     Against::Unchanged(m) | Against::ChangedSince(m, _) if mark != Some(m) => {
                         let all = scan_all_versions(durable).await?;
-                        (Compared::AllVersions, Some(differences(index, all)))
+                        (Compared::AllVersions, Some(differences(index, all)?))
                     }
                     Against::Unchanged(_) => (Compared::Unchanged, None),
                     Against::ChangedSince(_, ids) => (Compared::ChangesSince, Some(ids)),
                     Against::Versions(all) => {
-                        (Compared::AllVersions, Some(differences(index, all)))
+                        (Compared::AllVersions, Some(differences(index, all)?))
                     }
                 };
                 IndexSource::Snapshot
@@ -302,7 +302,7 @@ pub(crate) async fn rebuild(
     durable: &dyn DurableStore,
 ) -> Result<usize> {
     build_from(index, durable, SCAN_PAGE).await?;
-    let differ = differences(index, scan_all_versions(durable).await?);
+    let differ = differences(index, scan_all_versions(durable).await?)?;
     apply(index, durable, &differ).await?;
     Ok(index.len())
 }
@@ -342,11 +342,12 @@ async fn apply(
 ) -> Result<(usize, usize)> {
     let (mut found, mut removed) = (0, 0);
     for chunk in ids.chunks(CATCH_UP_BATCH) {
-        let mut held: HashSet<EpisodeId> = chunk
-            .iter()
-            .copied()
-            .filter(|id| index.remove(*id))
-            .collect();
+        let mut held = HashSet::new();
+        for id in chunk {
+            if index.remove(*id)? {
+                held.insert(*id);
+            }
+        }
         for summary in durable.summaries_of(chunk).await? {
             index.insert(&summary)?;
             held.remove(&summary.id);
@@ -360,8 +361,11 @@ async fn apply(
 /// The episodes whose durable version (`stored`, in id order) the index lacks or holds
 /// different, and the indexed episodes the durable store no longer holds: one merge of the
 /// two sorted lists.
-fn differences(index: &SpatiotemporalIndex, stored: Vec<(EpisodeId, u64)>) -> Vec<EpisodeId> {
-    let mut indexed = index.versions();
+fn differences(
+    index: &SpatiotemporalIndex,
+    stored: Vec<(EpisodeId, u64)>,
+) -> Result<Vec<EpisodeId>> {
+    let mut indexed = index.versions()?;
     indexed.sort_unstable();
     let mut at = 0;
     let mut differ = Vec::new();
@@ -380,7 +384,7 @@ fn differences(index: &SpatiotemporalIndex, stored: Vec<(EpisodeId, u64)>) -> Ve
         }
     }
     differ.extend(indexed[at..].iter().map(|(id, _)| *id));
-    differ
+    Ok(differ)
 }
 
 #[cfg(test)]
@@ -406,9 +410,9 @@ mod tests {
         index.insert(&replaced.summary()).unwrap();
         assert_eq!(build_from(&index, &durable, 5).await.unwrap(), 23);
         assert_eq!(index.len(), 23);
-        assert_eq!(index.contains(replaced.id), None);
+        assert_eq!(index.contains(replaced.id).unwrap(), None);
         for (id, version) in ids {
-            assert_eq!(index.contains(id), Some(version));
+            assert_eq!(index.contains(id).unwrap(), Some(version));
         }
     }
 
@@ -430,13 +434,13 @@ mod tests {
         durable.create_episode(&e).await.unwrap();
         index.insert(&e.summary()).unwrap();
 
-        let mut differ = differences(&index, listed);
+        let mut differ = differences(&index, listed).unwrap();
         differ.sort();
         let mut expected = vec![b.id, c.id, d.id, e.id];
         expected.sort();
         assert_eq!(differ, expected);
         assert_eq!(apply(&index, &durable, &differ).await.unwrap(), (3, 1));
-        let mut held = index.versions();
+        let mut held = index.versions().unwrap();
         held.sort();
         assert_eq!(held, vec![(a.id, 1), (b.id, 2), (d.id, 1), (e.id, 1)]);
     }

@@ -3,13 +3,15 @@
 //! Owns the data structures (shards by namespace and domain, task-type partitions with an
 //! R-tree over time and reward, temporal clusters, term statistics, vectors) and keeps them
 //! consistent under inserts, replaces, moves and removals. It never scores, does I/O only
-//! through the spill target on its own thread (`spill`), and never holds a lock across an
-//! `.await`; `retrieval` reads it to answer queries.
+//! through the spill target on its own thread (`spill`), and under a memory budget through
+//! the id directory's file (`dirfile`: one block read per lookup, on the caller's thread),
+//! and never holds a lock across an `.await`; `retrieval` reads it to answer queries.
 
 mod cell;
 mod cluster;
 mod config;
 mod directory;
+mod dirfile;
 mod document;
 mod fields;
 mod fold;

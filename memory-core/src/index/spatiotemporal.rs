@@ -3,8 +3,9 @@
 //! Owns the shard map (`namespace → domain → shard cell`), the id directory, and every write
 //! path (insert, replace, move, remove, bulk rebuild). Reads for retrieval go through
 //! crate-private accessors that hand out shard cells; scoring lives in `retrieval`. The index
-//! must never do I/O except loading and saving spilled shards through its spill thread (with
-//! no shard lock held), never `.await`, never hold a lock across a call into caller code, and
+//! must never do I/O except loading and saving spilled shards and merging the id directory's
+//! file through its spill thread (with no shard lock held) and, under a memory budget,
+//! reading a block of that file per lookup of an id; never `.await`, never hold a lock across a call into caller code, and
 //! never let a query of one namespace see a shard of another.
 
 use std::cmp::Reverse;
@@ -67,7 +68,10 @@ type ShardMap = HashMap<Arc<str>, DomainMap>;
 /// (per-field term frequencies, document frequencies, length totals) and optional vectors.
 /// All methods are synchronous and only hold locks for in-memory work; the only I/O is loading
 /// and saving spilled shards (memory budget, snapshot open), done on the spill thread while
-/// the caller waits holding at most that shard's `moving` lock.
+/// the caller waits holding at most that shard's `moving` lock, and under a memory budget the
+/// id directory's file: merged on the spill thread by the budget check, one block of it read
+/// under the directory mutex for each id a write claims (a read from the page cache, almost
+/// always: the file is written shortly before and read often).
 ///
 /// # Locks and their order
 ///
@@ -80,7 +84,8 @@ type ShardMap = HashMap<Arc<str>, DomainMap>;
 ///   a shard, to drop a shard that became empty, and to swap in a whole new map (`install`,
 ///   which ends a bulk build, and `install_spilled`, a snapshot open).
 /// - **Directory mutex**: guards `EpisodeId → (shard, version)` and the per-id claims that
-///   serialize operations on one id. It is held only for map operations, never while a shard
+///   serialize operations on one id. It is held only for map operations (under a memory
+///   budget, a read of one block of the directory's file among them), never while a shard
 ///   lock is taken or held; a claim is a mark, not a held lock. The one nesting in the index
 ///   is the swap of a whole content (`install`, `install_spilled`), which holds the directory
 ///   mutex while it write-locks the shard map (order: directory → shard map); nothing takes
@@ -178,7 +183,8 @@ impl SpatiotemporalIndex {
     /// [`IndexConfig::embedding_dimension`]), or when the episode is new to its (namespace,
     /// domain) and that shard already holds 16,777,216 episodes, the most one holds (a
     /// posting keeps a document's position in 24 bits; while the shard is spilled, changes
-    /// queued for it count as new episodes). The text is analyzed before any lock is taken.
+    /// queued for it count as new episodes), or, under a memory budget, when the id
+    /// directory's file cannot be read. The text is analyzed before any lock is taken.
     #[tracing::instrument(level = "debug", skip_all, fields(id = %summary.id))]
     pub fn insert(&self, summary: &EpisodeSummary) -> Result<Option<u64>> {
         #[cfg(test)]
@@ -195,7 +201,7 @@ impl SpatiotemporalIndex {
         }
         let draft = Draft::from_summary(summary, &self.config)?;
         let (id, version) = (draft.id, draft.version);
-        let claim = self.directory.claim(id);
+        let claim = self.directory.claim(id)?;
         if let Some(current) = claim.current()
             && current.version > version
         {
@@ -253,16 +259,17 @@ impl SpatiotemporalIndex {
 
     /// Remove `id`. Returns whether it was indexed. Nothing of it remains: no term statistics,
     /// cluster membership or contribution, tag or directory entry; a shard, task type or
-    /// cluster left empty is dropped.
+    /// cluster left empty is dropped. Fails, changing nothing, only when the id directory's
+    /// file (under a memory budget) cannot be read.
     #[tracing::instrument(level = "debug", skip(self))]
-    pub fn remove(&self, id: EpisodeId) -> bool {
-        let claim = self.directory.claim(id);
+    pub fn remove(&self, id: EpisodeId) -> Result<bool> {
+        let claim = self.directory.claim(id)?;
         let Some(old) = claim.current().cloned() else {
-            return false;
+            return Ok(false);
         };
         let removed = self.remove_from(&old.cell, id, old.version).is_some();
         claim.finish(None);
-        removed
+        Ok(removed)
     }
 
     /// Replace the whole content of the index with `summaries` (later duplicates of an id
@@ -448,15 +455,23 @@ impl SpatiotemporalIndex {
     }
 
     /// Every indexed id with its version (a snapshot, in no particular order): what an index
-    /// opened from a snapshot is compared with the durable store by.
-    pub fn versions(&self) -> Vec<(EpisodeId, u64)> {
+    /// opened from a snapshot is compared with the durable store by. Fails only when the id
+    /// directory's file (under a memory budget) cannot be read; so do [`Self::contains`] and
+    /// the crate's `versions_in`.
+    pub fn versions(&self) -> Result<Vec<(EpisodeId, u64)>> {
         self.directory.versions_in(IdRange::default())
     }
 
     /// The indexed ids in `range` with their versions, in no order: what reconciliation
     /// compares a page of the durable store with.
-    pub(crate) fn versions_in(&self, range: IdRange) -> Vec<(EpisodeId, u64)> {
+    pub(crate) fn versions_in(&self, range: IdRange) -> Result<Vec<(EpisodeId, u64)>> {
         self.directory.versions_in(range)
+    }
+
+    /// Whether the id directory's entries are on file (under a memory budget).
+    #[cfg(test)]
+    pub(crate) fn directory_on_file(&self) -> bool {
+        self.directory.on_file()
     }
 
     /// How many episodes are indexed.
@@ -470,7 +485,7 @@ impl SpatiotemporalIndex {
     }
 
     /// The indexed version of `id`, if indexed: what reconciliation compares with the store.
-    pub fn contains(&self, id: EpisodeId) -> Option<u64> {
+    pub fn contains(&self, id: EpisodeId) -> Result<Option<u64>> {
         self.directory.version(id)
     }
 
@@ -641,7 +656,10 @@ impl SpatiotemporalIndex {
     }
 
     /// Let loaded shards and the id directory hold at most `bytes` (0: no limit); enforced by
-    /// [`Self::enforce_budget`], which needs a spill target.
+    /// [`Self::enforce_budget`], which needs a spill target, and which also moves the id
+    /// directory's entries to a file in the target's scratch directory, when it has one (the
+    /// directory then holds in memory only the changes since its last merge and a fence id per
+    /// 128 entries).
     pub(crate) fn set_budget(&self, bytes: usize) {
         self.budget.store(bytes, Ordering::Release);
     }
@@ -931,7 +949,9 @@ impl SpatiotemporalIndex {
     /// once over it, down to a sixteenth below it.
     /// First, while over the budget (or for any queue past a sixteenth of it), the longest
     /// queues of changes on spilled shards are folded into their files, the shards staying
-    /// on file ([`Self::fold_cell`]). Returns how many shards were spilled.
+    /// on file ([`Self::fold_cell`]). Last, the id directory's changes are merged into its
+    /// file, on the spill thread, when a merge is due (the first time, the whole directory
+    /// moves to a file). Returns how many shards were spilled.
     /// Blocking I/O: run it off the async executor.
     pub(crate) fn enforce_budget(&self) -> Result<usize> {
         let budget = self.budget.load(Ordering::Acquire);
@@ -992,6 +1012,13 @@ impl SpatiotemporalIndex {
                 break;
             }
             spilled += usize::from(self.spill_cell(&cell, spill)?);
+        }
+        // The id directory's changes into its file (the first time, the whole directory).
+        if let Some(job) = spill
+            .scratch_dir()
+            .and_then(|d| self.directory.merge_job(&d))
+        {
+            spill.run(move || job.run())?;
         }
         Ok(spilled)
     }
@@ -1163,11 +1190,11 @@ mod tests {
         bad.reward = f64::NAN;
         assert!(build.add(&bad).is_err());
         // Nothing is visible before `finish`.
-        assert_eq!((index.len(), index.contains(kept)), (1, Some(1)));
+        assert_eq!((index.len(), index.contains(kept).unwrap()), (1, Some(1)));
         assert_eq!(build.finish().unwrap(), 2);
-        assert_eq!(index.contains(kept), None);
-        assert_eq!(index.contains(moved), Some(2));
-        assert_eq!(index.contains(replaced), Some(5));
+        assert_eq!(index.contains(kept).unwrap(), None);
+        assert_eq!(index.contains(moved).unwrap(), Some(2));
+        assert_eq!(index.contains(replaced).unwrap(), Some(5));
         // The first shard of `moved` was emptied: it is not installed.
         assert!(index.shards_of("ns", Some("a")).is_empty());
         let stats = index.stats();
@@ -1187,8 +1214,9 @@ mod tests {
                 let b = EpisodeId::new();
                 index.insert(&summary(b, "ns", "b")).unwrap();
                 index.insert(&summary(b, "other", "b")).unwrap();
-                let removed = index.remove(b);
-                tx.send((removed, index.contains(a), index.len())).unwrap();
+                let removed = index.remove(b).unwrap();
+                tx.send((removed, index.contains(a).unwrap(), index.len()))
+                    .unwrap();
             });
             let got = rx.recv_timeout(Duration::from_secs(30));
             drop(guard);
@@ -1304,10 +1332,10 @@ mod tests {
         assert_eq!(index.insert(&again).unwrap(), Some(1));
         index.insert(&summary(EpisodeId::new(), "ns", "e")).unwrap();
         // A removal frees a slot.
-        assert!(index.remove(held[1].id));
+        assert!(index.remove(held[1].id).unwrap());
         index.insert(&summary(EpisodeId::new(), "ns", "d")).unwrap();
         // Spilled: the episodes on file and those queued count.
-        assert!(index.remove(held[0].id));
+        assert!(index.remove(held[0].id).unwrap());
         let spill = Arc::new(MemorySpill::default());
         index.set_spill(spill.clone()).unwrap();
         index.set_budget(1);
@@ -1391,8 +1419,8 @@ mod tests {
             })
             .cloned()
             .unwrap();
-        assert!(budgeted.remove(cold.id));
-        assert!(reference.remove(cold.id));
+        assert!(budgeted.remove(cold.id).unwrap());
+        assert!(reference.remove(cold.id).unwrap());
         let mut moved = cold.clone();
         moved.version = 2;
         budgeted.insert(&moved).unwrap();
@@ -1453,8 +1481,8 @@ mod tests {
         // Changes queue on the spilled shards: removals, replacements (some in another task
         // type, with words no other episode has), new episodes, one added then removed.
         for s in held.iter().step_by(3) {
-            assert!(budgeted.remove(s.id));
-            assert!(reference.remove(s.id));
+            assert!(budgeted.remove(s.id).unwrap());
+            assert!(reference.remove(s.id).unwrap());
         }
         let mut replaced = Vec::new();
         for (i, s) in held.iter().enumerate().skip(1).step_by(3) {
@@ -1474,8 +1502,8 @@ mod tests {
         }
         let brief = summary(EpisodeId::new(), "ns", "d1");
         both(&brief);
-        assert!(budgeted.remove(brief.id));
-        assert!(reference.remove(brief.id));
+        assert!(budgeted.remove(brief.id).unwrap());
+        assert!(reference.remove(brief.id).unwrap());
         let cells = budgeted.shards_of("ns", None);
         let queued = |c: &Arc<ShardCell>| c.read(budgeted.waits()).pending_len();
         let before: Vec<usize> = cells.iter().map(queued).collect();
@@ -1630,8 +1658,8 @@ mod tests {
         assert_eq!(index.insert(&moved).unwrap(), Some(1));
         assert_eq!(index.stats().shards, 1);
         assert!(index.shards_of("ns", Some("a")).is_empty());
-        assert_eq!(index.contains(id), Some(2));
-        assert!(index.remove(id));
+        assert_eq!(index.contains(id).unwrap(), Some(2));
+        assert!(index.remove(id).unwrap());
         assert_eq!(index.stats(), IndexStats::default());
         assert!(index.shards_of("ns", None).is_empty());
         assert_eq!(index.lock_waits().contended, 0);

@@ -44,6 +44,12 @@ pub(crate) trait ShardSpill: Send + Sync + std::fmt::Debug {
     fn file(&self, _namespace: &str, _domain: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// A directory the index may keep scratch files in (its id directory, under a memory
+    /// budget), for targets that keep files and empty their directory at open; `None` for
+    /// other targets (the id directory then stays in memory).
+    fn scratch_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -166,7 +172,7 @@ impl SpillIo {
     }
 
     /// Run `work` on the spill thread and wait for its result.
-    fn run<T: Send + 'static>(
+    pub(crate) fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -191,6 +197,11 @@ impl SpillIo {
         let target = self.target.clone();
         let (namespace, domain) = (key.namespace.clone(), key.domain.clone());
         self.run(move || target.discard(&namespace, &domain))
+    }
+
+    /// The target's scratch directory, if it keeps files ([`ShardSpill::scratch_dir`]).
+    pub(crate) fn scratch_dir(&self) -> Option<std::path::PathBuf> {
+        self.target.scratch_dir()
     }
 
     /// The target's file of `key`'s content, if it keeps files ([`ShardSpill::file`]).

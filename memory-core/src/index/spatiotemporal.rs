@@ -5,8 +5,9 @@
 //! crate-private accessors that hand out shard cells; scoring lives in `retrieval`. The index
 //! must never do I/O except loading and saving spilled shards and merging the id directory's
 //! file through its spill thread (with no shard lock held) and, under a memory budget,
-//! reading a block of that file per lookup of an id; never `.await`, never hold a lock across a call into caller code, and
-//! never let a query of one namespace see a shard of another.
+//! reading a block of that file per lookup of an id; never `.await`, never hold a lock
+//! across a call into caller code, and never let a query of one namespace see a shard of
+//! another.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};

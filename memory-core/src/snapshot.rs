@@ -772,6 +772,24 @@ mod tests {
         }
     }
 
+    /// A new episode of domain `domain`, number `i` in its text and times, at version 1.
+    fn numbered(i: usize, domain: &str) -> EpisodeSummary {
+        EpisodeSummary {
+            id: EpisodeId::new(),
+            version: 1,
+            context: TaskContext::new("ns", domain, "t"),
+            description: format!("refund lamp number {i}"),
+            tools: vec![],
+            step_count: 1,
+            successful_steps: 1,
+            outcome: Some(OutcomeKind::Success),
+            reward: 1.0,
+            embedding: None,
+            started_at: time::from_micros(i as i64),
+            completed_at: Some(time::from_micros(i as i64 + 1)),
+        }
+    }
+
     fn files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
             .unwrap()
@@ -890,21 +908,9 @@ mod tests {
         let (index, _spill) = fresh(&dir, IndexConfig::default());
         let reference = index_with(0);
         let summaries = |n: usize| {
-            let summary = |i: usize| EpisodeSummary {
-                id: EpisodeId::new(),
-                version: 1,
-                context: TaskContext::new("ns", format!("d{}", i % 3), "t"),
-                description: format!("refund lamp number {i}"),
-                tools: vec![],
-                step_count: 1,
-                successful_steps: 1,
-                outcome: Some(OutcomeKind::Success),
-                reward: 1.0,
-                embedding: None,
-                started_at: time::from_micros(i as i64),
-                completed_at: Some(time::from_micros(i as i64 + 1)),
-            };
-            (0..n).map(summary).collect::<Vec<_>>()
+            (0..n)
+                .map(|i| numbered(i, &format!("d{}", i % 3)))
+                .collect::<Vec<_>>()
         };
         let first = summaries(30);
         for s in &first {
@@ -947,26 +953,12 @@ mod tests {
         let dir = SnapshotDir::new(tmp.path());
         let (index, _spill) = fresh(&dir, IndexConfig::default());
         let reference = SpatiotemporalIndex::new(IndexConfig::default()).unwrap();
-        let summary = |i: usize, version: u64, domain: &str| EpisodeSummary {
-            id: EpisodeId::new(),
-            version,
-            context: TaskContext::new("ns", domain, "t"),
-            description: format!("refund lamp number {i}"),
-            tools: vec![],
-            step_count: 1,
-            successful_steps: 1,
-            outcome: Some(OutcomeKind::Success),
-            reward: 1.0,
-            embedding: None,
-            started_at: time::from_micros(i as i64),
-            completed_at: Some(time::from_micros(i as i64 + 1)),
-        };
         let both = |s: &EpisodeSummary| {
             let a = index.insert(s).unwrap();
             assert_eq!(a, reference.insert(s).unwrap(), "{}", s.id);
         };
         let held: Vec<EpisodeSummary> = (0..3_000)
-            .map(|i| summary(i, 1, &format!("d{}", i % 3)))
+            .map(|i| numbered(i, &format!("d{}", i % 3)))
             .collect();
         held.iter().for_each(both);
         let in_memory = index.budgeted_bytes();
@@ -993,7 +985,7 @@ mod tests {
                     assert_eq!(index.remove(s.id).unwrap(), reference.remove(s.id).unwrap());
                     continue;
                 }
-                _ => s = summary(k, 1, "d0"),
+                _ => s = numbered(k, "d0"),
             }
             both(&s);
         }

@@ -32,7 +32,7 @@ pub(crate) struct Located {
 type Changes = HashMap<EpisodeId, Option<Located>>;
 
 /// The entries as of the last merge.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Base {
     /// Sorted by id, no id twice, exactly as long as its entries (shared only while a merge
     /// writes it to a file).
@@ -44,15 +44,6 @@ enum Base {
 impl Default for Base {
     fn default() -> Self {
         Self::Memory(Arc::default())
-    }
-}
-
-impl Clone for Base {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Memory(v) => Self::Memory(v.clone()),
-            Self::File(f) => Self::File(f.clone()),
-        }
     }
 }
 
@@ -541,11 +532,12 @@ impl Drop for Claim<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::index::shard::{Shard, ShardKey};
 
-    fn cell(domain: &str) -> Arc<ShardCell> {
+    /// An empty shard of namespace "ns" and `domain`, for entries to point at.
+    pub(in crate::index) fn cell(domain: &str) -> Arc<ShardCell> {
         let key = ShardKey {
             namespace: Arc::from("ns"),
             domain: Arc::from(domain),

@@ -246,15 +246,7 @@ impl Iterator for Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::shard::{Shard, ShardKey};
-
-    fn cell(domain: &str) -> Arc<ShardCell> {
-        let key = ShardKey {
-            namespace: Arc::from("ns"),
-            domain: Arc::from(domain),
-        };
-        Arc::new(ShardCell::new(key, Shard::new(3_600_000_000)))
-    }
+    use crate::index::directory::tests::cell;
 
     #[test]
     fn a_file_answers_every_lookup_range_and_scan_as_written_and_refuses_damage() {

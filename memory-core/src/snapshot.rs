@@ -874,31 +874,41 @@ mod tests {
 
     #[test]
     fn an_episode_listed_by_two_shards_is_kept_at_its_newer_version() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = SnapshotDir::new(tmp.path());
-        let (index, _spill) = fresh(&dir, IndexConfig::default());
-        let [moved, tied, alone] = std::array::from_fn(|_| EpisodeId::new());
-        let shard = |domain: &str, versions: Vec<(EpisodeId, u64)>| SpilledShard {
-            namespace: "ns".into(),
-            domain: domain.into(),
-            stats: IndexStats::default(),
-            versions,
-        };
-        let installed = index
-            .install_spilled(vec![
-                shard("a", vec![(moved, 2), (tied, 5), (alone, 1)]),
-                shard("b", vec![(tied, 5), (moved, 3)]),
-            ])
-            .unwrap();
-        assert_eq!(installed, 3);
-        assert_eq!(index.contains(moved).unwrap(), Some(3));
-        assert_eq!(index.contains(tied).unwrap(), Some(5));
-        assert_eq!(index.contains(alone).unwrap(), Some(1));
-        let mut held = index.versions().unwrap();
-        held.sort();
-        let mut expected = vec![(moved, 3), (tied, 5), (alone, 1)];
-        expected.sort();
-        assert_eq!(held, expected);
+        // Without a budget the directory is built in memory; with one, straight into its file.
+        for budget in [0, 1 << 20] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = SnapshotDir::new(tmp.path());
+            let (index, _spill) = fresh(&dir, IndexConfig::default());
+            index.set_budget(budget);
+            let [moved, tied, alone] = std::array::from_fn(|_| EpisodeId::new());
+            let shard = |domain: &str, versions: Vec<(EpisodeId, u64)>| SpilledShard {
+                namespace: "ns".into(),
+                domain: domain.into(),
+                stats: IndexStats::default(),
+                versions,
+            };
+            let installed = index
+                .install_spilled(vec![
+                    shard("a", vec![(moved, 2), (tied, 5), (alone, 1)]),
+                    shard("b", vec![(tied, 5), (moved, 3)]),
+                ])
+                .unwrap();
+            assert_eq!(installed, 3);
+            assert_eq!(index.directory_on_file(), budget > 0);
+            assert_eq!(index.contains(moved).unwrap(), Some(3));
+            assert_eq!(index.contains(tied).unwrap(), Some(5));
+            assert_eq!(index.contains(alone).unwrap(), Some(1));
+            let mut held = index.versions().unwrap();
+            held.sort();
+            let mut expected = vec![(moved, 3), (tied, 5), (alone, 1)];
+            expected.sort();
+            assert_eq!(held, expected);
+            // The copies not kept are removed from their shards when those load.
+            for d in ["a", "b"] {
+                let cell = index.shards_of("ns", Some(d)).pop().unwrap();
+                assert_eq!(cell.read(index.waits()).pending_len(), 1, "{d}");
+            }
+        }
     }
 
     #[test]

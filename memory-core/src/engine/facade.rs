@@ -108,14 +108,11 @@ impl Inner {
     /// Spill cold index shards until the index fits what the memory budget leaves after the
     /// hot cache and the in-progress episodes (no-op without a budget).
     async fn enforce_budget(&self) -> Result<usize> {
-        let Some(budget) = self.config.memory_budget_bytes else {
+        let Some(share) = index_share(&self.config, self.live.approx_bytes()) else {
             return Ok(0);
         };
-        let hot = self.hot.as_ref().map_or(0, |_| self.config.hot_cache_bytes);
-        let live = self.live.approx_bytes() as u64;
-        let share = budget.saturating_sub(hot).saturating_sub(live).max(1);
         let index = self.retriever.index().clone();
-        index.set_budget(usize::try_from(share).unwrap_or(usize::MAX));
+        index.set_budget(share);
         tokio::task::spawn_blocking(move || index.enforce_budget())
             .await
             .map_err(|e| Error::storage("the budget task panicked").with_source(e))?
@@ -399,6 +396,10 @@ impl SelfLearningMemory {
         let snapshots = snapshots
             .map(|dir| Snapshots::new(dir, &index))
             .transpose()?;
+        // Known before the index opens, so that a snapshot's directory goes to its file.
+        if let Some(share) = index_share(&config, 0) {
+            index.set_budget(share);
+        }
         let index_open =
             snapshots::open_index(&index, snapshots.as_ref(), durable.as_ref()).await?;
         let flags = Arc::new(RetrievalFlags::from(config.flags));
@@ -1106,6 +1107,17 @@ impl SelfLearningMemory {
             self.inner.repairs.record(id, RepairReason::Cache);
         }
     }
+}
+
+/// What the memory budget leaves the index once the hot cache and `live` bytes of
+/// in-progress episodes are taken out (at least a byte); `None` without a budget.
+fn index_share(config: &MemoryConfig, live: usize) -> Option<usize> {
+    let budget = config.memory_budget_bytes?;
+    let share = budget
+        .saturating_sub(config.hot_cache_bytes)
+        .saturating_sub(live as u64)
+        .max(1);
+    Some(usize::try_from(share).unwrap_or(usize::MAX))
 }
 
 /// Fill the current span's `namespace` and `domain` fields once the episode is known.

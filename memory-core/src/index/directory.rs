@@ -71,12 +71,36 @@ const MERGE_AT_LEAST: usize = 1_024;
 /// change past 4M episodes.
 const FILE_MERGE_AT_MOST: usize = 1 << 18;
 
+/// The whole content a rebuild installs: entries sorted by id, no id twice, in memory or
+/// already written to a file ([`Directory::write_file`]).
+#[derive(Debug)]
+pub(crate) enum Rebuilt {
+    Memory(Vec<(EpisodeId, Located)>),
+    File(DirFile),
+}
+
+impl Rebuilt {
+    /// Entries in all.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Memory(entries) => entries.len(),
+            Self::File(file) => file.len(),
+        }
+    }
+}
+
 impl Entries {
-    fn from_sorted(base: Vec<(EpisodeId, Located)>) -> Self {
-        debug_assert!(base.windows(2).all(|w| w[0].0 < w[1].0));
+    fn from_rebuilt(rebuilt: Rebuilt) -> Self {
+        let (len, base) = match rebuilt {
+            Rebuilt::Memory(base) => {
+                debug_assert!(base.windows(2).all(|w| w[0].0 < w[1].0));
+                (base.len(), Base::Memory(Arc::new(base)))
+            }
+            Rebuilt::File(file) => (file.len(), Base::File(Arc::new(file))),
+        };
         Self {
-            len: base.len(),
-            base: Base::Memory(Arc::new(base)),
+            len,
+            base,
             merging: None,
             changes: HashMap::new(),
         }
@@ -343,6 +367,12 @@ struct State {
 }
 
 impl State {
+    /// A new file's name in `dir`.
+    fn next_file(&mut self, dir: &Path) -> PathBuf {
+        self.files += 1;
+        dir.join(format!("directory-{}", self.files - 1))
+    }
+
     fn replace(&mut self, entries: Entries) {
         self.entries = entries;
         self.epoch += 1;
@@ -437,8 +467,7 @@ impl Directory {
         }
         let changes = Arc::new(std::mem::take(&mut st.entries.changes));
         st.entries.merging = Some(changes.clone());
-        let path = dir.join(format!("directory-{}", st.files));
-        st.files += 1;
+        let path = st.next_file(dir);
         Some(DirMerge {
             shared: self.shared.clone(),
             base: st.entries.base.clone(),
@@ -448,14 +477,21 @@ impl Directory {
         })
     }
 
-    /// Replace every entry with `entries` (sorted by id, no id twice; held in memory until
-    /// the next [`Self::merge_job`]), running `swap` (which replaces the shard map) while no
-    /// claim is in flight and none can start, so no write straddles the replacement.
-    pub(crate) fn rebuild<R>(
+    /// Write `entries` (ascending ids, no id twice) to a new file in `dir`, for a
+    /// [`Self::rebuild`] (no lock held while it is written).
+    pub(crate) fn write_file(
         &self,
-        entries: Vec<(EpisodeId, Located)>,
-        swap: impl FnOnce() -> R,
-    ) -> R {
+        dir: &Path,
+        entries: impl Iterator<Item = (EpisodeId, Located)>,
+    ) -> Result<DirFile> {
+        let path = self.lock().next_file(dir);
+        DirFile::write(path, entries.map(Ok))
+    }
+
+    /// Replace every entry with `entries` (in memory, they stay there until the next
+    /// [`Self::merge_job`]), running `swap` (which replaces the shard map) while no claim is
+    /// in flight and none can start, so no write straddles the replacement.
+    pub(crate) fn rebuild<R>(&self, entries: Rebuilt, swap: impl FnOnce() -> R) -> R {
         let mut st = self.lock();
         while st.rebuilding {
             st = self.wait(st);
@@ -465,7 +501,7 @@ impl Directory {
             st = self.wait(st);
         }
         let old = std::mem::take(&mut st.entries);
-        st.replace(Entries::from_sorted(entries));
+        st.replace(Entries::from_rebuilt(entries));
         let result = swap();
         st.rebuilding = false;
         drop(st);
@@ -574,7 +610,7 @@ pub(super) mod tests {
                 (*id, at)
             })
             .collect();
-        directory.rebuild(base, || ());
+        directory.rebuild(Rebuilt::Memory(base), || ());
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let (mut merges, mut job) = (0, None);
         for step in 0..30_000u64 {
@@ -720,7 +756,7 @@ pub(super) mod tests {
             .changes
             .extend((0..MERGE_AT_LEAST).map(|_| (EpisodeId::new(), None)));
         let job = directory.merge_job(tmp.path()).unwrap();
-        directory.rebuild(Vec::new(), || ());
+        directory.rebuild(Rebuilt::Memory(Vec::new()), || ());
         DirMerge::run(job).unwrap();
         assert!(!directory.on_file());
         assert_eq!(directory.len(), 0);

@@ -112,6 +112,11 @@ impl DirFile {
         })
     }
 
+    /// Entries in the file.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Estimated heap bytes (the fences and the table of shards).
     pub(crate) fn heap_bytes(&self) -> usize {
         footprint::vec::<EpisodeId>(self.fences.capacity())

@@ -1,8 +1,9 @@
 //! The id directory: where each indexed episode lives, and per-id write serialization.
 //!
 //! Owns the map `EpisodeId → (shard cell, version)` that answers `contains` and lets a replace
-//! find the old copy when an episode moves to another shard (a sorted vector plus the changes
-//! since its last merge, see `Entries`), and the *claims* that make
+//! find the old copy when an episode moves to another shard (a base sorted by id, a vector or,
+//! under a memory budget, a file of `dirfile`, plus the changes since its last merge, see
+//! `Entries`), and the *claims* that make
 //! operations on one id run one at a time (two concurrent inserts of the same id into two
 //! shards could otherwise both survive). The directory mutex is held only for map operations,
 //! never while a shard lock is taken or waited for; a claim is a mark in the map, not a held

@@ -58,11 +58,14 @@ pub(crate) enum ShardContent {
     },
 }
 
+/// A spilled shard and the `(id, version)` of its episodes, sorted by id.
+type Listing = (Arc<ShardCell>, std::vec::IntoIter<(EpisodeId, u64)>);
+
 /// Spilled shards' `(id, version)` lists, each sorted by id (newest version first), merged
 /// in id order: the first of each id is kept (its newest version, the first shard's on a
 /// tie), the others are `strays`.
 struct ById {
-    lists: Vec<(Arc<ShardCell>, std::vec::IntoIter<(EpisodeId, u64)>)>,
+    lists: Vec<Listing>,
     /// The head of each list not yet taken, least first.
     heads: BinaryHeap<Reverse<(EpisodeId, Reverse<u64>, usize)>>,
     last: Option<EpisodeId>,
@@ -70,7 +73,7 @@ struct ById {
 }
 
 impl ById {
-    fn new(lists: Vec<(Arc<ShardCell>, std::vec::IntoIter<(EpisodeId, u64)>)>) -> Self {
+    fn new(lists: Vec<Listing>) -> Self {
         let mut merged = Self {
             heads: BinaryHeap::with_capacity(lists.len()),
             lists,

@@ -87,10 +87,17 @@ impl DirFile {
                 footprint::reserve_one(&mut fences);
                 fences.push(id);
             }
-            let home = *numbers.entry(Arc::as_ptr(&at.cell)).or_insert_with(|| {
-                homes.push(at.cell.clone());
-                u32::try_from(homes.len() - 1).unwrap_or(u32::MAX)
-            });
+            let home = match numbers.get(&Arc::as_ptr(&at.cell)) {
+                Some(home) => *home,
+                None => {
+                    let home = u32::try_from(homes.len()).map_err(|_| {
+                        Error::storage("more shards than an index directory file can number")
+                    })?;
+                    numbers.insert(Arc::as_ptr(&at.cell), home);
+                    homes.push(at.cell.clone());
+                    home
+                }
+            };
             let mut record = [0u8; RECORD];
             record[..16].copy_from_slice(&id.to_bytes());
             record[16..20].copy_from_slice(&home.to_le_bytes());
